@@ -1,0 +1,214 @@
+/**
+ * The incremental frame parser: an explicit state machine over chunks that
+ * may break anywhere. The {@linkcode FrameDecoderStream} and the connection's
+ * read loop both drive it.
+ *
+ * @module
+ */
+
+import { WebSocketError } from "./errors.ts";
+import {
+  type FrameHeader,
+  frameHeaderLength,
+  type FrameHeaderOptions,
+  isControlOpcode,
+  parseFrameHeader,
+} from "./frame.ts";
+import { mask } from "./mask.ts";
+
+/** Options for {@linkcode FrameParser}. */
+export interface FrameParserOptions extends FrameHeaderOptions {
+  /**
+   * Hand on a data frame's payload in pieces as its bytes arrive, instead of
+   * buffering the whole frame. The next stage can then fail fast, for
+   * example on invalid UTF-8 in the middle of a long frame, and no frame is
+   * ever buffered here. Control frames (at most 125 bytes) always come whole.
+   *
+   * @default {false}
+   */
+  partial?: boolean;
+}
+
+/**
+ * Receives what a {@linkcode FrameParser} reads: the header of the frame,
+ * and a piece of its unmasked payload that starts `offset` bytes into it.
+ * A frame is complete when `offset + payload.length === header.payloadLength`.
+ * Without `partial`, every call carries a whole frame (`offset` is 0). A
+ * frame with an empty payload gets one call with an empty piece.
+ */
+export type FrameCallback = (
+  header: FrameHeader,
+  payload: Uint8Array,
+  offset: number,
+) => void;
+
+// The parser's states, after ws's receiver: GET_INFO reads the first two
+// bytes, GET_HEADER the extended length and masking key, GET_DATA the payload.
+const GET_INFO = 0;
+const GET_HEADER = 1;
+const GET_DATA = 2;
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Reads frames from a byte stream pushed in chunks of any size.
+ *
+ * Ownership: the parser unmasks payloads in place, so it changes the chunks
+ * it is given, and the pieces it hands on are views of those chunks (when a
+ * frame lies inside one chunk) or of its own buffer (when a whole frame spans
+ * chunks). Only the bytes of a frame that spans chunks are copied.
+ *
+ * @example Parse a frame that arrives in two pieces
+ * ```ts
+ * import { FrameParser } from "@seed/websocket-streams";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const seen: string[] = [];
+ * const parser = new FrameParser({ role: "client" }, (header, payload) => {
+ *   seen.push(`${header.opcode}:${new TextDecoder().decode(payload)}`);
+ * });
+ * parser.push(new Uint8Array([0x81, 0x05, 0x48, 0x65]));
+ * parser.push(new Uint8Array([0x6c, 0x6c, 0x6f]));
+ * assertEquals(seen, ["1:Hello"]);
+ * ```
+ */
+export class FrameParser {
+  #options: FrameParserOptions;
+  #onFrame: FrameCallback;
+  #partial: boolean;
+  #state = GET_INFO;
+  // The header bytes gathered so far, when a header spans chunks.
+  #head = new Uint8Array(14);
+  #headFill = 0;
+  #headNeed = 2;
+  #header: FrameHeader | undefined;
+  #received = 0;
+  // Only for a whole (non-partial) frame that spans chunks.
+  #buffer: Uint8Array | undefined;
+
+  /**
+   * Makes a parser.
+   *
+   * @param options The receiving role, the limits, and `partial`.
+   * @param onFrame Called for every frame, or piece of a frame.
+   */
+  constructor(options: FrameParserOptions, onFrame: FrameCallback) {
+    this.#options = options;
+    this.#onFrame = onFrame;
+    this.#partial = options.partial ?? false;
+  }
+
+  /**
+   * Whether the parser stands between frames, so that the stream may end
+   * here.
+   *
+   * @returns `true` at a frame boundary.
+   */
+  get idle(): boolean {
+    return this.#state === GET_INFO && this.#headFill === 0;
+  }
+
+  /**
+   * Parses the next chunk of the byte stream, calling back for every frame
+   * or piece that it completes.
+   *
+   * @param chunk The next bytes. They are unmasked in place.
+   * @throws {WebSocketError} On the first protocol violation.
+   */
+  push(chunk: Uint8Array): void {
+    const length = chunk.length;
+    let pos = 0;
+    while (pos < length) {
+      if (this.#state !== GET_DATA) {
+        // Fast path: the whole header lies in this chunk.
+        if (this.#headFill === 0 && length - pos >= 2) {
+          const need = frameHeaderLength(chunk[pos + 1]!);
+          if (length - pos >= need) {
+            this.#startFrame(parseFrameHeader(chunk, pos, this.#options));
+            pos += need;
+            continue;
+          }
+        }
+        pos = this.#gatherHeader(chunk, pos);
+        continue;
+      }
+      pos = this.#readData(chunk, pos);
+    }
+  }
+
+  /**
+   * Declares the end of the byte stream.
+   *
+   * @throws {WebSocketError} `ERR_TRUNCATED_FRAME` when it ends inside a
+   * frame.
+   */
+  finish(): void {
+    if (!this.idle) {
+      throw new WebSocketError(
+        "ERR_TRUNCATED_FRAME",
+        "Cannot decode frame: the stream ended inside a frame",
+      );
+    }
+  }
+
+  // Copies header bytes that span chunks into #head.
+  #gatherHeader(chunk: Uint8Array, pos: number): number {
+    const take = Math.min(this.#headNeed - this.#headFill, chunk.length - pos);
+    this.#head.set(chunk.subarray(pos, pos + take), this.#headFill);
+    this.#headFill += take;
+    pos += take;
+    if (this.#headFill < this.#headNeed) return pos;
+    if (this.#state === GET_INFO) {
+      this.#state = GET_HEADER;
+      this.#headNeed = frameHeaderLength(this.#head[1]!);
+      if (this.#headFill < this.#headNeed) return pos;
+    }
+    const header = parseFrameHeader(this.#head, 0, this.#options);
+    this.#headFill = 0;
+    this.#headNeed = 2;
+    this.#startFrame(header);
+    return pos;
+  }
+
+  #startFrame(header: FrameHeader): void {
+    if (header.payloadLength === 0) {
+      this.#state = GET_INFO;
+      this.#onFrame(header, EMPTY, 0);
+      return;
+    }
+    this.#header = header;
+    this.#received = 0;
+    this.#state = GET_DATA;
+  }
+
+  #readData(chunk: Uint8Array, pos: number): number {
+    const header = this.#header!;
+    const received = this.#received;
+    const take = Math.min(header.payloadLength - received, chunk.length - pos);
+    const piece = chunk.subarray(pos, pos + take);
+    // RFC 6455 §5.3: byte i of the payload is XORed with key byte i mod 4.
+    if (header.mask) mask(piece, header.mask, received);
+    const total = received + take;
+    const done = total === header.payloadLength;
+    if (done) {
+      this.#state = GET_INFO;
+      this.#header = undefined;
+    }
+    this.#received = total;
+    if (received === 0 && done) {
+      // The whole payload lies in this chunk: hand on a view, no copy.
+      this.#onFrame(header, piece, 0);
+    } else if (this.#partial && !isControlOpcode(header.opcode)) {
+      this.#onFrame(header, piece, received);
+    } else {
+      // Bounded by maxFrameSize, checked in parseFrameHeader.
+      this.#buffer ??= new Uint8Array(header.payloadLength);
+      this.#buffer.set(piece, received);
+      if (done) {
+        const whole = this.#buffer;
+        this.#buffer = undefined;
+        this.#onFrame(header, whole, 0);
+      }
+    }
+    return pos + take;
+  }
+}

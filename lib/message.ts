@@ -1,0 +1,487 @@
+/**
+ * Messages (RFC 6455 §5.4, §5.6): reassembly of fragments with fail-fast
+ * UTF-8 validation and bounded buffers, and the split of a message into
+ * frames. The message streams and the connection run these same pieces.
+ *
+ * @module
+ */
+
+import { decodeCloseBody, encodeCloseBody } from "./close.ts";
+import { WebSocketError } from "./errors.ts";
+import { type Frame, Opcode } from "./frame.ts";
+import { Utf8Validator } from "./utf8.ts";
+
+/** A message or control frame, as the message streams carry them. */
+export type WebSocketMessage =
+  | { type: "text"; data: string }
+  | { type: "binary"; data: Uint8Array }
+  | { type: "ping"; data: Uint8Array }
+  | { type: "pong"; data: Uint8Array }
+  | { type: "close"; closeCode: number; reason: string };
+
+/**
+ * What can be sent as a message: a string as text, and an `ArrayBuffer` or
+ * any `ArrayBufferView` as binary.
+ */
+export type MessageData = string | ArrayBuffer | ArrayBufferView;
+
+/** The limits on received messages. */
+export interface MessageLimits {
+  /**
+   * The largest message accepted, in bytes, summed over its fragments. A
+   * larger one fails with 1009 as soon as a frame header shows it will be
+   * exceeded, before its payload is buffered.
+   *
+   * 32 MiB by default: twice the largest message in our interop tests, half
+   * of Deno's native limit (64 MiB) and a third of ws's (100 MiB), so that a
+   * few hostile connections cannot pin gigabytes.
+   *
+   * @default {33554432 (32 MiB)}
+   */
+  maxMessageSize?: number;
+  /**
+   * The most frames one message may take. No object is kept per fragment,
+   * so memory is bounded by `maxMessageSize` alone; this bounds only the
+   * per-frame work. It sits far above ws's 16,384, which rejects a 4 MiB
+   * message sent in 256-byte fragments.
+   *
+   * @default {1048576}
+   */
+  maxFragments?: number;
+}
+
+/** The default {@linkcode MessageLimits.maxMessageSize}: 32 MiB. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 32 * 1024 * 1024;
+/** The default {@linkcode MessageLimits.maxFragments}: 1,048,576. */
+export const DEFAULT_MAX_FRAGMENTS = 1024 * 1024;
+
+/** The part of a frame's header that reassembly needs. */
+export interface MessageFrameHeader {
+  /** Whether the frame ends its message. */
+  fin: boolean;
+  /** The frame's opcode. */
+  opcode: number;
+  /** The payload length its header declared. */
+  payloadLength: number;
+}
+
+/** Options for {@linkcode MessageAssembler}. */
+export interface MessageAssemblerOptions extends MessageLimits {
+  /**
+   * Copy payloads that are kept, because the caller reuses the buffers that
+   * pieces are views of (as a socket read loop does).
+   *
+   * @default {false}
+   */
+  copy?: boolean;
+}
+
+/** Receives the messages and control frames a {@linkcode MessageAssembler} reads. */
+export interface MessageHandler {
+  /** Called with each complete text or binary message. */
+  message(data: string | Uint8Array): void;
+  /** Called with each control frame (close, ping, pong), payload unchanged. */
+  control(opcode: number, payload: Uint8Array): void;
+}
+
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+// For text already checked by the validator: no second check. ignoreBOM
+// keeps a leading U+FEFF, which is part of the message.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+function invalidUtf8(cause?: unknown): WebSocketError {
+  return new WebSocketError(
+    "ERR_INVALID_UTF8",
+    "Cannot decode text message: invalid UTF-8",
+    { cause },
+  );
+}
+
+/**
+ * Reassembles messages from frames, or from pieces of frames as they
+ * arrive, with no object kept per fragment.
+ *
+ * - Control frames interleaved inside a fragmented message are handed on at
+ *   once (RFC 6455 §5.4).
+ * - A continuation without a message open, or a new data frame inside an
+ *   unfinished message, fails with 1002 (§5.4).
+ * - Text is validated as its bytes arrive, so an invalid sequence fails with
+ *   1007 on the piece that holds it, even in the middle of a frame (§8.1).
+ * - `maxMessageSize` (summed over fragments) and `maxFragments` fail with
+ *   1009, decided from frame headers before payload is buffered.
+ *
+ * @example Reassemble a fragmented text message around a ping
+ * ```ts
+ * import { MessageAssembler, Opcode } from "@seed/websocket-streams";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const seen: unknown[] = [];
+ * const assembler = new MessageAssembler({}, {
+ *   message: (data) => seen.push(data),
+ *   control: (opcode) => seen.push(opcode),
+ * });
+ * const bytes = (text: string) => new TextEncoder().encode(text);
+ * assembler.push({ fin: false, opcode: Opcode.Text, payloadLength: 3 }, bytes("Hel"), 0);
+ * assembler.push({ fin: true, opcode: Opcode.Ping, payloadLength: 0 }, bytes(""), 0);
+ * assembler.push({ fin: true, opcode: Opcode.Continuation, payloadLength: 2 }, bytes("lo"), 0);
+ * assertEquals(seen, [Opcode.Ping, "Hello"]);
+ * ```
+ */
+export class MessageAssembler {
+  #maxMessageSize: number;
+  #maxFragments: number;
+  #copy: boolean;
+  #handler: MessageHandler;
+  // The open message: its opcode (0 when none), frame count and the bytes
+  // its frame headers have declared so far.
+  #opcode = 0;
+  #fragments = 0;
+  #size = 0;
+  // Bytes of the open message, when it is not one frame in one piece.
+  #buffer: Uint8Array | undefined;
+  #fill = 0;
+  #validator = new Utf8Validator();
+
+  /**
+   * Makes an assembler.
+   *
+   * @param options The limits, and whether to copy kept payloads.
+   * @param handler Receives messages and control frames.
+   * @throws {RangeError} For a limit that is not a positive integer.
+   */
+  constructor(options: MessageAssemblerOptions, handler: MessageHandler) {
+    this.#maxMessageSize = checkLimit(
+      "maxMessageSize",
+      options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+    );
+    this.#maxFragments = checkLimit(
+      "maxFragments",
+      options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
+    );
+    this.#copy = options.copy ?? false;
+    this.#handler = handler;
+  }
+
+  /**
+   * Whether a fragmented message is open.
+   *
+   * @returns `true` between the first and the final frame of a message.
+   */
+  get inMessage(): boolean {
+    return this.#opcode !== 0;
+  }
+
+  /**
+   * Takes a frame, or a piece of one that starts `offset` bytes into its
+   * payload. Pieces of a frame must come in order; the frame is complete
+   * when `offset + payload.length === header.payloadLength`.
+   *
+   * @param header The frame's FIN bit, opcode and declared length.
+   * @param payload The unmasked payload, or a piece of it.
+   * @param offset Where `payload` starts within the frame's payload.
+   * @throws {WebSocketError} On a protocol violation or an exceeded limit.
+   */
+  push(header: MessageFrameHeader, payload: Uint8Array, offset: number): void {
+    const opcode = header.opcode;
+    if (opcode >= 0x8) {
+      this.#handler.control(opcode, this.#copy ? payload.slice() : payload);
+      return;
+    }
+    if (offset === 0) this.#startFrame(header);
+    const last = offset + payload.length === header.payloadLength;
+    if (last && header.fin && this.#buffer === undefined && offset === 0) {
+      // The common case: a message of one frame, whole in one piece.
+      const type = this.#opcode;
+      this.#opcode = 0;
+      if (type === Opcode.Text) {
+        let text: string;
+        try {
+          text = fatalDecoder.decode(payload);
+        } catch (cause) {
+          throw invalidUtf8(cause);
+        }
+        this.#handler.message(text);
+      } else {
+        this.#handler.message(this.#copy ? payload.slice() : payload);
+      }
+      return;
+    }
+    if (this.#opcode === Opcode.Text) {
+      // RFC 6455 §8.1: fail as soon as the bytes are known not to be UTF-8.
+      if (this.#validator.push(payload) !== -1) {
+        this.#validator.reset();
+        throw invalidUtf8();
+      }
+    }
+    this.#append(payload);
+    if (last && header.fin) this.#endMessage();
+  }
+
+  /**
+   * Declares the end of the frame stream.
+   *
+   * @throws {WebSocketError} `ERR_TRUNCATED_MESSAGE` when a message is open.
+   */
+  finish(): void {
+    if (this.#opcode !== 0) {
+      throw new WebSocketError(
+        "ERR_TRUNCATED_MESSAGE",
+        "Cannot decode message: the stream ended inside a fragmented message",
+      );
+    }
+  }
+
+  #startFrame(header: MessageFrameHeader): void {
+    if (header.opcode === Opcode.Continuation) {
+      if (this.#opcode === 0) {
+        throw new WebSocketError(
+          "ERR_UNEXPECTED_CONTINUATION",
+          "Cannot decode message: a continuation frame arrived with no message open",
+        );
+      }
+      if (++this.#fragments > this.#maxFragments) {
+        throw new WebSocketError(
+          "ERR_TOO_MANY_FRAGMENTS",
+          `Cannot decode message: it has more than maxFragments (${this.#maxFragments}) frames`,
+        );
+      }
+    } else {
+      if (this.#opcode !== 0) {
+        throw new WebSocketError(
+          "ERR_EXPECTED_CONTINUATION",
+          "Cannot decode message: a new message started inside an unfinished one",
+        );
+      }
+      this.#opcode = header.opcode;
+      this.#fragments = 1;
+      this.#size = 0;
+    }
+    this.#size += header.payloadLength;
+    if (this.#size > this.#maxMessageSize) {
+      throw new WebSocketError(
+        "ERR_MESSAGE_TOO_LARGE",
+        `Cannot decode message: it exceeds maxMessageSize (${this.#maxMessageSize} bytes)`,
+      );
+    }
+  }
+
+  #append(piece: Uint8Array): void {
+    const need = this.#fill + piece.length;
+    let buffer = this.#buffer;
+    if (buffer === undefined || need > buffer.length) {
+      // Room for every byte the headers have declared so far; doubling keeps
+      // many small fragments linear. Never past maxMessageSize.
+      const capacity = Math.max(
+        this.#size,
+        Math.min((buffer?.length ?? 0) * 2, this.#maxMessageSize),
+      );
+      const grown = new Uint8Array(capacity);
+      if (buffer !== undefined) grown.set(buffer.subarray(0, this.#fill));
+      this.#buffer = buffer = grown;
+    }
+    buffer.set(piece, this.#fill);
+    this.#fill = need;
+  }
+
+  #endMessage(): void {
+    const buffer = this.#buffer ?? new Uint8Array(0);
+    const fill = this.#fill;
+    const type = this.#opcode;
+    this.#buffer = undefined;
+    this.#fill = 0;
+    this.#opcode = 0;
+    if (type === Opcode.Text) {
+      const complete = this.#validator.complete;
+      this.#validator.reset();
+      // A message that ends inside a code point is not UTF-8.
+      if (!complete) throw invalidUtf8();
+      this.#handler.message(decoder.decode(buffer.subarray(0, fill)));
+      return;
+    }
+    // Hand on the buffer itself when it is (nearly) full, else trim it so
+    // that the slack is not kept alive by the application.
+    this.#handler.message(
+      buffer.length - fill <= fill >>> 2
+        ? buffer.subarray(0, fill)
+        : buffer.slice(0, fill),
+    );
+  }
+}
+
+function checkLimit(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(
+      `Cannot use ${name}: expected a non-negative integer, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/** Options for {@linkcode encodeMessage}. */
+export interface EncodeMessageOptions {
+  /**
+   * Split data messages into frames of at most this many payload bytes. The
+   * default sends every message as one frame.
+   *
+   * @default {Infinity}
+   */
+  fragmentSize?: number;
+}
+
+const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Converts a message given as {@linkcode MessageData} or a
+ * {@linkcode WebSocketMessage} into its opcode and payload bytes. A string is
+ * text; an `ArrayBuffer` or any `ArrayBufferView` is binary (a view of the
+ * same memory, not a copy).
+ *
+ * @param message The message.
+ * @returns The opcode and the payload.
+ * @throws {TypeError} For any other value.
+ * @throws {RangeError} For a close code not allowed on the wire, or a reason
+ * over 123 bytes.
+ *
+ * @example Text and binary
+ * ```ts
+ * import { messagePayload, Opcode } from "@seed/websocket-streams";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(messagePayload("hi").opcode, Opcode.Text);
+ * assertEquals(messagePayload(new ArrayBuffer(3)).payload.length, 3);
+ * ```
+ */
+export function messagePayload(
+  message: MessageData | WebSocketMessage,
+): { opcode: Opcode; payload: Uint8Array } {
+  if (typeof message === "string") {
+    return { opcode: Opcode.Text, payload: encoder.encode(message) };
+  }
+  if (message instanceof Uint8Array) {
+    return { opcode: Opcode.Binary, payload: message };
+  }
+  if (ArrayBuffer.isView(message)) {
+    return {
+      opcode: Opcode.Binary,
+      payload: new Uint8Array(
+        message.buffer,
+        message.byteOffset,
+        message.byteLength,
+      ),
+    };
+  }
+  if (message instanceof ArrayBuffer) {
+    return { opcode: Opcode.Binary, payload: new Uint8Array(message) };
+  }
+  if (typeof message === "object" && message !== null && "type" in message) {
+    switch (message.type) {
+      case "text":
+        return messagePayload(String(message.data));
+      case "binary":
+        return messagePayload(message.data);
+      case "ping":
+        return { opcode: Opcode.Ping, payload: message.data ?? EMPTY };
+      case "pong":
+        return { opcode: Opcode.Pong, payload: message.data ?? EMPTY };
+      case "close":
+        return {
+          opcode: Opcode.Close,
+          payload: encodeCloseBody(
+            message.closeCode === 1005 ? undefined : message.closeCode,
+            message.reason,
+          ),
+        };
+    }
+  }
+  throw new TypeError(
+    "Cannot encode message: expected a string, a BufferSource or a WebSocketMessage",
+  );
+}
+
+/**
+ * Splits a message into frames (RFC 6455 §5.4). A data message becomes one
+ * frame, or with `fragmentSize` a first frame and continuation frames of at
+ * most that many bytes each, views of the same payload. A control message is
+ * always one frame. An empty message is one empty frame.
+ *
+ * @param message The message.
+ * @param options The fragment size.
+ * @returns The frames, unmasked.
+ * @throws {TypeError | RangeError} For a value that is not a message, or a
+ * `fragmentSize` that is not a positive integer.
+ *
+ * @example Fragment "Hello" as RFC 6455 §5.7 does
+ * ```ts
+ * import { encodeMessage } from "@seed/websocket-streams";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const frames = encodeMessage("Hello", { fragmentSize: 3 });
+ * assertEquals(frames.map((frame) => [frame.fin, frame.opcode, frame.payload.length]), [
+ *   [false, 1, 3],
+ *   [true, 0, 2],
+ * ]);
+ * ```
+ */
+export function encodeMessage(
+  message: MessageData | WebSocketMessage,
+  options: EncodeMessageOptions = {},
+): Frame[] {
+  const fragmentSize = options.fragmentSize ?? Infinity;
+  if (
+    fragmentSize !== Infinity &&
+    (!Number.isSafeInteger(fragmentSize) || fragmentSize < 1)
+  ) {
+    throw new RangeError(
+      `Cannot encode message: fragmentSize must be a positive integer, not ${fragmentSize}`,
+    );
+  }
+  const { opcode, payload } = messagePayload(message);
+  if (opcode >= 0x8 || payload.length <= fragmentSize) {
+    return [frameOf(true, opcode, payload)];
+  }
+  const frames: Frame[] = [];
+  for (let start = 0; start < payload.length; start += fragmentSize) {
+    const end = Math.min(start + fragmentSize, payload.length);
+    frames.push(
+      frameOf(
+        end === payload.length,
+        start === 0 ? opcode : Opcode.Continuation,
+        payload.subarray(start, end),
+      ),
+    );
+  }
+  return frames;
+}
+
+function frameOf(fin: boolean, opcode: Opcode, payload: Uint8Array): Frame {
+  return { fin, rsv1: false, rsv2: false, rsv3: false, opcode, payload };
+}
+
+/**
+ * Turns a received control frame into a {@linkcode WebSocketMessage},
+ * validating a close frame's body.
+ *
+ * @param opcode The control opcode (0x8, 0x9 or 0xA).
+ * @param payload The unmasked payload.
+ * @returns The control message.
+ * @throws {WebSocketError} For an invalid close body (1002, or 1007 for a
+ * reason that is not UTF-8).
+ *
+ * @example A ping
+ * ```ts
+ * import { controlMessage } from "@seed/websocket-streams";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(controlMessage(0x9, new Uint8Array([1])), { type: "ping", data: new Uint8Array([1]) });
+ * ```
+ */
+export function controlMessage(
+  opcode: number,
+  payload: Uint8Array,
+): WebSocketMessage {
+  if (opcode === Opcode.Close) {
+    return { type: "close", ...decodeCloseBody(payload) };
+  }
+  return { type: opcode === Opcode.Ping ? "ping" : "pong", data: payload };
+}
