@@ -1,0 +1,190 @@
+// Shared test helpers: a seeded PRNG, hex fixtures, and the three ways every
+// decoder case is fed (whole, byte by byte, at seeded random splits).
+
+import {
+  ERROR_CODES,
+  type Frame,
+  FrameDecoderStream,
+  type FrameDecoderStreamOptions,
+  MessageDecoderStream,
+  type MessageLimits,
+  WebSocketError,
+  type WebSocketErrorCode,
+  type WebSocketMessage,
+} from "../mod.ts";
+
+/** mulberry32: a small, fast, seeded PRNG; returns floats in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random integer in [0, n). */
+export function randInt(random: () => number, n: number): number {
+  return Math.floor(random() * n);
+}
+
+/** Random bytes from a seeded PRNG. */
+export function randomBytes(random: () => number, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = randInt(random, 256);
+  return out;
+}
+
+/** Parses "81 05 48 65" (spaces and newlines ignored) into bytes. */
+export function hex(text: string): Uint8Array {
+  const clean = text.replace(/\s+/g, "");
+  const out = new Uint8Array(clean.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = parseInt(clean.slice(i * 2, i * 2 + 2), 16);
+  }
+  return out;
+}
+
+/** Concatenates byte arrays. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** How a byte string is cut into chunks. */
+export type Split = "whole" | "bytes" | { seed: number };
+
+/** The three feeds every decoder case is run with. */
+export const SPLITS: Split[] = ["whole", "bytes", { seed: 1 }, { seed: 2 }];
+
+export function splitName(split: Split): string {
+  return typeof split === "string" ? split : `random(seed ${split.seed})`;
+}
+
+/**
+ * Cuts `bytes` into chunks, each a fresh copy (the decoders own and unmask
+ * their input in place).
+ */
+export function chunk(bytes: Uint8Array, split: Split): Uint8Array[] {
+  if (split === "whole") return [bytes.slice()];
+  if (split === "bytes") {
+    return Array.from(bytes, (b) => new Uint8Array([b]));
+  }
+  const random = prng(split.seed);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < bytes.length;) {
+    const n = 1 + randInt(random, Math.min(64, bytes.length - i));
+    out.push(bytes.slice(i, i + n));
+    i += n;
+  }
+  if (out.length === 0) out.push(new Uint8Array(0));
+  return out;
+}
+
+/** What decoding a byte string gave: frames or messages, then an error. */
+export interface Outcome<T> {
+  items: T[];
+  error: unknown;
+}
+
+async function drain<T>(stream: ReadableStream<T>): Promise<Outcome<T>> {
+  const items: T[] = [];
+  try {
+    for await (const item of stream) items.push(item);
+    return { items, error: undefined };
+  } catch (error) {
+    return { items, error };
+  }
+}
+
+/** Decodes bytes into frames, whole. */
+export function decodeFrames(
+  bytes: Uint8Array,
+  split: Split,
+  options: FrameDecoderStreamOptions,
+): Promise<Outcome<Frame>> {
+  return drain(
+    ReadableStream.from(chunk(bytes, split)).pipeThrough(
+      new FrameDecoderStream(options),
+    ),
+  );
+}
+
+/** Decodes bytes into messages, through partial-payload frames. */
+export function decodeMessages(
+  bytes: Uint8Array,
+  split: Split,
+  options: FrameDecoderStreamOptions & MessageLimits,
+): Promise<Outcome<WebSocketMessage>> {
+  return drain(
+    ReadableStream.from(chunk(bytes, split))
+      .pipeThrough(new FrameDecoderStream({ partial: true, ...options }))
+      .pipeThrough(new MessageDecoderStream(options)),
+  );
+}
+
+/** Builds the bytes of one frame by hand, for fixtures the encoder refuses. */
+export function rawFrame(
+  first: number,
+  payload: Uint8Array,
+  key?: Uint8Array,
+): Uint8Array {
+  const n = payload.length;
+  const ext = n < 126 ? [] : n < 65536 ? [n >> 8, n & 255] : [
+    0,
+    0,
+    0,
+    0,
+    (n >>> 24) & 255,
+    (n >>> 16) & 255,
+    (n >>> 8) & 255,
+    n & 255,
+  ];
+  const len7 = n < 126 ? n : n < 65536 ? 126 : 127;
+  const body = payload.slice();
+  if (key) { for (let i = 0; i < n; i++) body[i]! ^= key[i & 3]!; }
+  return concat(
+    new Uint8Array([first, (key ? 0x80 : 0) | len7, ...ext, ...(key ?? [])]),
+    body,
+  );
+}
+
+/**
+ * Asserts that `error` is a WebSocketError with this code and close code.
+ * (deno-std ships untyped, so its assertions do not narrow types.)
+ */
+export function assertWsError(
+  error: unknown,
+  code: WebSocketErrorCode,
+  closeCode: number = ERROR_CODES[code],
+): WebSocketError {
+  if (!(error instanceof WebSocketError)) {
+    throw new Error(`expected a WebSocketError ${code}, got ${error}`);
+  }
+  if (error.code !== code || error.closeCode !== closeCode) {
+    throw new Error(
+      `expected ${code}/${closeCode}, got ${error.code}/${error.closeCode}: ${error.message}`,
+    );
+  }
+  if (!error.message.startsWith("Cannot ")) {
+    throw new Error(`message does not read "Cannot …": ${error.message}`);
+  }
+  return error;
+}
+
+/** Runs `fn` and returns what it threw (or fails when it did not throw). */
+export function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the call to throw");
+}
