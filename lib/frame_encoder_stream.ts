@@ -4,15 +4,8 @@
  * @module
  */
 
-import { nextMaskKey } from "./_mask_key.ts";
-import {
-  assertSendableFrame,
-  encodedHeaderLength,
-  type Frame,
-  type Role,
-  writeFrameHeader,
-} from "./frame.ts";
-import { mask } from "./mask.ts";
+import type { Frame, Role } from "./frame.ts";
+import { encodeFrameChunks } from "./frame_writer.ts";
 
 /** Options for {@linkcode FrameEncoderStream}. */
 export interface FrameEncoderStreamOptions {
@@ -24,13 +17,6 @@ export interface FrameEncoderStreamOptions {
 }
 
 /**
- * Payloads up to this size are copied after their header into one chunk;
- * larger unmasked payloads are passed on as they are, after a separate
- * header chunk, to avoid the copy.
- */
-export const MAX_COALESCED_PAYLOAD = 16 * 1024;
-
-/**
  * Encodes frames into bytes (RFC 6455 §5.2).
  *
  * - A client masks every frame. It uses the frame's own `mask` when one is
@@ -38,7 +24,7 @@ export const MAX_COALESCED_PAYLOAD = 16 * 1024;
  *   pooled buffer. The caller's payload is never changed: the masked bytes
  *   go into a new buffer along with the header.
  * - A server never masks. A payload of up to
- *   {@linkcode MAX_COALESCED_PAYLOAD} bytes is written with its header as one
+ *   `MAX_COALESCED_PAYLOAD` bytes is written with its header as one
  *   chunk; a larger one follows its header uncopied, so it must not be
  *   changed until it has been written.
  *
@@ -68,38 +54,10 @@ export class FrameEncoderStream extends TransformStream<Frame, Uint8Array> {
    * @param options The sending role (required).
    */
   constructor(options: FrameEncoderStreamOptions) {
-    const client = options.role === "client";
+    const role = options.role;
     super({
       transform(frame, controller) {
-        assertSendableFrame(frame);
-        const { payload } = frame;
-        const length = payload.length;
-        if (client) {
-          const key = frame.mask ?? nextMaskKey();
-          const out = new Uint8Array(
-            encodedHeaderLength(length, true) + length,
-          );
-          const start = writeFrameHeader(out, 0, frame, length, key);
-          mask(payload, key, 0, out.subarray(start));
-          controller.enqueue(out);
-          return;
-        }
-        if (frame.mask !== undefined) {
-          throw new TypeError(
-            "Cannot encode frame: a server must not mask (RFC 6455 §5.1)",
-          );
-        }
-        const headerLength = encodedHeaderLength(length, false);
-        if (length <= MAX_COALESCED_PAYLOAD) {
-          const out = new Uint8Array(headerLength + length);
-          out.set(payload, writeFrameHeader(out, 0, frame, length));
-          controller.enqueue(out);
-          return;
-        }
-        const header = new Uint8Array(headerLength);
-        writeFrameHeader(header, 0, frame, length);
-        controller.enqueue(header);
-        controller.enqueue(payload);
+        encodeFrameChunks(frame, role, (chunk) => controller.enqueue(chunk));
       },
     });
   }
