@@ -30,6 +30,13 @@ import { truncateUtf8 } from "./utf8.ts";
  * | `ERR_INVALID_CLOSE_BODY` | 1002 | a close frame carried a 1-byte body |
  * | `ERR_TRUNCATED_FRAME` | 1002 | the byte stream ended inside a frame |
  * | `ERR_TRUNCATED_MESSAGE` | 1002 | the frame stream ended inside a fragmented message |
+ * | `ERR_HANDSHAKE` | 1006 | the opening handshake failed; the message says why |
+ * | `ERR_HANDSHAKE_TIMEOUT` | 1006 | the opening handshake took longer than its timeout |
+ * | `ERR_ABORTED` | 1006 | the caller's `AbortSignal` ended the connection attempt |
+ * | `ERR_ABNORMAL_CLOSURE` | 1006 | the transport ended without a close handshake |
+ * | `ERR_CLOSE_TIMEOUT` | 1006 | the peer did not finish the close handshake in `closeTimeout` |
+ * | `ERR_HEARTBEAT_TIMEOUT` | 1006 | the peer did not answer a heartbeat ping in time |
+ * | `ERR_INBOUND_QUEUE_FULL` | 1008 | (`upgradeWebSocket`) the unread message queue hit its bound |
  */
 export const ERROR_CODES = {
   ERR_RESERVED_OPCODE: 1002,
@@ -49,6 +56,13 @@ export const ERROR_CODES = {
   ERR_INVALID_CLOSE_BODY: 1002,
   ERR_TRUNCATED_FRAME: 1002,
   ERR_TRUNCATED_MESSAGE: 1002,
+  ERR_HANDSHAKE: 1006,
+  ERR_HANDSHAKE_TIMEOUT: 1006,
+  ERR_ABORTED: 1006,
+  ERR_ABNORMAL_CLOSURE: 1006,
+  ERR_CLOSE_TIMEOUT: 1006,
+  ERR_HEARTBEAT_TIMEOUT: 1006,
+  ERR_INBOUND_QUEUE_FULL: 1008,
 } as const;
 
 /** A stable string that names the cause of a {@linkcode WebSocketError}. */

@@ -1,0 +1,162 @@
+// Byte transports under a connection: a Deno.Conn driven with manual
+// read/write (about 1.5x the throughput of pipeTo, and no fresh 64 KiB buffer
+// per read), or any { readable, writable } pair.
+
+/** The byte pair a connection runs over. */
+export interface ByteDuplex {
+  /** Bytes from the peer. */
+  readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer. */
+  writable: WritableStream<Uint8Array>;
+}
+
+/** What the connection needs of its transport. */
+export interface Transport {
+  /** Reads into `buffer`; resolves with the count, or `null` at EOF. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes all of `bytes`. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Ends our direction (TCP FIN), keeping the read side open. */
+  closeWrite(): Promise<void>;
+  /** Ends both directions and frees the resource. Idempotent. */
+  close(): void;
+}
+
+/** A Deno TCP or TLS connection. */
+export class ConnTransport implements Transport {
+  #conn: Deno.Conn;
+  #closed = false;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    if (this.#closed) return null;
+    try {
+      return await this.#conn.read(buffer);
+    } catch (error) {
+      // A read racing our own close, or a reset peer: both are EOF to us.
+      if (this.#closed || isConnectionGone(error)) return null;
+      throw error;
+    }
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    let written = 0;
+    while (written < bytes.length) {
+      written += await this.#conn.write(bytes.subarray(written));
+    }
+  }
+
+  async closeWrite(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      // Already closed or not connected: nothing left to end.
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+function isConnectionGone(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.Interrupted;
+}
+
+/** Any { readable, writable } byte pair; a BYOB reader where it is offered. */
+export class StreamTransport implements Transport {
+  #reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>;
+  #byob: boolean;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #leftover: Uint8Array | undefined;
+  #closed = false;
+
+  constructor(duplex: ByteDuplex) {
+    let reader;
+    try {
+      reader = duplex.readable.getReader({ mode: "byob" });
+      this.#byob = true;
+    } catch {
+      reader = duplex.readable.getReader();
+      this.#byob = false;
+    }
+    this.#reader = reader;
+    this.#writer = duplex.writable.getWriter();
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    if (this.#closed) return null;
+    let chunk = this.#leftover;
+    this.#leftover = undefined;
+    if (chunk === undefined) {
+      try {
+        if (this.#byob) {
+          // The BYOB reader transfers the buffer; read into a fresh view of
+          // the caller's size and copy back (the caller reuses its buffer).
+          const { value, done } =
+            await (this.#reader as ReadableStreamBYOBReader)
+              .read(new Uint8Array(buffer.length));
+          if (done || !value) return null;
+          chunk = value;
+        } else {
+          const { value, done } =
+            await (this.#reader as ReadableStreamDefaultReader<Uint8Array>)
+              .read();
+          if (done || !value) return null;
+          chunk = value;
+        }
+      } catch (error) {
+        if (this.#closed) return null;
+        throw error;
+      }
+    }
+    const n = Math.min(chunk.length, buffer.length);
+    buffer.set(chunk.subarray(0, n));
+    if (n < chunk.length) this.#leftover = chunk.subarray(n);
+    return n;
+  }
+
+  write(bytes: Uint8Array): Promise<void> {
+    return this.#writer.write(bytes);
+  }
+
+  async closeWrite(): Promise<void> {
+    try {
+      await this.#writer.close();
+    } catch {
+      // Already closed or errored.
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#reader.cancel().catch(() => {});
+    // Close, not abort: abort would drop the close frame still queued.
+    this.#writer.close().catch(() => {});
+  }
+}
+
+function isConn(value: unknown): value is Deno.Conn {
+  return typeof value === "object" && value !== null &&
+    typeof (value as Deno.Conn).read === "function" &&
+    typeof (value as Deno.Conn).closeWrite === "function";
+}
+
+/** Wraps a `Deno.Conn` (read and written directly) or a byte pair. */
+export function toTransport(value: Deno.Conn | ByteDuplex): Transport {
+  return isConn(value) ? new ConnTransport(value) : new StreamTransport(value);
+}

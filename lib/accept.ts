@@ -1,0 +1,150 @@
+/**
+ * {@linkcode acceptWebSocket}: the server's side of the opening handshake on
+ * a raw byte transport whose request head has been read.
+ *
+ * @module
+ */
+
+import { type ByteDuplex, toTransport, type Transport } from "./_transport.ts";
+import {
+  WebSocketConnection,
+  type WebSocketConnectionOptions,
+} from "./connection.ts";
+import {
+  errorResponse,
+  HandshakeRejection,
+  serverResponseHead,
+  validateUpgradeRequest,
+} from "./handshake.ts";
+
+/** Options for {@linkcode acceptWebSocket}. */
+export interface AcceptOptions
+  extends Omit<WebSocketConnectionOptions, "role" | "protocol" | "extensions"> {
+  /**
+   * The subprotocol to answer with. It must be one the client offered; a
+   * function picks from the offered list (return `undefined` for none).
+   *
+   * @default {none}
+   */
+  protocol?: string | ((offered: string[]) => string | undefined);
+  /**
+   * Extra headers for the 101 response.
+   *
+   * @default {none}
+   */
+  headers?: HeadersInit;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Completes the opening handshake on a transport whose request head has
+ * been read (for example a `node:http` server's `"upgrade"` socket, through
+ * `Duplex.toWeb`), and returns the connection.
+ *
+ * An invalid request is answered with 400 (or 426 with
+ * `Sec-WebSocket-Version: 13` for another version), the transport is
+ * closed, and the {@linkcode HandshakeRejection} is thrown.
+ *
+ * @param transport A `Deno.Conn` or a `{ readable, writable }` byte pair.
+ * @param request The upgrade request.
+ * @param options The subprotocol, extra headers, `head` (the bytes read
+ * past the request head) and the connection's limits.
+ * @returns The open connection.
+ * @throws {HandshakeRejection} For an invalid request.
+ *
+ * @example Accept over an in-memory pipe
+ * ```ts
+ * import { acceptWebSocket } from "@seed/websocket-streams";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const toServer = new TransformStream<Uint8Array, Uint8Array>();
+ * const toClient = new TransformStream<Uint8Array, Uint8Array>();
+ * const request = new Request("http://localhost/", {
+ *   headers: {
+ *     host: "localhost",
+ *     upgrade: "websocket",
+ *     connection: "Upgrade",
+ *     "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+ *     "sec-websocket-version": "13",
+ *   },
+ * });
+ * const reading = new Response(toClient.readable).body!.getReader().read();
+ * const connection = await acceptWebSocket(
+ *   { readable: toServer.readable, writable: toClient.writable },
+ *   request,
+ * );
+ * const head = new TextDecoder().decode((await reading).value);
+ * assertEquals(head.split("\r\n")[0], "HTTP/1.1 101 Switching Protocols");
+ * assertEquals(connection.protocol, "");
+ * ```
+ */
+export async function acceptWebSocket(
+  transport: Deno.Conn | ByteDuplex,
+  request: Request,
+  options: AcceptOptions = {},
+): Promise<WebSocketConnection> {
+  return await acceptOn(toTransport(transport), request, options);
+}
+
+/** The same, on a transport already wrapped (serve() uses it). */
+export async function acceptOn(
+  transport: Transport,
+  request: Request,
+  options: AcceptOptions = {},
+): Promise<WebSocketConnection> {
+  let info;
+  try {
+    info = validateUpgradeRequest(request);
+  } catch (error) {
+    if (error instanceof HandshakeRejection) {
+      await rejectOn(transport, error);
+    }
+    throw error;
+  }
+  const chosen = typeof options.protocol === "function"
+    ? options.protocol(info.protocols)
+    : options.protocol;
+  if (
+    chosen !== undefined && chosen !== "" && !info.protocols.includes(chosen)
+  ) {
+    const error = new HandshakeRejection(
+      400,
+      `Cannot upgrade: subprotocol "${chosen}" was not offered`,
+    );
+    await rejectOn(transport, error);
+    throw error;
+  }
+  // Extensions: none are negotiated yet, so every offer is declined
+  // (RFC 6455 §9.1: the server answers with the ones it accepts).
+  const result = { protocol: chosen ?? "", extensions: "" };
+  await transport.write(
+    encoder.encode(
+      await serverResponseHead(info.key, result, options.headers),
+    ),
+  );
+  return new WebSocketConnection(transport as unknown as ByteDuplex, {
+    ...options,
+    role: "server",
+    protocol: result.protocol,
+    extensions: result.extensions,
+  });
+}
+
+/** Answers a refused handshake and closes the transport. */
+export async function rejectOn(
+  transport: Transport,
+  rejection: HandshakeRejection,
+): Promise<void> {
+  try {
+    await transport.write(
+      encoder.encode(
+        errorResponse(rejection.status, rejection.message, rejection.headers),
+      ),
+    );
+  } catch {
+    // The peer is gone; nothing to tell it.
+  } finally {
+    transport.close();
+  }
+}

@@ -1,0 +1,731 @@
+/**
+ * {@linkcode WebSocketConnection}: a WebSocket over any byte transport,
+ * after the opening handshake, with the WHATWG WebSocketStream names.
+ *
+ * @module
+ */
+
+import {
+  type ByteDuplex,
+  ConnTransport,
+  StreamTransport,
+  toTransport,
+  type Transport,
+} from "./_transport.ts";
+import { decodeCloseBody, encodeCloseBody, isValidCloseCode } from "./close.ts";
+import { WebSocketError } from "./errors.ts";
+import { type FrameHeaderOptions, Opcode, type Role } from "./frame.ts";
+import { FrameParser } from "./frame_parser.ts";
+import { encodeFrameChunks } from "./frame_writer.ts";
+import {
+  MessageAssembler,
+  type MessageData,
+  type MessageLimits,
+  messagePayload,
+} from "./message.ts";
+
+export type { ByteDuplex } from "./_transport.ts";
+
+/** How a connection ended cleanly: the close code and reason received. */
+export interface WebSocketCloseInfo {
+  /** The code of the peer's close frame; 1005 when it carried none. */
+  closeCode: number;
+  /** The reason of the peer's close frame; `""` when none. */
+  reason: string;
+}
+
+/** What {@linkcode WebSocketConnection.close} sends. */
+export interface WebSocketCloseOptions {
+  /**
+   * The close code: 1000, or any other code allowed on the wire.
+   *
+   * @default {1000 when a reason is given, else no code (the peer sees 1005)}
+   */
+  closeCode?: number;
+  /**
+   * The reason, at most 123 bytes of UTF-8.
+   *
+   * @default {""}
+   */
+  reason?: string;
+}
+
+/** Automatic pings that fail a dead peer. */
+export interface HeartbeatOptions {
+  /** Milliseconds between pings. */
+  interval: number;
+  /** Milliseconds to wait for each pong before failing the connection. */
+  timeout: number;
+}
+
+/** Options for {@linkcode WebSocketConnection}. */
+export interface WebSocketConnectionOptions extends MessageLimits {
+  /** Which end this is: it decides masking (RFC 6455 §5.1). */
+  role: Role;
+  /**
+   * The largest frame accepted, in bytes.
+   *
+   * @default {33554432 (32 MiB)}
+   */
+  maxFrameSize?: number;
+  /**
+   * The subprotocol the handshake settled on.
+   *
+   * @default {""}
+   */
+  protocol?: string;
+  /**
+   * The extensions the handshake settled on.
+   *
+   * @default {""}
+   */
+  extensions?: string;
+  /**
+   * Bytes already read past the handshake: the start of the first frames.
+   *
+   * @default {none}
+   */
+  head?: Uint8Array;
+  /**
+   * Milliseconds to wait for the peer's half of the close handshake, and for
+   * a server to end TCP after it. Past it the transport is closed and
+   * `closed` rejects with `ERR_CLOSE_TIMEOUT`.
+   *
+   * @default {5000}
+   */
+  closeTimeout?: number;
+  /**
+   * The bytes of received messages that may wait unread in `readable`
+   * before the connection stops reading from the transport. In-process
+   * buffering of a flood stays below this plus one read (64 KiB) plus one
+   * message being assembled.
+   *
+   * @default {1048576 (1 MiB)}
+   */
+  readableHighWaterMark?: number;
+  /**
+   * The bytes that may wait to be written before `writer.write()` waits for
+   * the transport to take them. 0 makes every write wait for the socket.
+   *
+   * @default {1048576 (1 MiB)}
+   */
+  writableHighWaterMark?: number;
+  /**
+   * Split outgoing data messages into frames of at most this many bytes.
+   *
+   * @default {Infinity (one frame per message)}
+   */
+  fragmentSize?: number;
+  /**
+   * Ping the peer every `interval` ms and fail the connection (closed
+   * rejects with `ERR_HEARTBEAT_TIMEOUT`) when a pong is not back within
+   * `timeout` ms.
+   *
+   * @default {off}
+   */
+  heartbeat?: HeartbeatOptions;
+}
+
+const READ_BUFFER_SIZE = 64 * 1024;
+// Writes of many small frames in one turn are copied into one buffer of up
+// to this size, so that they cost one socket write.
+const COALESCE_LIMIT = 64 * 1024;
+const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+const DEFAULT_CLOSE_TIMEOUT = 5000;
+
+function sizeOf(chunk: string | Uint8Array): number {
+  return typeof chunk === "string" ? chunk.length : chunk.byteLength;
+}
+
+interface PendingPing {
+  key: string;
+  start: number;
+  resolve(rtt: number): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * A WebSocket connection over a byte transport whose opening handshake is
+ * done. It reads and writes messages through Web Streams, with the names of
+ * the WHATWG WebSocketStream: `readable`, `writable`, `protocol`,
+ * `extensions`, `closed` and `close()`.
+ *
+ * - **Inbound backpressure**: the transport is read only while `readable`
+ *   wants more (pull-driven). A reader that stops reading stops the reads
+ *   from TCP, and the peer's sends then stall in the kernel.
+ * - **Outbound backpressure**: `writer.write()` resolves once the frame is
+ *   handed to the socket, or queued while {@linkcode bufferedAmount} is
+ *   within `writableHighWaterMark`. Frames written in one turn go out in one
+ *   socket write.
+ * - **Control frames**: pings are answered with pongs at once; `ping()`
+ *   measures a round trip; a close frame is echoed with its code (RFC 6455
+ *   §5.5.1) and ends `readable`.
+ * - **Errors**: a protocol violation sends a close frame with its code
+ *   (1002, 1007, 1009), closes the transport, errors `readable` and rejects
+ *   `closed` with the {@linkcode WebSocketError}. A transport that ends with
+ *   no close handshake rejects `closed` with 1006.
+ *
+ * Most code gets one from `connect()`, `serve()`, or `acceptWebSocket()`.
+ *
+ * @example Talk over an in-memory pipe
+ * ```ts
+ * import { WebSocketConnection } from "@seed/websocket-streams";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const a = new TransformStream<Uint8Array, Uint8Array>();
+ * const b = new TransformStream<Uint8Array, Uint8Array>();
+ * const client = new WebSocketConnection({ readable: a.readable, writable: b.writable }, { role: "client" });
+ * const server = new WebSocketConnection({ readable: b.readable, writable: a.writable }, { role: "server" });
+ *
+ * const writer = client.writable.getWriter();
+ * await writer.write("hello");
+ * const reader = server.readable.getReader();
+ * assertEquals((await reader.read()).value, "hello");
+ * reader.releaseLock();
+ *
+ * client.close({ closeCode: 1000, reason: "done" });
+ * assertEquals(await server.closed, { closeCode: 1000, reason: "done" });
+ * assertEquals(await client.closed, { closeCode: 1000, reason: "done" });
+ * ```
+ */
+export class WebSocketConnection {
+  /** Received messages: a string per text message, a `Uint8Array` per binary one. */
+  readonly readable: ReadableStream<string | Uint8Array>;
+  /** Messages to send: a string as text, bytes as binary. */
+  readonly writable: WritableStream<MessageData>;
+  /** The subprotocol the handshake settled on, or `""`. */
+  readonly protocol: string;
+  /** The extensions the handshake settled on, or `""`. */
+  readonly extensions: string;
+  /**
+   * Resolves with the peer's close code and reason after a clean close
+   * handshake; rejects with a {@linkcode WebSocketError} otherwise.
+   */
+  readonly closed: Promise<WebSocketCloseInfo>;
+
+  #transport: Transport;
+  #role: Role;
+  #parser: FrameParser;
+  #assembler: MessageAssembler;
+  #readBuffer: Uint8Array | undefined;
+  #head: Uint8Array | undefined;
+  #readController!: ReadableStreamDefaultController<string | Uint8Array>;
+  #writeController!: WritableStreamDefaultController;
+  #readableOpen = true;
+  #reading: Promise<void> | undefined;
+  #bytesReceived = 0;
+
+  // Outbound: chunks waiting for the flush, and who waits on them.
+  #out: Uint8Array[] = [];
+  #buffered = 0;
+  #flushing = false;
+  #writableHighWaterMark: number;
+  #drainWaiters: (() => void)[] = [];
+  #flushWaiters: (() => void)[] = [];
+  #fragmentSize: number;
+
+  #closeSent = false;
+  #closeReceived: WebSocketCloseInfo | undefined;
+  #done = false;
+  #closeTimeout: number;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #resolveClosed!: (info: WebSocketCloseInfo) => void;
+  #rejectClosed!: (error: WebSocketError) => void;
+
+  #pings: PendingPing[] = [];
+  #heartbeat: HeartbeatOptions | undefined;
+  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Wraps a transport whose handshake is done.
+   *
+   * @param transport A `Deno.Conn` (read and written directly, the fast
+   * path) or any `{ readable, writable }` byte pair.
+   * @param options The role, the handshake's outcome, and the limits.
+   * @throws {RangeError} For a limit that is not a non-negative integer.
+   */
+  constructor(
+    transport: Deno.Conn | ByteDuplex,
+    options: WebSocketConnectionOptions,
+  ) {
+    this.#transport = transport instanceof ConnTransport ||
+        transport instanceof StreamTransport
+      ? transport
+      : toTransport(transport);
+    this.#role = options.role;
+    this.protocol = options.protocol ?? "";
+    this.extensions = options.extensions ?? "";
+    this.#head = options.head?.length ? options.head : undefined;
+    this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
+    this.#writableHighWaterMark = options.writableHighWaterMark ??
+      DEFAULT_HIGH_WATER_MARK;
+    this.#fragmentSize = options.fragmentSize ?? Infinity;
+    this.#heartbeat = options.heartbeat;
+    for (
+      const [name, value] of [
+        ["closeTimeout", this.#closeTimeout],
+        ["writableHighWaterMark", this.#writableHighWaterMark],
+        ["readableHighWaterMark", options.readableHighWaterMark ?? 0],
+      ] as const
+    ) {
+      if (!Number.isFinite(value) || value < 0) {
+        throw new RangeError(
+          `Cannot create connection: ${name} must be a non-negative number, not ${value}`,
+        );
+      }
+    }
+
+    const headerOptions: FrameHeaderOptions = {
+      // The parser checks masking for the receiving role: ours.
+      role: options.role,
+      maxFrameSize: options.maxFrameSize,
+    };
+    this.#assembler = new MessageAssembler({ ...options, copy: true }, {
+      message: (data) => this.#onMessage(data),
+      control: (opcode, payload) => this.#onControl(opcode, payload),
+    });
+    this.#parser = new FrameParser(
+      { ...headerOptions, partial: true },
+      (header, payload, offset) =>
+        this.#assembler.push(header, payload, offset),
+    );
+
+    this.closed = new Promise<WebSocketCloseInfo>((resolve, reject) => {
+      this.#resolveClosed = resolve;
+      this.#rejectClosed = reject;
+    });
+    // `closed` may go unobserved; its rejection is not an unhandled error.
+    this.closed.catch(() => {});
+
+    this.readable = new ReadableStream<string | Uint8Array>({
+      start: (controller) => {
+        this.#readController = controller;
+      },
+      pull: () => this.#startReading(),
+      cancel: (reason) => {
+        this.#readableOpen = false;
+        this.#closeWith(reason);
+      },
+    }, {
+      highWaterMark: options.readableHighWaterMark ?? DEFAULT_HIGH_WATER_MARK,
+      size: sizeOf,
+    });
+
+    this.writable = new WritableStream<MessageData>({
+      start: (controller) => {
+        this.#writeController = controller;
+      },
+      write: (chunk) => this.#send(chunk),
+      close: () => {
+        this.close();
+        return this.#flushed();
+      },
+      abort: (reason) => {
+        this.#closeWith(reason);
+      },
+    });
+
+    if (this.#heartbeat) this.#scheduleHeartbeat();
+  }
+
+  /**
+   * The bytes queued for the transport and not yet taken by it.
+   *
+   * @returns The count of bytes.
+   */
+  get bufferedAmount(): number {
+    return this.#buffered;
+  }
+
+  /**
+   * The bytes read from the transport so far, handshake excluded.
+   *
+   * @returns The count of bytes.
+   */
+  get bytesReceived(): number {
+    return this.#bytesReceived;
+  }
+
+  /**
+   * Starts the close handshake (RFC 6455 §7.1.2): sends a close frame, after
+   * which no data frame is sent, and waits up to `closeTimeout` for the
+   * peer's. Calling it again does nothing. Await {@linkcode closed} for the
+   * outcome.
+   *
+   * @param options The close code and reason.
+   * @throws {RangeError} For a code not allowed on the wire, or a reason
+   * over 123 bytes.
+   */
+  close(options: WebSocketCloseOptions = {}): void {
+    let { closeCode } = options;
+    const reason = options.reason ?? "";
+    if (closeCode === undefined && reason !== "") closeCode = 1000;
+    if (closeCode !== undefined && !isValidCloseCode(closeCode)) {
+      throw new RangeError(
+        `Cannot close: code ${closeCode} is not allowed on the wire`,
+      );
+    }
+    const body = encodeCloseBody(closeCode, reason);
+    if (this.#closeSent || this.#done) return;
+    this.#sendClose(body);
+    this.#closeTimer = setTimeout(() => {
+      this.#fail(
+        new WebSocketError(
+          "ERR_CLOSE_TIMEOUT",
+          `Cannot close cleanly: the peer did not finish the close handshake in ${this.#closeTimeout} ms`,
+        ),
+      );
+    }, this.#closeTimeout);
+    // Keep reading so the peer's close frame is seen even if the
+    // application has stopped reading.
+    this.#startReading();
+  }
+
+  /**
+   * Sends a ping and resolves with the round-trip time in milliseconds when
+   * the matching pong comes back (RFC 6455 §5.5.2).
+   *
+   * @param data At most 125 bytes of payload.
+   * @default {8 random bytes}
+   * @returns The round-trip time in milliseconds.
+   * @throws {RangeError} For a payload over 125 bytes.
+   * @throws {TypeError} When the connection is closing.
+   */
+  ping(data?: Uint8Array): Promise<number> {
+    const payload = data ?? crypto.getRandomValues(new Uint8Array(8));
+    if (payload.length > 125) {
+      return Promise.reject(
+        new RangeError(
+          `Cannot ping: a ping carries at most 125 bytes, not ${payload.length}`,
+        ),
+      );
+    }
+    if (this.#closeSent || this.#done) {
+      return Promise.reject(
+        new TypeError("Cannot ping: the connection is closing"),
+      );
+    }
+    return new Promise<number>((resolve, reject) => {
+      this.#pings.push({
+        key: payload.join(),
+        start: performance.now(),
+        resolve,
+        reject,
+      });
+      this.#sendFrame(Opcode.Ping, payload);
+    });
+  }
+
+  // --- inbound ---------------------------------------------------------
+
+  #startReading(): Promise<void> {
+    this.#reading ??= this.#readLoop().finally(() => {
+      this.#reading = undefined;
+    });
+    return this.#reading;
+  }
+
+  async #readLoop(): Promise<void> {
+    while (!this.#done) {
+      const wanted = this.#closeSent || this.#closeReceived !== undefined ||
+        (this.#readableOpen && (this.#readController.desiredSize ?? 0) > 0);
+      if (!wanted) return;
+      let bytes: Uint8Array;
+      if (this.#head) {
+        bytes = this.#head;
+        this.#head = undefined;
+      } else {
+        this.#readBuffer ??= new Uint8Array(READ_BUFFER_SIZE);
+        let n: number | null;
+        try {
+          n = await this.#transport.read(this.#readBuffer);
+        } catch (cause) {
+          this.#fail(this.#abnormal(cause));
+          return;
+        }
+        if (n === null) {
+          this.#onEnd();
+          return;
+        }
+        this.#bytesReceived += n;
+        bytes = this.#readBuffer.subarray(0, n);
+      }
+      // After the peer's close frame, RFC 6455 §5.5.1: nothing more is read
+      // as data; a client only waits for the server to end TCP.
+      if (this.#closeReceived) continue;
+      try {
+        this.#parser.push(bytes);
+      } catch (error) {
+        this.#fail(
+          error instanceof WebSocketError
+            ? error
+            : new WebSocketError("ERR_ABNORMAL_CLOSURE", String(error), {
+              closeCode: 1011,
+              cause: error,
+            }),
+        );
+        return;
+      }
+    }
+  }
+
+  #onMessage(data: string | Uint8Array): void {
+    if (this.#closeReceived || !this.#readableOpen) return;
+    // After our close, keep within the high-water mark; drop the rest.
+    if (this.#closeSent && (this.#readController.desiredSize ?? 0) <= 0) {
+      return;
+    }
+    this.#readController.enqueue(data);
+  }
+
+  #onControl(opcode: number, payload: Uint8Array): void {
+    if (opcode === Opcode.Ping) {
+      // RFC 6455 §5.5.3: answer with a pong carrying the same data.
+      if (!this.#closeSent) this.#sendFrame(Opcode.Pong, payload);
+    } else if (opcode === Opcode.Pong) {
+      const key = payload.join();
+      const index = this.#pings.findIndex((ping) => ping.key === key);
+      // A pong answers its ping and every earlier one (§5.5.3 allows a pong
+      // for only the latest ping).
+      if (index >= 0) {
+        const now = performance.now();
+        for (const ping of this.#pings.splice(0, index + 1)) {
+          ping.resolve(now - ping.start);
+        }
+      }
+    } else {
+      this.#onClose(decodeCloseBody(payload), payload);
+    }
+  }
+
+  #onClose(info: WebSocketCloseInfo, body: Uint8Array): void {
+    this.#closeReceived = info;
+    if (this.#readableOpen) {
+      this.#readableOpen = false;
+      this.#readController.close();
+    }
+    if (!this.#closeSent) {
+      // RFC 6455 §5.5.1: echo the close, keeping its code (and reason).
+      this.#sendClose(body);
+    }
+    clearTimeout(this.#closeTimer);
+    if (this.#role === "server") {
+      // RFC 6455 §7.1.1: the server ends TCP first.
+      this.#flushed().then(() => this.#finish());
+    } else {
+      // The client waits for the server to end TCP, but not forever.
+      this.#closeTimer = setTimeout(() => this.#finish(), this.#closeTimeout);
+    }
+  }
+
+  #onEnd(): void {
+    if (this.#closeReceived) {
+      this.#finish();
+      return;
+    }
+    this.#fail(
+      new WebSocketError(
+        "ERR_ABNORMAL_CLOSURE",
+        "Cannot read: the connection ended without a close frame",
+      ),
+    );
+  }
+
+  #abnormal(cause: unknown): WebSocketError {
+    return new WebSocketError(
+      "ERR_ABNORMAL_CLOSURE",
+      `Cannot read: the transport failed (${cause})`,
+      { cause },
+    );
+  }
+
+  // --- outbound --------------------------------------------------------
+
+  async #send(chunk: MessageData): Promise<void> {
+    if (this.#closeSent || this.#done) {
+      throw new TypeError("Cannot send message: the connection is closing");
+    }
+    const { opcode, payload } = messagePayload(chunk);
+    const size = this.#fragmentSize;
+    if (payload.length <= size) {
+      this.#sendFrame(opcode, payload);
+    } else {
+      for (let start = 0; start < payload.length; start += size) {
+        const end = Math.min(start + size, payload.length);
+        this.#sendFrame(
+          start === 0 ? opcode : Opcode.Continuation,
+          payload.subarray(start, end),
+          end === payload.length,
+        );
+      }
+    }
+    if (this.#buffered > this.#writableHighWaterMark) {
+      await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+    }
+  }
+
+  #sendFrame(opcode: Opcode, payload: Uint8Array, fin = true): void {
+    encodeFrameChunks(
+      { fin, rsv1: false, rsv2: false, rsv3: false, opcode, payload },
+      this.#role,
+      (chunk) => this.#queue(chunk),
+    );
+  }
+
+  #sendClose(body: Uint8Array): void {
+    this.#closeSent = true;
+    this.#sendFrame(Opcode.Close, body);
+    this.#rejectPings(new TypeError("Cannot ping: the connection is closing"));
+    try {
+      this.#writeController.error(
+        new TypeError("Cannot send message: the connection is closing"),
+      );
+    } catch {
+      // Already closed or errored.
+    }
+  }
+
+  #queue(chunk: Uint8Array): void {
+    if (this.#done) return;
+    this.#out.push(chunk);
+    this.#buffered += chunk.length;
+    if (!this.#flushing) {
+      this.#flushing = true;
+      // Flush after this turn, so frames queued together share a write.
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#out.length > 0 && !this.#done) {
+        const chunks = this.#out;
+        this.#out = [];
+        let i = 0;
+        while (i < chunks.length) {
+          // Coalesce a run of small chunks into one write.
+          let j = i;
+          let bytes = 0;
+          while (
+            j < chunks.length && bytes + chunks[j]!.length <= COALESCE_LIMIT
+          ) bytes += chunks[j++]!.length;
+          let out: Uint8Array;
+          if (j - i <= 1) {
+            out = chunks[i]!;
+            j = i + 1;
+          } else {
+            out = new Uint8Array(bytes);
+            let offset = 0;
+            for (let k = i; k < j; k++) {
+              out.set(chunks[k]!, offset);
+              offset += chunks[k]!.length;
+            }
+          }
+          await this.#transport.write(out);
+          this.#buffered -= out.length;
+          i = j;
+          if (this.#buffered <= this.#writableHighWaterMark) {
+            for (const resolve of this.#drainWaiters.splice(0)) resolve();
+          }
+        }
+      }
+    } catch (cause) {
+      this.#fail(
+        new WebSocketError(
+          "ERR_ABNORMAL_CLOSURE",
+          `Cannot send message: the transport failed (${cause})`,
+          { cause },
+        ),
+      );
+    } finally {
+      this.#flushing = false;
+      for (const resolve of this.#flushWaiters.splice(0)) resolve();
+    }
+  }
+
+  #flushed(): Promise<void> {
+    if (!this.#flushing) return Promise.resolve();
+    return new Promise((resolve) => this.#flushWaiters.push(resolve));
+  }
+
+  // --- ending ----------------------------------------------------------
+
+  /** Closes for a reason given to `cancel` or `abort`. */
+  #closeWith(reason: unknown): void {
+    if (
+      reason instanceof WebSocketError && isValidCloseCode(reason.closeCode)
+    ) {
+      this.close({ closeCode: reason.closeCode, reason: reason.reason });
+    } else {
+      this.close();
+    }
+  }
+
+  /** Fails the connection (RFC 6455 §7.1.7). */
+  #fail(error: WebSocketError): void {
+    if (this.#done) return;
+    if (this.#readableOpen) {
+      this.#readableOpen = false;
+      this.#readController.error(error);
+    }
+    if (!this.#closeSent && isValidCloseCode(error.closeCode)) {
+      this.#sendClose(encodeCloseBody(error.closeCode, error.reason));
+    }
+    try {
+      this.#writeController.error(error);
+    } catch {
+      // Already errored.
+    }
+    this.#flushed().then(() => this.#finish(error));
+  }
+
+  #finish(error?: WebSocketError): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#closeTimer);
+    clearTimeout(this.#heartbeatTimer);
+    this.#transport.close();
+    this.#out = [];
+    this.#buffered = 0;
+    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    this.#readBuffer = undefined;
+    const failure = error ??
+      (this.#closeReceived ? undefined : new WebSocketError(
+        "ERR_ABNORMAL_CLOSURE",
+        "Cannot close cleanly: the connection ended without a close frame",
+      ));
+    this.#rejectPings(
+      failure ?? new TypeError("Cannot ping: the connection is closed"),
+    );
+    if (this.#readableOpen) {
+      this.#readableOpen = false;
+      if (failure) this.#readController.error(failure);
+      else this.#readController.close();
+    }
+    if (failure) this.#rejectClosed(failure);
+    else this.#resolveClosed(this.#closeReceived!);
+  }
+
+  #rejectPings(error: unknown): void {
+    for (const ping of this.#pings.splice(0)) ping.reject(error);
+  }
+
+  #scheduleHeartbeat(): void {
+    const { interval, timeout } = this.#heartbeat!;
+    this.#heartbeatTimer = setTimeout(() => {
+      if (this.#done || this.#closeSent) return;
+      this.#heartbeatTimer = setTimeout(() => {
+        this.#fail(
+          new WebSocketError(
+            "ERR_HEARTBEAT_TIMEOUT",
+            `Cannot keep connection: no pong within ${timeout} ms`,
+          ),
+        );
+      }, timeout);
+      this.ping().then(() => {
+        clearTimeout(this.#heartbeatTimer);
+        if (!this.#done) this.#scheduleHeartbeat();
+      }, () => {});
+    }, interval);
+  }
+}

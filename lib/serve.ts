@@ -1,0 +1,340 @@
+/**
+ * {@linkcode serve}: a WebSocket server on `Deno.listen` / `Deno.listenTls`.
+ *
+ * @module
+ */
+
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_MAX_HEADER_SIZE,
+  readHttpHead,
+} from "./_http.ts";
+import { ConnTransport, type Transport } from "./_transport.ts";
+import { acceptOn, type AcceptOptions, rejectOn } from "./accept.ts";
+import type { WebSocketConnection } from "./connection.ts";
+import {
+  HandshakeRejection,
+  isUpgradeRequest,
+  validateUpgradeRequest,
+} from "./handshake.ts";
+
+/** What `onUpgrade` decides for one request. */
+export type UpgradeDecision =
+  | { protocol?: string; headers?: HeadersInit }
+  | { reject: number; body?: string };
+
+/** Options for {@linkcode serve}. */
+export interface ServeOptions extends Omit<AcceptOptions, "head"> {
+  /**
+   * The port to listen on; 0 picks a free one.
+   *
+   * @default {8080}
+   */
+  port?: number;
+  /**
+   * The address to listen on.
+   *
+   * @default {"0.0.0.0"}
+   */
+  hostname?: string;
+  /** PEM certificate and key: serve `wss://` with `Deno.listenTls`. */
+  tls?: { cert: string; key: string };
+  /** Aborting it shuts the server down, as {@linkcode WebSocketServer.shutdown}. */
+  signal?: AbortSignal;
+  /**
+   * Called once the server listens.
+   *
+   * @default {logs "Listening on ws://host:port/"}
+   */
+  onListen?: (addr: Deno.NetAddr) => void;
+  /**
+   * The largest request head accepted, in bytes; a larger one gets 431.
+   *
+   * @default {16384 (16 KiB)}
+   */
+  maxHeaderSize?: number;
+  /**
+   * Milliseconds a client has to send its whole request head (against
+   * slowloris); past it the socket is closed.
+   *
+   * @default {10000}
+   */
+  handshakeTimeout?: number;
+  /**
+   * Decides each valid upgrade request before it is answered: accept with a
+   * subprotocol and response headers, or reject with a status. This is
+   * where authentication and origin checks go.
+   *
+   * @default {accept every request}
+   */
+  onUpgrade?: (
+    request: Request,
+    info: { protocols: string[]; remoteAddr: Deno.NetAddr },
+  ) => UpgradeDecision | void | Promise<UpgradeDecision | void>;
+  /**
+   * Answers requests that are not WebSocket upgrades. Without it they get
+   * 426 Upgrade Required.
+   *
+   * @default {none}
+   */
+  fetch?: (request: Request) => Response | Promise<Response>;
+  /**
+   * Called with errors of handlers and handshakes that have no caller to
+   * reach.
+   *
+   * @default {ignore handshake failures; log handler errors}
+   */
+  onError?: (error: unknown) => void;
+}
+
+/** A running server. */
+export interface WebSocketServer {
+  /** The address the server listens on. */
+  readonly addr: Deno.NetAddr;
+  /** Resolves once the server has shut down and every connection ended. */
+  readonly finished: Promise<void>;
+  /** The number of open WebSocket connections. */
+  readonly connections: number;
+  /**
+   * Stops accepting, closes every connection with 1001 (going away), and
+   * resolves when they have all ended.
+   */
+  shutdown(): Promise<void>;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Serves WebSocket connections on TCP (or TLS). For each TCP connection it
+ * reads the request head (bounded: `maxHeaderSize`, `handshakeTimeout`),
+ * validates the handshake, asks `onUpgrade`, answers 101 and calls
+ * `handler(connection, request)`. Requests that are not upgrades go to
+ * `fetch`, or get 426.
+ *
+ * @param options Where to listen, TLS, the handshake hooks and limits, and
+ * the connection options.
+ * @param handler Called with each open connection.
+ * @returns The running server.
+ *
+ * @example An echo server
+ * ```ts
+ * import { connect, serve } from "@seed/websocket-streams";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const server = serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (connection) => {
+ *   connection.readable.pipeTo(connection.writable).catch(() => {});
+ * });
+ * const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+ * const writer = client.writable.getWriter();
+ * await writer.write("ping?");
+ * const reader = client.readable.getReader();
+ * assertEquals((await reader.read()).value, "ping?");
+ * reader.releaseLock();
+ * writer.releaseLock();
+ * client.close();
+ * await client.closed;
+ * await server.shutdown();
+ * ```
+ */
+export function serve(
+  options: ServeOptions,
+  handler: (
+    connection: WebSocketConnection,
+    request: Request,
+  ) => void | Promise<void>,
+): WebSocketServer {
+  const hostname = options.hostname ?? "0.0.0.0";
+  const port = options.port ?? 8080;
+  const listener = options.tls
+    ? Deno.listenTls({
+      hostname,
+      port,
+      cert: options.tls.cert,
+      key: options.tls.key,
+    })
+    : Deno.listen({ hostname, port });
+  const addr = listener.addr as Deno.NetAddr;
+  const scheme = options.tls ? "wss" : "ws";
+  (options.onListen ??
+    ((a) => console.log(`Listening on ${scheme}://${a.hostname}:${a.port}/`)))(
+      addr,
+    );
+  const onError = options.onError ?? (() => {});
+  const live = new Set<WebSocketConnection>();
+  const pending = new Set<Transport>();
+  const tasks = new Set<Promise<void>>();
+  let stopping = false;
+
+  const track = (task: Promise<void>) => {
+    tasks.add(task);
+    task.finally(() => tasks.delete(task));
+  };
+
+  const handle = async (conn: Deno.Conn) => {
+    if (!options.tls) {
+      try {
+        // Nagle's algorithm meeting delayed ACKs costs tens of ms per round
+        // trip (../shared/notes/peers.md).
+        (conn as Deno.TcpConn).setNoDelay(true);
+      } catch {
+        // Not a TCP socket.
+      }
+    }
+    const transport = new ConnTransport(conn);
+    pending.add(transport);
+    let connection: WebSocketConnection | undefined;
+    let request: Request;
+    try {
+      const head = await readHttpHead(
+        transport,
+        options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
+        options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+      );
+      const [method, target, version] = head.start;
+      if (version !== "HTTP/1.1") {
+        throw new HandshakeRejection(
+          400,
+          `Cannot upgrade: the protocol is ${version}, not HTTP/1.1`,
+        );
+      }
+      const host = head.headers.get("host") ?? addr.hostname;
+      request = new Request(
+        `${options.tls ? "https" : "http"}://${host}${target}`,
+        {
+          method,
+          headers: head.headers,
+        },
+      );
+      if (!isUpgradeRequest(request)) {
+        await answerPlain(transport, request, options.fetch);
+        return;
+      }
+      const info = validateUpgradeRequest(request);
+      const decision = await options.onUpgrade?.(request, {
+        protocols: info.protocols,
+        remoteAddr: conn.remoteAddr as Deno.NetAddr,
+      });
+      if (decision && "reject" in decision) {
+        throw new HandshakeRejection(
+          decision.reject,
+          decision.body ?? "Cannot upgrade: refused by the server",
+        );
+      }
+      if (stopping) {
+        throw new HandshakeRejection(
+          503,
+          "Cannot upgrade: the server is shutting down",
+        );
+      }
+      connection = await acceptOn(transport, request, {
+        ...options,
+        protocol: decision?.protocol ?? options.protocol,
+        headers: decision?.headers ?? options.headers,
+        head: head.rest,
+      });
+    } catch (error) {
+      if (error instanceof HandshakeRejection) await rejectOn(transport, error);
+      else transport.close();
+      onError(error);
+      return;
+    } finally {
+      pending.delete(transport);
+    }
+    live.add(connection);
+    connection.closed.catch(() => {}).finally(() => live.delete(connection!));
+    try {
+      await handler(connection, request);
+    } catch (error) {
+      (options.onError ?? console.error)(error);
+      connection.close({ closeCode: 1011, reason: "internal error" });
+    }
+    await connection.closed.catch(() => {});
+  };
+
+  const acceptLoop = (async () => {
+    while (true) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        return; // The listener was closed.
+      }
+      track(handle(conn));
+    }
+  })();
+
+  let finishing: Promise<void> | undefined;
+  const shutdown = () => {
+    finishing ??= (async () => {
+      stopping = true;
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
+      await acceptLoop;
+      for (const transport of pending) transport.close();
+      for (const connection of live) {
+        connection.close({ closeCode: 1001, reason: "server shutting down" });
+      }
+      while (tasks.size > 0) await Promise.allSettled([...tasks]);
+    })();
+    return finishing;
+  };
+  options.signal?.addEventListener("abort", () => shutdown(), { once: true });
+  if (options.signal?.aborted) shutdown();
+
+  let resolveFinished!: () => void;
+  const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
+  acceptLoop.then(() => shutdown()).then(resolveFinished);
+
+  return {
+    addr,
+    finished,
+    get connections() {
+      return live.size;
+    },
+    shutdown: () => shutdown().then(() => finished),
+  };
+}
+
+async function answerPlain(
+  transport: Transport,
+  request: Request,
+  fetch: ServeOptions["fetch"],
+): Promise<void> {
+  if (!fetch) {
+    await rejectOn(
+      transport,
+      new HandshakeRejection(
+        426,
+        "Upgrade Required: this is a WebSocket endpoint",
+        {
+          upgrade: "websocket",
+          "sec-websocket-version": "13",
+        },
+      ),
+    );
+    return;
+  }
+  try {
+    const response = await fetch(request);
+    const body = new Uint8Array(await response.arrayBuffer());
+    const lines = [
+      `HTTP/1.1 ${response.status} ${response.statusText || "OK"}`,
+    ];
+    response.headers.forEach((value, name) => {
+      if (name !== "content-length" && name !== "connection") {
+        lines.push(`${name}: ${value}`);
+      }
+    });
+    lines.push(`content-length: ${body.length}`, "connection: close");
+    const head = encoder.encode(lines.join("\r\n") + "\r\n\r\n");
+    const out = new Uint8Array(head.length + body.length);
+    out.set(head);
+    out.set(body, head.length);
+    await transport.write(out);
+  } finally {
+    transport.close();
+  }
+}
