@@ -1,0 +1,446 @@
+// Connections over real sockets on 127.0.0.1, against Deno's native
+// WebSocket (client and server) and raw TCP peers that misbehave.
+
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import {
+  acceptKey,
+  connect,
+  serve,
+  type ServeOptions,
+  type WebSocketConnection,
+  type WebSocketServer,
+} from "../mod.ts";
+import {
+  assertWsError,
+  concat,
+  prng,
+  randomBytes,
+  rawFrame,
+} from "./_helpers.ts";
+
+const te = new TextEncoder();
+const td = new TextDecoder();
+
+function echoServer(options: Partial<ServeOptions> = {}): WebSocketServer {
+  return serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {}, ...options },
+    (connection) => {
+      connection.readable.pipeTo(connection.writable).catch(() => {});
+    },
+  );
+}
+
+function nativeClient(url: string): Promise<WebSocket> {
+  const socket = new WebSocket(url);
+  socket.binaryType = "arraybuffer";
+  return new Promise((resolve, reject) => {
+    socket.onopen = () => resolve(socket);
+    socket.onerror = (e) => reject(e);
+  });
+}
+
+function nextMessage(socket: WebSocket): Promise<string | Uint8Array> {
+  return new Promise((resolve) => {
+    socket.addEventListener("message", (event) => {
+      resolve(
+        typeof event.data === "string"
+          ? event.data
+          : new Uint8Array(event.data),
+      );
+    }, { once: true });
+  });
+}
+
+const SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20];
+
+Deno.test("Deno's native client against our serve()", async (t) => {
+  const server = echoServer();
+  const url = `ws://127.0.0.1:${server.addr.port}/`;
+  const socket = await nativeClient(url);
+  const random = prng(3);
+  for (const size of SIZES) {
+    await t.step(`binary echo, ${size} bytes`, async () => {
+      const data = randomBytes(random, Math.min(size, 4096));
+      const payload = new Uint8Array(size);
+      for (let i = 0; i < size; i += data.length) {
+        payload.set(data.subarray(0, size - i), i);
+      }
+      const reply = nextMessage(socket);
+      socket.send(payload);
+      assertEquals(await reply, payload);
+    });
+    await t.step(`text echo, ${size} bytes`, async () => {
+      const text = "€ab".repeat(Math.ceil(size / 5)).slice(
+        0,
+        Math.ceil(size / 2),
+      );
+      const reply = nextMessage(socket);
+      socket.send(text);
+      assertEquals(await reply, text);
+    });
+  }
+  await t.step("a close code and reason reach our server", async () => {
+    const closedEvent = new Promise<CloseEvent>((resolve) =>
+      socket.onclose = resolve
+    );
+    socket.close(4001, "client done");
+    const event = await closedEvent;
+    assertEquals([event.code, event.reason, event.wasClean], [
+      4001,
+      "client done",
+      true,
+    ]);
+  });
+  await server.shutdown();
+});
+
+Deno.test("our connect() against Deno.serve + Deno.upgradeWebSocket", async (t) => {
+  const serverClosed = Promise.withResolvers<[number, string]>();
+  const native = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      const { socket, response } = Deno.upgradeWebSocket(request, {
+        protocol: request.headers.get("sec-websocket-protocol")?.split(",")[1]
+          ?.trim(),
+      });
+      socket.binaryType = "arraybuffer";
+      socket.onmessage = (event) => {
+        if (event.data === "close please") socket.close(4002, "server done");
+        else socket.send(event.data);
+      };
+      socket.onclose = (event) =>
+        serverClosed.resolve([event.code, event.reason]);
+      return response;
+    },
+  );
+  const client = await connect(
+    `ws://127.0.0.1:${native.addr.port}/chat?room=1`,
+    {
+      protocols: ["v1", "v2"],
+      fragmentSize: 1000,
+    },
+  );
+  assertEquals(client.protocol, "v2");
+  const writer = client.writable.getWriter();
+  const reader = client.readable.getReader();
+  for (const size of SIZES) {
+    await t.step(`fragmented binary and text echo, ${size} bytes`, async () => {
+      const payload = new Uint8Array(size).map((_, i) => i % 251);
+      await writer.write(payload);
+      assertEquals((await reader.read()).value, payload);
+      const text = "x".repeat(size);
+      await writer.write(text);
+      assertEquals((await reader.read()).value, text);
+    });
+  }
+  await t.step("ping() resolves with a round-trip time", async () => {
+    const rtt = await client.ping(te.encode("hello"));
+    assert(rtt >= 0 && rtt < 5000, `rtt ${rtt}`);
+  });
+  await t.step("the server's close code and reason reach closed", async () => {
+    await writer.write("close please");
+    assertEquals(await reader.read(), { done: true, value: undefined });
+    assertEquals(await client.closed, {
+      closeCode: 4002,
+      reason: "server done",
+    });
+    assertEquals(await serverClosed.promise, [4002, "server done"]);
+  });
+  reader.releaseLock();
+  writer.releaseLock();
+  await native.shutdown();
+});
+
+Deno.test("our client and server: close handshakes in each order", async (t) => {
+  await t.step("client closes first", async () => {
+    const serverSide = Promise.withResolvers<WebSocketConnection>();
+    const server = serve(
+      { port: 0, hostname: "127.0.0.1", onListen() {} },
+      (c) => {
+        serverSide.resolve(c);
+      },
+    );
+    const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+    const peer = await serverSide.promise;
+    client.close({ closeCode: 3000, reason: "first" });
+    assertEquals(await peer.closed, { closeCode: 3000, reason: "first" });
+    assertEquals(await client.closed, { closeCode: 3000, reason: "first" });
+    await server.shutdown();
+  });
+  await t.step("server shutdown closes clients with 1001", async () => {
+    const server = echoServer();
+    const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+    await server.shutdown();
+    assertEquals((await client.closed).closeCode, 1001);
+  });
+});
+
+/** A raw TCP client: sends bytes, returns everything the server sent. */
+async function rawExchange(
+  port: number,
+  bytes: Uint8Array,
+): Promise<Uint8Array> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(bytes);
+  const parts: Uint8Array[] = [];
+  const buffer = new Uint8Array(65536);
+  while (true) {
+    const n = await conn.read(buffer).catch(() => null);
+    if (n === null) break;
+    parts.push(buffer.slice(0, n));
+  }
+  conn.close();
+  return concat(...parts);
+}
+
+function upgradeRequest(
+  extra: Record<string, string | undefined> = {},
+  method = "GET",
+): Uint8Array {
+  const headers: Record<string, string | undefined> = {
+    Host: "127.0.0.1",
+    Upgrade: "websocket",
+    Connection: "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+    ...extra,
+  };
+  const lines = [`${method} / HTTP/1.1`];
+  for (const [k, v] of Object.entries(headers)) {
+    if (v !== undefined) lines.push(`${k}: ${v}`);
+  }
+  return te.encode(lines.join("\r\n") + "\r\n\r\n");
+}
+
+Deno.test("handshake negatives get the right status and a closed socket", async (t) => {
+  const server = echoServer({ maxHeaderSize: 1024, handshakeTimeout: 300 });
+  const port = server.addr.port;
+  const cases: [string, Uint8Array, string][] = [
+    ["no key", upgradeRequest({ "Sec-WebSocket-Key": undefined }), "400"],
+    [
+      "a key of 15 bytes",
+      upgradeRequest({ "Sec-WebSocket-Key": btoa("x".repeat(15)) }),
+      "400",
+    ],
+    ["version 8", upgradeRequest({ "Sec-WebSocket-Version": "8" }), "426"],
+    ["POST", upgradeRequest({}, "POST"), "400"],
+    ["no Host", upgradeRequest({ Host: undefined }), "400"],
+    [
+      "Connection without upgrade",
+      upgradeRequest({ Connection: "keep-alive" }),
+      "400",
+    ],
+    ["a plain GET", te.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "426"],
+    [
+      "HTTP/1.0",
+      te.encode(td.decode(upgradeRequest()).replace("HTTP/1.1", "HTTP/1.0")),
+      "400",
+    ],
+    ["a 2 KiB header", upgradeRequest({ "X-Big": "y".repeat(2048) }), "431"],
+  ];
+  for (const [name, request, status] of cases) {
+    await t.step(name, async () => {
+      const answer = td.decode(await rawExchange(port, request));
+      assert(answer.startsWith(`HTTP/1.1 ${status} `), answer);
+      if (status === "426" && name === "version 8") {
+        assertStringIncludes(answer.toLowerCase(), "sec-websocket-version: 13");
+      }
+    });
+  }
+  await t.step(
+    "a slow handshake is cut off after handshakeTimeout",
+    async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(te.encode("GET / HTTP/1.1\r\nHost: x\r\n"));
+      const start = performance.now();
+      const n = await conn.read(new Uint8Array(100)).catch(() => null);
+      assertEquals(n, null);
+      assert(performance.now() - start < 5000);
+      conn.close();
+    },
+  );
+  await server.shutdown();
+});
+
+Deno.test("a protocol violation is answered with its close code, then TCP ends", async () => {
+  const server = echoServer();
+  const port = server.addr.port;
+  // An unmasked frame from a client: RFC 6455 §5.1 says fail with 1002.
+  const answer = await rawExchange(
+    port,
+    concat(upgradeRequest(), rawFrame(0x81, te.encode("hi"))),
+  );
+  const text = td.decode(answer);
+  const frameStart = text.indexOf("\r\n\r\n") + 4;
+  const frame = answer.subarray(frameStart);
+  assertEquals(frame[0], 0x88);
+  assertEquals((frame[2]! << 8) | frame[3]!, 1002);
+  await server.shutdown();
+});
+
+Deno.test("invalid UTF-8 in the first TCP read of a frame fails with 1007 before the rest", async () => {
+  const failure = Promise.withResolvers<unknown>();
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (c) => {
+      c.closed.catch((e) => failure.resolve(e));
+      c.readable.pipeTo(new WritableStream()).catch(() => {});
+    },
+  );
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  await conn.write(upgradeRequest());
+  // A text frame that declares 100 KiB; only 10 bytes follow, the last bad.
+  const key = new Uint8Array([1, 2, 3, 4]);
+  const frame = rawFrame(
+    0x81,
+    concat(
+      te.encode("abcdefghi"),
+      new Uint8Array([0xff]),
+      new Uint8Array(100 * 1024 - 10),
+    ),
+    key,
+  );
+  await conn.write(frame.subarray(0, 14 + 10));
+  assertWsError(await failure.promise, "ERR_INVALID_UTF8", 1007);
+  conn.close();
+  await server.shutdown();
+});
+
+Deno.test("an abrupt TCP end rejects closed with 1006", async () => {
+  const serverSide = Promise.withResolvers<WebSocketConnection>();
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (c) => serverSide.resolve(c),
+  );
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  await conn.write(upgradeRequest());
+  const peer = await serverSide.promise;
+  conn.close();
+  const error = await peer.closed.then(() => undefined, (e) => e);
+  assertWsError(error, "ERR_ABNORMAL_CLOSURE", 1006);
+  await server.shutdown();
+});
+
+/** A raw server that completes the handshake, then runs `then`. */
+function rawServer(then: (conn: Deno.Conn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const done = (async () => {
+    const conn = await listener.accept();
+    const buffer = new Uint8Array(4096);
+    const n = (await conn.read(buffer))!;
+    const request = td.decode(buffer.subarray(0, n));
+    const key = /sec-websocket-key: (.*)\r\n/i.exec(request)![1]!;
+    await conn.write(te.encode(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\n\r\n`,
+    ));
+    await then(conn);
+    listener.close();
+  })();
+  return { port: (listener.addr as Deno.NetAddr).port, done };
+}
+
+Deno.test("heartbeat fails a peer that never answers pings", async () => {
+  const release = Promise.withResolvers<void>();
+  const peer = rawServer(async (conn) => {
+    await release.promise;
+    conn.close();
+  });
+  const client = await connect(`ws://127.0.0.1:${peer.port}/`, {
+    heartbeat: { interval: 20, timeout: 50 },
+  });
+  const error = await client.closed.then(() => undefined, (e) => e);
+  assertWsError(error, "ERR_HEARTBEAT_TIMEOUT", 1006);
+  release.resolve();
+  await peer.done;
+});
+
+Deno.test("close times out on a peer that never answers the close", async () => {
+  const release = Promise.withResolvers<void>();
+  const peer = rawServer(async (conn) => {
+    await release.promise;
+    conn.close();
+  });
+  const client = await connect(`ws://127.0.0.1:${peer.port}/`, {
+    closeTimeout: 100,
+  });
+  client.close({ closeCode: 1000 });
+  const error = await client.closed.then(() => undefined, (e) => e);
+  assertWsError(error, "ERR_CLOSE_TIMEOUT", 1006);
+  release.resolve();
+  await peer.done;
+});
+
+Deno.test("inbound backpressure: a flood into a reader that does not read stays bounded", async () => {
+  const serverSide = Promise.withResolvers<WebSocketConnection>();
+  const highWaterMark = 256 * 1024;
+  const server = serve(
+    {
+      port: 0,
+      hostname: "127.0.0.1",
+      onListen() {},
+      readableHighWaterMark: highWaterMark,
+    },
+    (c) => serverSide.resolve(c),
+  );
+  const client = await connect(`ws://127.0.0.1:${server.addr.port}/`, {
+    writableHighWaterMark: 1 << 20,
+  });
+  const peer = await serverSide.promise;
+  const writer = client.writable.getWriter();
+  const message = new Uint8Array(64 * 1024);
+  let accepted = 0;
+  // Offer 64 MiB; the writes stall once our bounds and the kernel's fill.
+  const flood = (async () => {
+    for (let i = 0; i < 1024; i++) {
+      await writer.write(message);
+      accepted++;
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const pulled = peer.bytesReceived;
+  // What the server took from TCP: its high-water mark, one 64 KiB read and
+  // one message being assembled, with one message of slack.
+  const bound = highWaterMark + 64 * 1024 + 2 * (message.length + 14);
+  assert(pulled <= bound, `pulled ${pulled} bytes, bound ${bound}`);
+  assert(accepted < 1024, "the sender was held back");
+  assert(
+    client.bufferedAmount <= (1 << 20) + message.length + 14,
+    `buffered ${client.bufferedAmount}`,
+  );
+  // Now read everything; the flood completes.
+  const drained = peer.readable.pipeTo(new WritableStream()).catch(() => {});
+  await flood;
+  writer.releaseLock();
+  client.close();
+  await client.closed;
+  await drained;
+  await server.shutdown();
+});
+
+Deno.test("frames written in one turn share socket writes", async () => {
+  const peer = rawServer(async (conn) => {
+    const buffer = new Uint8Array(65536);
+    let total = 0;
+    let reads = 0;
+    while (total < 100 * 7) {
+      total += (await conn.read(buffer))!;
+      reads++;
+    }
+    assert(reads < 50, `100 frames took ${reads} reads`);
+    conn.close();
+  });
+  const client = await connect(`ws://127.0.0.1:${peer.port}/`);
+  const writer = client.writable.getWriter();
+  const writes = [];
+  for (let i = 0; i < 100; i++) writes.push(writer.write(new Uint8Array(1)));
+  await Promise.all(writes);
+  await peer.done;
+  await client.closed.catch(() => {});
+});
