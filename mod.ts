@@ -49,3 +49,5 @@ export * from "./lib/connection.ts";
 export { type AcceptOptions, acceptWebSocket } from "./lib/accept.ts";
 export * from "./lib/serve.ts";
 export * from "./lib/dial.ts";
+export * from "./lib/upgrade.ts";
+export * from "./lib/websocket_stream.ts";

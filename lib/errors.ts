@@ -36,6 +36,7 @@ import { truncateUtf8 } from "./utf8.ts";
  * | `ERR_ABNORMAL_CLOSURE` | 1006 | the transport ended without a close handshake |
  * | `ERR_CLOSE_TIMEOUT` | 1006 | the peer did not finish the close handshake in `closeTimeout` |
  * | `ERR_HEARTBEAT_TIMEOUT` | 1006 | the peer did not answer a heartbeat ping in time |
+ * | `ERR_INBOUND_QUEUE_FULL` | 1008 | `upgradeWebSocket`: unread messages passed `maxQueuedBytes` (a socket that cannot pause) |
  */
 export const ERROR_CODES = {
   ERR_RESERVED_OPCODE: 1002,
@@ -61,6 +62,7 @@ export const ERROR_CODES = {
   ERR_ABNORMAL_CLOSURE: 1006,
   ERR_CLOSE_TIMEOUT: 1006,
   ERR_HEARTBEAT_TIMEOUT: 1006,
+  ERR_INBOUND_QUEUE_FULL: 1008,
 } as const;
 
 /** A stable string that names the cause of a {@linkcode WebSocketError}. */

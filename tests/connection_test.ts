@@ -444,3 +444,52 @@ Deno.test("frames written in one turn share socket writes", async () => {
   await peer.done;
   await client.closed.catch(() => {});
 });
+
+Deno.test("outbound backpressure: writes wait on a peer that does not read", async () => {
+  const release = Promise.withResolvers<void>();
+  let peerRead = 0;
+  const peer = rawServer(async (conn) => {
+    await release.promise;
+    // Now drain all 64 MiB, then end TCP.
+    const buffer = new Uint8Array(1 << 16);
+    while (peerRead < 512 * (128 * 1024 + 14)) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      peerRead += n;
+    }
+    conn.close();
+  });
+  const highWaterMark = 256 * 1024;
+  const client = await connect(`ws://127.0.0.1:${peer.port}/`, {
+    writableHighWaterMark: highWaterMark,
+  });
+  const writer = client.writable.getWriter();
+  const message = new Uint8Array(128 * 1024);
+  let accepted = 0;
+  const total = 512; // 64 MiB: far more than the kernel's buffers
+  const sending = (async () => {
+    for (let i = 0; i < total; i++) {
+      await writer.write(message);
+      accepted++;
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  const stalledAt = accepted;
+  assert(stalledAt < total / 4, `${stalledAt} of ${total} writes resolved`);
+  assert(
+    client.bufferedAmount <= highWaterMark + message.length + 14,
+    `bufferedAmount ${client.bufferedAmount}`,
+  );
+  // No progress while the peer still reads nothing.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assertEquals(accepted, stalledAt);
+  release.resolve();
+  await sending;
+  assertEquals(accepted, total);
+  writer.releaseLock();
+  client.close();
+  await client.closed.catch(() => {});
+  await peer.done;
+  // Every frame arrived (the close frame may follow in the same read).
+  assert(peerRead >= total * (message.length + 14), `peer read ${peerRead}`);
+});

@@ -1,0 +1,453 @@
+/**
+ * {@linkcode upgradeWebSocket}: the same stream API over `Deno.serve` and
+ * Deno Deploy, where the runtime owns the socket after the 101.
+ *
+ * @module
+ */
+
+import type {
+  WebSocketCloseInfo,
+  WebSocketCloseOptions,
+} from "./connection.ts";
+import { isValidCloseCode } from "./close.ts";
+import { WebSocketError } from "./errors.ts";
+import { isUpgradeRequest } from "./handshake.ts";
+import type { MessageData } from "./message.ts";
+
+/** Options for {@linkcode upgradeWebSocket}. */
+export interface UpgradeWebSocketOptions {
+  /**
+   * The subprotocol to answer with; it must be one the client offered.
+   *
+   * @default {none}
+   */
+  protocol?: string;
+  /**
+   * Seconds without a pong before Deno closes the socket (Deno's own
+   * heartbeat; 0 turns it off).
+   *
+   * @default {120}
+   */
+  idleTimeout?: number;
+  /**
+   * The bytes of unread messages that may wait in `readable`. Deno's socket
+   * cannot be paused, so when the application reads slower than the peer
+   * sends, the connection is failed with 1008 (`ERR_INBOUND_QUEUE_FULL`)
+   * rather than buffer without bound. A single message is always accepted
+   * when nothing else waits.
+   *
+   * @default {16777216 (16 MiB)}
+   */
+  maxQueuedBytes?: number;
+  /**
+   * The largest message accepted, in bytes; a larger one fails the
+   * connection with 1009 (`ERR_MESSAGE_TOO_LARGE`). Deno has already
+   * received it whole by then: this bounds what reaches the application,
+   * not Deno's own buffering.
+   *
+   * @default {33554432 (32 MiB)}
+   */
+  maxMessageSize?: number;
+  /**
+   * `writer.write()` waits while Deno's `bufferedAmount` is above this many
+   * bytes.
+   *
+   * @default {1048576 (1 MiB)}
+   */
+  writableHighWaterMark?: number;
+  /**
+   * Milliseconds a write may wait for `bufferedAmount` to fall before the
+   * connection is failed with `ERR_ABNORMAL_CLOSURE`: a peer that stops
+   * reading must not hold the sender forever.
+   *
+   * @default {30000}
+   */
+  sendTimeout?: number;
+}
+
+/** What {@linkcode upgradeWebSocket} returns. */
+export interface UpgradeWebSocketResult {
+  /** The 101 response: return it from the `Deno.serve` handler. */
+  response: Response;
+  /** The connection, usable at once: writes wait until it opens. */
+  connection: UpgradedWebSocket;
+}
+
+const DEFAULT_MAX_QUEUED = 16 * 1024 * 1024;
+const DEFAULT_MAX_MESSAGE = 32 * 1024 * 1024;
+const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+const DEFAULT_SEND_TIMEOUT = 30_000;
+// Deno fires no event when bufferedAmount falls, so a waiting write polls;
+// the interval doubles from 1 ms to this cap.
+const MAX_DRAIN_POLL = 16;
+
+function sizeOf(chunk: string | Uint8Array): number {
+  return typeof chunk === "string" ? chunk.length : chunk.byteLength;
+}
+
+/**
+ * Upgrades a `Deno.serve` request to a WebSocket and wraps Deno's native
+ * socket in the stream API of {@linkcode WebSocketConnection}: `readable`,
+ * `writable`, `protocol`, `extensions`, `closed` and `close()`, plus the
+ * `opened` of the WHATWG WebSocketStream.
+ *
+ * `Deno.serve` hands over no raw bytes after a 101, so the frames are Deno's.
+ * What differs from a {@linkcode WebSocketConnection}, honestly:
+ * - no frame access, no `ping()`, no heartbeat of ours (Deno pings on its
+ *   own, see `idleTimeout`), and no permessage-deflate (Deno has none);
+ * - no inbound backpressure: Deno reads on whether or not `readable` is
+ *   read, so unread messages are bounded by `maxQueuedBytes` and past it the
+ *   connection fails with 1008;
+ * - `maxMessageSize` is checked after Deno has received a message whole;
+ * - outbound backpressure polls Deno's `bufferedAmount`.
+ *
+ * @param request The upgrade request given to the `Deno.serve` handler.
+ * @param options The subprotocol and the bounds.
+ * @returns The 101 response to return, and the connection.
+ * @throws {TypeError} When the request is not a WebSocket upgrade.
+ * @throws {RangeError} For a bound that is not a non-negative number.
+ *
+ * @example Echo on Deno.serve
+ * ```ts
+ * import { connect, upgradeWebSocket } from "@seed/websocket-streams";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (request) => {
+ *   const { response, connection } = upgradeWebSocket(request);
+ *   connection.readable.pipeTo(connection.writable).catch(() => {});
+ *   return response;
+ * });
+ * const client = await connect(`ws://127.0.0.1:${server.addr.port}`);
+ * const writer = client.writable.getWriter();
+ * await writer.write("hi");
+ * const reader = client.readable.getReader();
+ * assertEquals((await reader.read()).value, "hi");
+ * reader.releaseLock();
+ * writer.releaseLock();
+ * client.close({ closeCode: 1000 });
+ * await client.closed;
+ * await server.shutdown();
+ * ```
+ */
+export function upgradeWebSocket(
+  request: Request,
+  options: UpgradeWebSocketOptions = {},
+): UpgradeWebSocketResult {
+  if (!isUpgradeRequest(request)) {
+    throw new TypeError(
+      "Cannot upgrade: the request is not a WebSocket upgrade (GET with Upgrade: websocket)",
+    );
+  }
+  for (
+    const name of [
+      "maxQueuedBytes",
+      "maxMessageSize",
+      "writableHighWaterMark",
+      "sendTimeout",
+    ] as const
+  ) {
+    const value = options[name];
+    if (value !== undefined && !(value >= 0)) {
+      throw new RangeError(
+        `Cannot upgrade: ${name} must be a non-negative number, not ${value}`,
+      );
+    }
+  }
+  const { socket, response } = Deno.upgradeWebSocket(request, {
+    protocol: options.protocol,
+    idleTimeout: options.idleTimeout,
+  });
+  return { response, connection: new UpgradedWebSocket(socket, options) };
+}
+
+/** The info {@linkcode UpgradedWebSocket.opened} resolves with. */
+export interface UpgradedWebSocketOpenInfo {
+  /** The subprotocol settled on, or `""`. */
+  protocol: string;
+  /** The extensions settled on, or `""` (Deno negotiates none). */
+  extensions: string;
+}
+
+/**
+ * A native Deno `WebSocket` seen through the stream API; made by
+ * {@linkcode upgradeWebSocket}, whose documentation lists how it differs
+ * from a {@linkcode WebSocketConnection}.
+ */
+export class UpgradedWebSocket {
+  /** Received messages: a string per text message, a `Uint8Array` per binary one. */
+  readonly readable: ReadableStream<string | Uint8Array>;
+  /** Messages to send: a string as text, bytes as binary. */
+  readonly writable: WritableStream<MessageData>;
+  /** Resolves when the socket opens; rejects if it never does. */
+  readonly opened: Promise<UpgradedWebSocketOpenInfo>;
+  /**
+   * Resolves with the peer's close code and reason after a clean close;
+   * rejects with a {@linkcode WebSocketError} otherwise.
+   */
+  readonly closed: Promise<WebSocketCloseInfo>;
+
+  #socket: WebSocket;
+  #protocol: string | undefined;
+  #readController!: ReadableStreamDefaultController<string | Uint8Array>;
+  #writeController!: WritableStreamDefaultController;
+  #readableOpen = true;
+  #maxQueued: number;
+  #maxMessage: number;
+  #highWaterMark: number;
+  #sendTimeout: number;
+  #failure: WebSocketError | undefined;
+  #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  #drainDone: (() => void) | undefined;
+
+  /**
+   * Wraps a native socket. {@linkcode upgradeWebSocket} is the usual way in.
+   *
+   * @param socket A socket from `Deno.upgradeWebSocket`, not yet open.
+   * @param options The bounds.
+   */
+  constructor(socket: WebSocket, options: UpgradeWebSocketOptions = {}) {
+    this.#socket = socket;
+    // Deno's server-side socket reports no protocol; the option is the truth.
+    this.#protocol = options.protocol;
+    this.#maxQueued = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED;
+    this.#maxMessage = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE;
+    this.#highWaterMark = options.writableHighWaterMark ??
+      DEFAULT_HIGH_WATER_MARK;
+    this.#sendTimeout = options.sendTimeout ?? DEFAULT_SEND_TIMEOUT;
+    socket.binaryType = "arraybuffer";
+
+    this.opened = new Promise((resolve, reject) => {
+      socket.addEventListener("open", () =>
+        resolve({
+          protocol: this.protocol,
+          extensions: socket.extensions,
+        }), { once: true });
+      socket.addEventListener(
+        "close",
+        () =>
+          reject(
+            new WebSocketError(
+              "ERR_HANDSHAKE",
+              "Cannot open: the socket closed before it opened",
+            ),
+          ),
+        { once: true },
+      );
+    });
+    this.opened.catch(() => {});
+
+    this.closed = new Promise((resolve, reject) => {
+      socket.addEventListener("close", (event) => {
+        this.#stopDrain();
+        const failure = this.#failure ??
+          (event.wasClean ? undefined : new WebSocketError(
+            "ERR_ABNORMAL_CLOSURE",
+            "Cannot close cleanly: the connection ended without a close frame",
+          ));
+        if (this.#readableOpen) {
+          this.#readableOpen = false;
+          if (failure) this.#readController.error(failure);
+          else this.#readController.close();
+        }
+        const ending = failure ??
+          new TypeError("Cannot send message: the connection is closed");
+        try {
+          this.#writeController.error(ending);
+        } catch {
+          // Already errored.
+        }
+        if (failure) reject(failure);
+        else resolve({ closeCode: event.code, reason: event.reason });
+      }, { once: true });
+    });
+    this.closed.catch(() => {});
+
+    socket.addEventListener("message", (event) => this.#onMessage(event));
+
+    this.readable = new ReadableStream<string | Uint8Array>({
+      start: (controller) => {
+        this.#readController = controller;
+      },
+      cancel: (reason) => {
+        this.#readableOpen = false;
+        this.#closeWith(reason);
+      },
+    }, { highWaterMark: this.#maxQueued, size: sizeOf });
+
+    this.writable = new WritableStream<MessageData>({
+      start: (controller) => {
+        this.#writeController = controller;
+      },
+      write: (chunk) => this.#send(chunk),
+      close: () => this.close(),
+      abort: (reason) => this.#closeWith(reason),
+    });
+  }
+
+  /**
+   * The subprotocol settled on, or `""`.
+   *
+   * @returns The subprotocol.
+   */
+  get protocol(): string {
+    return this.#protocol ?? this.#socket.protocol;
+  }
+
+  /**
+   * The extensions settled on: always `""`, Deno negotiates none.
+   *
+   * @returns The extensions.
+   */
+  get extensions(): string {
+    return this.#socket.extensions;
+  }
+
+  /**
+   * The bytes Deno has queued and not yet sent.
+   *
+   * @returns The count of bytes.
+   */
+  get bufferedAmount(): number {
+    return this.#socket.bufferedAmount;
+  }
+
+  /**
+   * Starts the close handshake; Deno finishes it. Calling it again does
+   * nothing. Await {@linkcode closed} for the outcome.
+   *
+   * @param options The close code and reason.
+   * @throws {RangeError} For a code not allowed on the wire, or a reason
+   * over 123 bytes.
+   */
+  close(options: WebSocketCloseOptions = {}): void {
+    let { closeCode } = options;
+    const reason = options.reason ?? "";
+    if (closeCode === undefined && reason !== "") closeCode = 1000;
+    if (closeCode !== undefined && !isValidCloseCode(closeCode)) {
+      throw new RangeError(
+        `Cannot close: code ${closeCode} is not allowed on the wire`,
+      );
+    }
+    if (new TextEncoder().encode(reason).length > 123) {
+      throw new RangeError(
+        "Cannot close: the reason is over 123 bytes of UTF-8",
+      );
+    }
+    const socket = this.#socket;
+    if (socket.readyState >= WebSocket.CLOSING) return;
+    if (socket.readyState === WebSocket.CONNECTING) {
+      // Deno refuses close() before open; close as soon as it opens.
+      this.opened.then(() => this.close(options), () => {});
+      return;
+    }
+    // Deno sends 1000 for a missing code only when no reason is given.
+    if (closeCode === undefined) socket.close();
+    else socket.close(closeCode, reason);
+  }
+
+  #onMessage(event: MessageEvent): void {
+    if (!this.#readableOpen) return;
+    const data: string | Uint8Array = typeof event.data === "string"
+      ? event.data
+      : new Uint8Array(event.data as ArrayBuffer);
+    const size = typeof data === "string"
+      // A UTF-16 length bounds UTF-8 bytes from below by a factor of 3.
+      ? data.length
+      : data.byteLength;
+    if (size > this.#maxMessage) {
+      this.#fail(
+        new WebSocketError(
+          "ERR_MESSAGE_TOO_LARGE",
+          `Cannot receive message: ${size} bytes is over maxMessageSize ${this.#maxMessage}`,
+        ),
+      );
+      return;
+    }
+    const desired = this.#readController.desiredSize ?? 0;
+    // The queue is empty when desiredSize is the high-water mark.
+    if (desired < size && desired < this.#maxQueued) {
+      this.#fail(
+        new WebSocketError(
+          "ERR_INBOUND_QUEUE_FULL",
+          `Cannot receive message: over ${this.#maxQueued} bytes wait unread`,
+        ),
+      );
+      return;
+    }
+    this.#readController.enqueue(data);
+  }
+
+  async #send(chunk: MessageData): Promise<void> {
+    if (this.#socket.readyState === WebSocket.CONNECTING) await this.opened;
+    if (this.#socket.readyState !== WebSocket.OPEN) {
+      throw new TypeError("Cannot send message: the connection is closing");
+    }
+    this.#socket.send(chunk as string | Uint8Array<ArrayBuffer>);
+    if (this.#socket.bufferedAmount > this.#highWaterMark) await this.#drain();
+  }
+
+  #drain(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const deadline = performance.now() + this.#sendTimeout;
+      let delay = 1;
+      this.#drainDone = resolve;
+      const check = () => {
+        const socket = this.#socket;
+        if (
+          socket.readyState !== WebSocket.OPEN ||
+          socket.bufferedAmount <= this.#highWaterMark
+        ) {
+          this.#drainDone = undefined;
+          resolve();
+        } else if (performance.now() >= deadline) {
+          this.#drainDone = undefined;
+          const error = new WebSocketError(
+            "ERR_ABNORMAL_CLOSURE",
+            `Cannot send message: the peer took nothing for ${this.#sendTimeout} ms`,
+          );
+          reject(error);
+          this.#fail(error);
+        } else {
+          delay = Math.min(delay * 2, MAX_DRAIN_POLL);
+          this.#drainTimer = setTimeout(check, delay);
+        }
+      };
+      this.#drainTimer = setTimeout(check, delay);
+    });
+  }
+
+  #stopDrain(): void {
+    clearTimeout(this.#drainTimer);
+    this.#drainDone?.();
+    this.#drainDone = undefined;
+  }
+
+  #closeWith(reason: unknown): void {
+    if (
+      reason instanceof WebSocketError && isValidCloseCode(reason.closeCode)
+    ) {
+      this.close({ closeCode: reason.closeCode, reason: reason.reason });
+    } else {
+      this.close();
+    }
+  }
+
+  #fail(error: WebSocketError): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    if (this.#readableOpen) {
+      this.#readableOpen = false;
+      this.#readController.error(error);
+    }
+    try {
+      this.#writeController.error(error);
+    } catch {
+      // Already errored.
+    }
+    if (isValidCloseCode(error.closeCode)) {
+      this.close({ closeCode: error.closeCode, reason: error.reason });
+    } else {
+      this.close({ closeCode: 1011, reason: error.reason });
+    }
+  }
+}

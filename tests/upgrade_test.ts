@@ -1,0 +1,291 @@
+// upgradeWebSocket over Deno.serve, and the WebSocketStream facade, on
+// 127.0.0.1 against our client, Deno's native client and a raw TCP peer.
+
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import {
+  connect,
+  serve,
+  type UpgradedWebSocket,
+  upgradeWebSocket,
+  type UpgradeWebSocketOptions,
+  WebSocketError,
+  WebSocketStream,
+} from "../mod.ts";
+import { assertWsError, prng, randomBytes } from "./_helpers.ts";
+
+const te = new TextEncoder();
+
+/** Deno.serve with upgradeWebSocket; `handler` gets each connection. */
+function nativeServe(
+  handler: (connection: UpgradedWebSocket) => void,
+  options: UpgradeWebSocketOptions = {},
+) {
+  return Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      const { response, connection } = upgradeWebSocket(request, options);
+      handler(connection);
+      return response;
+    },
+  );
+}
+
+function echo(connection: UpgradedWebSocket): void {
+  connection.readable.pipeTo(connection.writable).catch(() => {});
+}
+
+Deno.test("upgradeWebSocket echoes text and binary to our client", async (t) => {
+  const server = nativeServe(echo);
+  const client = await connect(`ws://127.0.0.1:${server.addr.port}/`, {
+    fragmentSize: 4096,
+  });
+  const writer = client.writable.getWriter();
+  const reader = client.readable.getReader();
+  const random = prng(11);
+  for (const size of [0, 1, 125, 126, 65536, 1 << 20, 4 << 20]) {
+    await t.step(`${size} bytes`, async () => {
+      const bytes = randomBytes(random, size);
+      await writer.write(bytes);
+      assertEquals((await reader.read()).value, bytes);
+      const text = "ü€x".repeat(size / 6 | 0);
+      await writer.write(text);
+      assertEquals((await reader.read()).value, text);
+    });
+  }
+  reader.releaseLock();
+  writer.releaseLock();
+  client.close({ closeCode: 4005, reason: "bye" });
+  assertEquals(await client.closed, { closeCode: 4005, reason: "bye" });
+  await server.shutdown();
+});
+
+Deno.test("upgradeWebSocket: opened, protocol, and closed in both orders", async (t) => {
+  await t.step("the server closes with a code and reason", async () => {
+    const serverSide = Promise.withResolvers<UpgradedWebSocket>();
+    const server = nativeServe((c) => serverSide.resolve(c), {
+      protocol: "v2",
+    });
+    const client = await connect(`ws://127.0.0.1:${server.addr.port}/`, {
+      protocols: ["v1", "v2"],
+    });
+    assertEquals(client.protocol, "v2");
+    const connection = await serverSide.promise;
+    assertEquals(await connection.opened, { protocol: "v2", extensions: "" });
+    assertEquals(connection.protocol, "v2");
+    connection.close({ closeCode: 4100, reason: "server done" });
+    assertEquals(await client.closed, {
+      closeCode: 4100,
+      reason: "server done",
+    });
+    assertEquals(await connection.closed, {
+      closeCode: 4100,
+      reason: "server done",
+    });
+    await server.shutdown();
+  });
+
+  await t.step("the client closes; the server's readable ends", async () => {
+    const serverSide = Promise.withResolvers<UpgradedWebSocket>();
+    const server = nativeServe((c) => serverSide.resolve(c));
+    const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+    const connection = await serverSide.promise;
+    const received = Array.fromAsync(connection.readable);
+    const writer = client.writable.getWriter();
+    await writer.write("a");
+    await writer.write(new Uint8Array([1]));
+    writer.releaseLock();
+    client.close({ closeCode: 1000, reason: "ok" });
+    assertEquals(await received, ["a", new Uint8Array([1])]);
+    assertEquals(await connection.closed, { closeCode: 1000, reason: "ok" });
+    await client.closed;
+    await server.shutdown();
+  });
+
+  await t.step("close() before the socket opens waits for it", async () => {
+    const server = nativeServe((c) => c.close({ closeCode: 4200 }));
+    const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+    assertEquals(await client.closed, { closeCode: 4200, reason: "" });
+    await server.shutdown();
+  });
+
+  await t.step(
+    "readable.cancel(WebSocketError) closes with its code",
+    async () => {
+      const server = nativeServe((c) => {
+        c.readable.cancel(
+          new WebSocketError("ERR_HANDSHAKE", "Cannot talk: policy", {
+            closeCode: 4403,
+          }),
+        );
+      });
+      const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+      assertEquals(await client.closed, { closeCode: 4403, reason: "policy" });
+      await server.shutdown();
+    },
+  );
+});
+
+Deno.test("upgradeWebSocket against Deno's native client", async () => {
+  const server = nativeServe(echo);
+  const socket = new WebSocket(`ws://127.0.0.1:${server.addr.port}/`);
+  socket.binaryType = "arraybuffer";
+  const replies: unknown[] = [];
+  const got = Promise.withResolvers<void>();
+  socket.onmessage = (event) => {
+    replies.push(
+      typeof event.data === "string" ? event.data : new Uint8Array(event.data),
+    );
+    if (replies.length === 2) got.resolve();
+  };
+  await new Promise((resolve) => socket.onopen = resolve);
+  socket.send("native");
+  socket.send(new Uint8Array([9, 8, 7]));
+  await got.promise;
+  assertEquals(replies, ["native", new Uint8Array([9, 8, 7])]);
+  const closed = new Promise<CloseEvent>((resolve) => socket.onclose = resolve);
+  socket.close(4001, "x");
+  assertEquals((await closed).code, 4001);
+  await server.shutdown();
+});
+
+Deno.test("upgradeWebSocket fails a reader that falls behind with 1008", async () => {
+  const serverSide = Promise.withResolvers<UpgradedWebSocket>();
+  // The handler never reads.
+  const server = nativeServe((c) => serverSide.resolve(c), {
+    maxQueuedBytes: 64 * 1024,
+  });
+  const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+  const writer = client.writable.getWriter();
+  const chunk = new Uint8Array(10 * 1024);
+  // 6 messages fit under 64 KiB; the 7th does not. Nothing follows it:
+  // Deno drops TCP when data arrives after its close frame.
+  for (let i = 0; i < 7; i++) await writer.write(chunk);
+  writer.releaseLock();
+  const connection = await serverSide.promise;
+  const error = await connection.closed.then(() => undefined, (e) => e);
+  assertWsError(error, "ERR_INBOUND_QUEUE_FULL", 1008);
+  const info = await client.closed;
+  assertEquals(info.closeCode, 1008);
+  await server.shutdown();
+});
+
+Deno.test("upgradeWebSocket fails an over-large message with 1009", async () => {
+  const serverSide = Promise.withResolvers<UpgradedWebSocket>();
+  const server = nativeServe((c) => {
+    serverSide.resolve(c);
+    c.readable.pipeTo(new WritableStream()).catch(() => {});
+  }, { maxMessageSize: 1000 });
+  const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+  const writer = client.writable.getWriter();
+  await writer.write(new Uint8Array(1000));
+  await writer.write(new Uint8Array(1001));
+  writer.releaseLock();
+  const error = await (await serverSide.promise).closed.then(
+    () => undefined,
+    (e) => e,
+  );
+  assertWsError(error, "ERR_MESSAGE_TOO_LARGE", 1009);
+  assertEquals((await client.closed).closeCode, 1009);
+  await server.shutdown();
+});
+
+Deno.test("upgradeWebSocket: writes wait while a peer does not read", async () => {
+  const highWaterMark = 256 * 1024;
+  const result = Promise.withResolvers<[number, number]>();
+  const server = nativeServe((connection) => {
+    const writer = connection.writable.getWriter();
+    const message = new Uint8Array(256 * 1024);
+    let accepted = 0;
+    (async () => {
+      for (let i = 0; i < 256; i++) {
+        await writer.write(message);
+        accepted++;
+      }
+    })().catch(() => {});
+    setTimeout(() => {
+      result.resolve([accepted, connection.bufferedAmount]);
+      connection.close({ closeCode: 1000 });
+    }, 400);
+  }, { writableHighWaterMark: highWaterMark, sendTimeout: 5000 });
+  // A raw client: it handshakes, then reads nothing until told.
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  await conn.write(te.encode(
+    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  ));
+  const [accepted, buffered] = await result.promise;
+  // 64 MiB offered; kernel buffers take a few MiB, then the writes wait.
+  assert(accepted < 64, `${accepted} of 256 writes went through`);
+  assert(
+    buffered <= highWaterMark + 256 * 1024 + 64,
+    `bufferedAmount ${buffered}`,
+  );
+  conn.close();
+  await server.shutdown();
+});
+
+Deno.test("upgradeWebSocket refuses a request that is not an upgrade", () => {
+  assertThrows(
+    () => upgradeWebSocket(new Request("http://localhost/")),
+    TypeError,
+    "Cannot upgrade",
+  );
+  const request = new Request("http://localhost/", {
+    headers: {
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "sec-websocket-version": "13",
+    },
+  });
+  assertThrows(
+    () => upgradeWebSocket(request, { maxQueuedBytes: -1 }),
+    RangeError,
+    "maxQueuedBytes",
+  );
+});
+
+Deno.test("WebSocketStream: opened, closed, and close() while connecting", async (t) => {
+  await t.step("a refused handshake rejects opened and closed", async () => {
+    const server = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen() {} },
+      () => new Response("no", { status: 403 }),
+    );
+    const wss = new WebSocketStream(`ws://127.0.0.1:${server.addr.port}/`);
+    assertWsError(await wss.opened.catch((e) => e), "ERR_HANDSHAKE", 1006);
+    assertWsError(await wss.closed.catch((e) => e), "ERR_HANDSHAKE", 1006);
+    await server.shutdown();
+  });
+
+  await t.step("close() while connecting abandons the attempt", async () => {
+    // A server that never answers the handshake.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted = listener.accept();
+    const wss = new WebSocketStream(
+      `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/`,
+    );
+    const conn = await accepted;
+    wss.close();
+    assertWsError(await wss.opened.catch((e) => e), "ERR_ABORTED", 1006);
+    conn.close();
+    listener.close();
+  });
+
+  await t.step("subprotocol and a server-sent close", async () => {
+    const server = serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      onListen() {},
+      onUpgrade: (_request, info) => ({ protocol: info.protocols[0] }),
+    }, (connection) => connection.close({ closeCode: 4000, reason: "r" }));
+    const wss = new WebSocketStream(`ws://127.0.0.1:${server.addr.port}/`, {
+      protocols: ["chat"],
+    });
+    assertEquals((await wss.opened).protocol, "chat");
+    assertEquals(await wss.closed, { closeCode: 4000, reason: "r" });
+    await server.shutdown();
+  });
+});
