@@ -51,3 +51,4 @@ export * from "./lib/serve.ts";
 export * from "./lib/dial.ts";
 export * from "./lib/upgrade.ts";
 export * from "./lib/websocket_stream.ts";
+export * from "./lib/deflate.ts";

@@ -10,16 +10,21 @@ import {
   WebSocketConnection,
   type WebSocketConnectionOptions,
 } from "./connection.ts";
+import { acceptDeflate, type PerMessageDeflateOptions } from "./deflate.ts";
 import {
   errorResponse,
+  formatExtensions,
   HandshakeRejection,
   serverResponseHead,
   validateUpgradeRequest,
 } from "./handshake.ts";
 
 /** Options for {@linkcode acceptWebSocket}. */
-export interface AcceptOptions
-  extends Omit<WebSocketConnectionOptions, "role" | "protocol" | "extensions"> {
+export interface AcceptOptions extends
+  Omit<
+    WebSocketConnectionOptions,
+    "role" | "protocol" | "extensions" | "perMessageDeflate"
+  > {
   /**
    * The subprotocol to answer with. It must be one the client offered; a
    * function picks from the offered list (return `undefined` for none).
@@ -33,6 +38,18 @@ export interface AcceptOptions
    * @default {none}
    */
   headers?: HeadersInit;
+  /**
+   * Accept permessage-deflate (RFC 7692) when the client offers it: `true`
+   * for the default policy, or a policy. `false` declines every offer.
+   *
+   * On by default: browsers always offer it, and with our pooled engines a
+   * connection holds zlib memory only while it has compressed; see the
+   * README's measured memory per connection, and set
+   * `serverNoContextTakeover` to share one deflater among idle connections.
+   *
+   * @default {true}
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 const encoder = new TextEncoder();
@@ -115,9 +132,16 @@ export async function acceptOn(
     await rejectOn(transport, error);
     throw error;
   }
-  // Extensions: none are negotiated yet, so every offer is declined
-  // (RFC 6455 §9.1: the server answers with the ones it accepts).
-  const result = { protocol: chosen ?? "", extensions: "" };
+  // RFC 6455 §9.1: the server answers with the extensions it accepts; the
+  // only one we know is permessage-deflate.
+  const policy = options.perMessageDeflate ?? true;
+  const deflate = policy === false
+    ? undefined
+    : acceptDeflate(info.extensions, policy === true ? {} : policy);
+  const result = {
+    protocol: chosen ?? "",
+    extensions: deflate ? formatExtensions([deflate.response]) : "",
+  };
   await transport.write(
     encoder.encode(
       await serverResponseHead(info.key, result, options.headers),
@@ -128,6 +152,7 @@ export async function acceptOn(
     role: "server",
     protocol: result.protocol,
     extensions: result.extensions,
+    perMessageDeflate: deflate?.params,
   });
 }
 

@@ -13,11 +13,13 @@ import {
   type Transport,
 } from "./_transport.ts";
 import { decodeCloseBody, encodeCloseBody, isValidCloseCode } from "./close.ts";
+import { Deflater, Inflater, type NegotiatedDeflate } from "./deflate.ts";
 import { WebSocketError } from "./errors.ts";
 import { type FrameHeaderOptions, Opcode, type Role } from "./frame.ts";
 import { FrameParser } from "./frame_parser.ts";
 import { encodeFrameChunks } from "./frame_writer.ts";
 import {
+  DEFAULT_MAX_MESSAGE_SIZE,
   MessageAssembler,
   type MessageData,
   type MessageLimits,
@@ -124,6 +126,15 @@ export interface WebSocketConnectionOptions extends MessageLimits {
    * @default {off}
    */
   heartbeat?: HeartbeatOptions;
+  /**
+   * permessage-deflate as the handshake negotiated it (`connect`,
+   * `acceptWebSocket` and `serve` fill it in). With it, RSV1 messages are
+   * inflated, with `maxMessageSize` bounding the inflated size, and
+   * messages of at least `threshold` bytes are sent compressed.
+   *
+   * @default {none (no compression)}
+   */
+  perMessageDeflate?: NegotiatedDeflate;
 }
 
 const READ_BUFFER_SIZE = 64 * 1024;
@@ -132,6 +143,8 @@ const READ_BUFFER_SIZE = 64 * 1024;
 const COALESCE_LIMIT = 64 * 1024;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const DEFAULT_CLOSE_TIMEOUT = 5000;
+
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function sizeOf(chunk: string | Uint8Array): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
@@ -232,6 +245,15 @@ export class WebSocketConnection {
   #resolveClosed!: (info: WebSocketCloseInfo) => void;
   #rejectClosed!: (error: WebSocketError) => void;
 
+  // permessage-deflate: the engines, and the chain that keeps inflated
+  // messages in order with the ones that follow them.
+  #inflater: Inflater | undefined;
+  #deflater: Deflater | undefined;
+  #threshold = Infinity;
+  #maxMessageSize: number;
+  #inbound: Promise<void> | undefined;
+  #inboundDepth = 0;
+
   #pings: PendingPing[] = [];
   #heartbeat: HeartbeatOptions | undefined;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
@@ -275,14 +297,39 @@ export class WebSocketConnection {
       }
     }
 
+    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    const deflate = options.perMessageDeflate;
+    if (deflate) {
+      const server = options.role === "server";
+      this.#deflater = new Deflater(
+        server ? deflate.serverMaxWindowBits : deflate.clientMaxWindowBits,
+        server
+          ? deflate.serverNoContextTakeover
+          : deflate.clientNoContextTakeover,
+        deflate.level,
+        deflate.memLevel,
+      );
+      this.#inflater = new Inflater(
+        server ? deflate.clientMaxWindowBits : deflate.serverMaxWindowBits,
+        server
+          ? deflate.clientNoContextTakeover
+          : deflate.serverNoContextTakeover,
+      );
+      this.#threshold = deflate.threshold;
+    }
     const headerOptions: FrameHeaderOptions = {
       // The parser checks masking for the receiving role: ours.
       role: options.role,
       maxFrameSize: options.maxFrameSize,
+      // RFC 7692 §6: permessage-deflate owns RSV1.
+      allowedRsv: deflate ? 4 : 0,
     };
     this.#assembler = new MessageAssembler({ ...options, copy: true }, {
       message: (data) => this.#onMessage(data),
       control: (opcode, payload) => this.#onControl(opcode, payload),
+      compressed: deflate
+        ? (opcode, payload) => this.#onCompressed(opcode, payload)
+        : undefined,
     });
     this.#parser = new FrameParser(
       { ...headerOptions, partial: true },
@@ -466,11 +513,67 @@ export class WebSocketConnection {
         );
         return;
       }
+      // Inflation is asynchronous: finish this read's messages before the
+      // next read, so that what waits stays bounded by one read.
+      if (this.#inbound) await this.#inbound;
     }
   }
 
   #onMessage(data: string | Uint8Array): void {
     if (this.#closeReceived || !this.#readableOpen) return;
+    if (this.#inbound) {
+      // Behind an inflating message: keep the order.
+      this.#chain(() => this.#deliver(data));
+      return;
+    }
+    this.#deliver(data);
+  }
+
+  #onCompressed(opcode: number, payload: Uint8Array): void {
+    if (this.#closeReceived || !this.#readableOpen) return;
+    const inflater = this.#inflater!;
+    this.#chain(async () => {
+      const bytes = await inflater.inflate(payload, this.#maxMessageSize);
+      if (opcode !== Opcode.Text) {
+        this.#deliver(bytes);
+        return;
+      }
+      let text: string;
+      try {
+        text = fatalDecoder.decode(bytes);
+      } catch (cause) {
+        throw new WebSocketError(
+          "ERR_INVALID_UTF8",
+          "Cannot decode text message: invalid UTF-8",
+          { cause },
+        );
+      }
+      this.#deliver(text);
+    });
+  }
+
+  /** Runs `step` after every step chained before it; a failure fails all. */
+  #chain(step: () => void | Promise<void>): void {
+    this.#inboundDepth++;
+    const next = (this.#inbound ?? Promise.resolve()).then(() => {
+      if (this.#done) return;
+      return step();
+    }).catch((error) => {
+      this.#fail(
+        error instanceof WebSocketError ? error : new WebSocketError(
+          "ERR_INVALID_COMPRESSED_DATA",
+          `Cannot inflate message: ${error}`,
+          { cause: error },
+        ),
+      );
+    }).finally(() => {
+      if (--this.#inboundDepth === 0) this.#inbound = undefined;
+    });
+    this.#inbound = next;
+  }
+
+  #deliver(data: string | Uint8Array): void {
+    if (!this.#readableOpen) return;
     // After our close, keep within the high-water mark; drop the rest.
     if (this.#closeSent && (this.#readController.desiredSize ?? 0) <= 0) {
       return;
@@ -500,10 +603,15 @@ export class WebSocketConnection {
 
   #onClose(info: WebSocketCloseInfo, body: Uint8Array): void {
     this.#closeReceived = info;
-    if (this.#readableOpen) {
-      this.#readableOpen = false;
-      this.#readController.close();
-    }
+    const endReadable = () => {
+      if (this.#readableOpen) {
+        this.#readableOpen = false;
+        this.#readController.close();
+      }
+    };
+    // Messages still inflating come first.
+    if (this.#inbound) this.#chain(endReadable);
+    else endReadable();
     if (!this.#closeSent) {
       // RFC 6455 §5.5.1: echo the close, keeping its code (and reason).
       this.#sendClose(body);
@@ -545,10 +653,20 @@ export class WebSocketConnection {
     if (this.#closeSent || this.#done) {
       throw new TypeError("Cannot send message: the connection is closing");
     }
-    const { opcode, payload } = messagePayload(chunk);
+    const message = messagePayload(chunk);
+    const opcode = message.opcode;
+    let payload = message.payload;
+    let compressed = false;
+    if (this.#deflater && payload.length >= this.#threshold) {
+      payload = await this.#deflater.deflate(payload);
+      compressed = true;
+      if (this.#closeSent || this.#done) {
+        throw new TypeError("Cannot send message: the connection is closing");
+      }
+    }
     const size = this.#fragmentSize;
     if (payload.length <= size) {
-      this.#sendFrame(opcode, payload);
+      this.#sendFrame(opcode, payload, true, compressed);
     } else {
       for (let start = 0; start < payload.length; start += size) {
         const end = Math.min(start + size, payload.length);
@@ -556,6 +674,8 @@ export class WebSocketConnection {
           start === 0 ? opcode : Opcode.Continuation,
           payload.subarray(start, end),
           end === payload.length,
+          // RFC 7692 §6.1: RSV1 on the first frame only.
+          compressed && start === 0,
         );
       }
     }
@@ -564,9 +684,14 @@ export class WebSocketConnection {
     }
   }
 
-  #sendFrame(opcode: Opcode, payload: Uint8Array, fin = true): void {
+  #sendFrame(
+    opcode: Opcode,
+    payload: Uint8Array,
+    fin = true,
+    rsv1 = false,
+  ): void {
     encodeFrameChunks(
-      { fin, rsv1: false, rsv2: false, rsv3: false, opcode, payload },
+      { fin, rsv1, rsv2: false, rsv3: false, opcode, payload },
       this.#role,
       (chunk) => this.#queue(chunk),
     );
@@ -685,6 +810,8 @@ export class WebSocketConnection {
     clearTimeout(this.#closeTimer);
     clearTimeout(this.#heartbeatTimer);
     this.#transport.close();
+    this.#inflater?.close();
+    this.#deflater?.close();
     this.#out = [];
     this.#buffered = 0;
     for (const resolve of this.#drainWaiters.splice(0)) resolve();

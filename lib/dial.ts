@@ -17,8 +17,16 @@ import {
 } from "./connection.ts";
 import { WebSocketError } from "./errors.ts";
 import {
+  deflateOffers,
+  PERMESSAGE_DEFLATE,
+  type PerMessageDeflateOptions,
+  validateDeflateResponse,
+} from "./deflate.ts";
+import {
+  formatExtensions,
   generateKey,
   HandshakeRejection,
+  parseExtensions,
   validateServerResponse,
 } from "./handshake.ts";
 
@@ -26,8 +34,19 @@ import {
 export interface ConnectOptions extends
   Omit<
     WebSocketConnectionOptions,
-    "role" | "protocol" | "extensions" | "head"
+    "role" | "protocol" | "extensions" | "head" | "perMessageDeflate"
   > {
+  /**
+   * Offer permessage-deflate (RFC 7692): `true` for the default offer
+   * (`client_max_window_bits`, as browsers send), an offer, or several in
+   * order of preference. `false` offers nothing.
+   *
+   * @default {true}
+   */
+  perMessageDeflate?:
+    | boolean
+    | PerMessageDeflateOptions
+    | PerMessageDeflateOptions[];
   /**
    * Subprotocols to offer, in order of preference.
    *
@@ -173,6 +192,18 @@ export async function connect(
     if (protocols.length > 0) {
       lines.push(`Sec-WebSocket-Protocol: ${protocols.join(", ")}`);
     }
+    const deflateOption = options.perMessageDeflate ?? true;
+    const deflate = deflateOption === false
+      ? undefined
+      : deflateOption === true
+      ? {}
+      : deflateOption;
+    if (deflate) {
+      lines.push(
+        `Sec-WebSocket-Extensions: ${formatExtensions(deflateOffers(deflate))}`,
+      );
+    }
+    headers.delete("sec-websocket-extensions");
     headers.forEach((value, name) => lines.push(`${name}: ${value}`));
     await Promise.race([
       transport.write(encoder.encode(lines.join("\r\n") + "\r\n\r\n")),
@@ -203,14 +234,19 @@ export async function connect(
     const result = await validateServerResponse(
       Number(head.start[1]),
       head.headers,
-      { key, protocols, extensions: [] },
+      { key, protocols, extensions: deflate ? [PERMESSAGE_DEFLATE] : [] },
     );
+    const accepted = parseExtensions(result.extensions);
+    const negotiated = accepted.length > 0
+      ? validateDeflateResponse(accepted, deflate!)
+      : undefined;
     return new WebSocketConnection(transport as unknown as ByteDuplex, {
       ...options,
       role: "client",
       protocol: result.protocol,
       extensions: result.extensions,
       head: head.rest,
+      perMessageDeflate: negotiated,
     });
   } catch (error) {
     transport?.close();

@@ -26,6 +26,7 @@ import { truncateUtf8 } from "./utf8.ts";
  * | `ERR_UNEXPECTED_CONTINUATION` | 1002 | a continuation frame arrived with no message open |
  * | `ERR_EXPECTED_CONTINUATION` | 1002 | a new data frame arrived inside an unfinished message |
  * | `ERR_INVALID_UTF8` | 1007 | a text message or close reason is not valid UTF-8 |
+ * | `ERR_INVALID_COMPRESSED_DATA` | 1007 | a permessage-deflate message did not inflate (RFC 7692 §8) |
  * | `ERR_INVALID_CLOSE_CODE` | 1002 | a close frame carried a code that is not allowed on the wire |
  * | `ERR_INVALID_CLOSE_BODY` | 1002 | a close frame carried a 1-byte body |
  * | `ERR_TRUNCATED_FRAME` | 1002 | the byte stream ended inside a frame |
@@ -52,6 +53,7 @@ export const ERROR_CODES = {
   ERR_UNEXPECTED_CONTINUATION: 1002,
   ERR_EXPECTED_CONTINUATION: 1002,
   ERR_INVALID_UTF8: 1007,
+  ERR_INVALID_COMPRESSED_DATA: 1007,
   ERR_INVALID_CLOSE_CODE: 1002,
   ERR_INVALID_CLOSE_BODY: 1002,
   ERR_TRUNCATED_FRAME: 1002,

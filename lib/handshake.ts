@@ -68,6 +68,12 @@ export interface ExtensionOffer {
   name: string;
   /** Its parameters; a parameter with no value maps to `true`. */
   params: Record<string, string | true>;
+  /**
+   * Parameter names that appeared more than once (the first value is kept).
+   * The §9.1 grammar allows it; an extension's own rules decide (RFC 7692
+   * §7 declines such an offer). Absent when there are none.
+   */
+  duplicates?: string[];
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -157,11 +163,10 @@ export function parseExtensions(value: string): ExtensionOffer[] {
         }
       }
       if (Object.hasOwn(offer.params, name)) {
-        throw handshakeError(
-          `Cannot parse Sec-WebSocket-Extensions: parameter ${name} appears twice`,
-        );
+        (offer.duplicates ??= []).push(name);
+      } else {
+        offer.params[name] = param;
       }
-      offer.params[name] = param;
       skipSpace();
     }
     offers.push(offer);

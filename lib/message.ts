@@ -63,6 +63,14 @@ export interface MessageFrameHeader {
   opcode: number;
   /** The payload length its header declared. */
   payloadLength: number;
+  /**
+   * RSV1: with permessage-deflate, set on the first frame of a compressed
+   * message (RFC 7692 §6). The parser lets it through only when an
+   * extension allows it.
+   *
+   * @default {false}
+   */
+  rsv1?: boolean;
 }
 
 /** Options for {@linkcode MessageAssembler}. */
@@ -82,6 +90,19 @@ export interface MessageHandler {
   message(data: string | Uint8Array): void;
   /** Called with each control frame (close, ping, pong), payload unchanged. */
   control(opcode: number, payload: Uint8Array): void;
+  /**
+   * Called with each complete compressed message (RSV1 on its first frame,
+   * RFC 7692 §6): its opcode and still-compressed payload, unvalidated.
+   * Without it, RSV1 fails with 1002.
+   */
+  compressed?(opcode: number, payload: Uint8Array): void;
+}
+
+function unexpectedRsv1(what: string): WebSocketError {
+  return new WebSocketError(
+    "ERR_UNEXPECTED_RSV",
+    `Cannot decode message: RSV1 set on ${what}`,
+  );
 }
 
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -135,6 +156,7 @@ export class MessageAssembler {
   // The open message: its opcode (0 when none), frame count and the bytes
   // its frame headers have declared so far.
   #opcode = 0;
+  #compressed = false;
   #fragments = 0;
   #size = 0;
   // Bytes of the open message, when it is not one frame in one piece.
@@ -184,6 +206,8 @@ export class MessageAssembler {
   push(header: MessageFrameHeader, payload: Uint8Array, offset: number): void {
     const opcode = header.opcode;
     if (opcode >= 0x8) {
+      // RFC 7692 §6.1: RSV1 marks only data messages.
+      if (header.rsv1) throw unexpectedRsv1("a control frame");
       this.#handler.control(opcode, this.#copy ? payload.slice() : payload);
       return;
     }
@@ -193,7 +217,10 @@ export class MessageAssembler {
       // The common case: a message of one frame, whole in one piece.
       const type = this.#opcode;
       this.#opcode = 0;
-      if (type === Opcode.Text) {
+      if (this.#compressed) {
+        this.#compressed = false;
+        this.#handler.compressed!(type, this.#copy ? payload.slice() : payload);
+      } else if (type === Opcode.Text) {
         let text: string;
         try {
           text = fatalDecoder.decode(payload);
@@ -206,7 +233,7 @@ export class MessageAssembler {
       }
       return;
     }
-    if (this.#opcode === Opcode.Text) {
+    if (this.#opcode === Opcode.Text && !this.#compressed) {
       // RFC 6455 §8.1: fail as soon as the bytes are known not to be UTF-8.
       if (this.#validator.push(payload) !== -1) {
         this.#validator.reset();
@@ -233,6 +260,8 @@ export class MessageAssembler {
 
   #startFrame(header: MessageFrameHeader): void {
     if (header.opcode === Opcode.Continuation) {
+      // RFC 7692 §6.1: RSV1 is set on the first frame of a message only.
+      if (header.rsv1) throw unexpectedRsv1("a continuation frame");
       if (this.#opcode === 0) {
         throw new WebSocketError(
           "ERR_UNEXPECTED_CONTINUATION",
@@ -252,12 +281,22 @@ export class MessageAssembler {
           "Cannot decode message: a new message started inside an unfinished one",
         );
       }
+      if (header.rsv1 && !this.#handler.compressed) {
+        throw unexpectedRsv1("a message, with no compression negotiated");
+      }
       this.#opcode = header.opcode;
+      this.#compressed = header.rsv1 === true;
       this.#fragments = 1;
       this.#size = 0;
     }
     this.#size += header.payloadLength;
-    if (this.#size > this.#maxMessageSize) {
+    // A compressed message is checked again once inflated; deflate may
+    // grow incompressible data by a little, so its wire size gets 1/64 of
+    // slack (stored blocks cost 5 bytes per 64 KiB).
+    const limit = this.#compressed
+      ? this.#maxMessageSize + (this.#maxMessageSize >>> 6) + 1024
+      : this.#maxMessageSize;
+    if (this.#size > limit) {
       throw new WebSocketError(
         "ERR_MESSAGE_TOO_LARGE",
         `Cannot decode message: it exceeds maxMessageSize (${this.#maxMessageSize} bytes)`,
@@ -274,6 +313,7 @@ export class MessageAssembler {
       const capacity = Math.max(
         this.#size,
         Math.min((buffer?.length ?? 0) * 2, this.#maxMessageSize),
+        need,
       );
       const grown = new Uint8Array(capacity);
       if (buffer !== undefined) grown.set(buffer.subarray(0, this.#fill));
@@ -290,6 +330,11 @@ export class MessageAssembler {
     this.#buffer = undefined;
     this.#fill = 0;
     this.#opcode = 0;
+    if (this.#compressed) {
+      this.#compressed = false;
+      this.#handler.compressed!(type, buffer.subarray(0, fill));
+      return;
+    }
     if (type === Opcode.Text) {
       const complete = this.#validator.complete;
       this.#validator.reset();
