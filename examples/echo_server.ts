@@ -23,10 +23,14 @@ export function startEchoServer(
   hostname = "127.0.0.1",
   onListen?: (addr: Deno.NetAddr) => void,
 ): WebSocketServer {
-  return serve({ port, hostname, onListen }, (connection) => {
-    // Backpressure end to end: pipeTo reads only as fast as it can write.
-    connection.readable.pipeTo(connection.writable).catch(() => {});
-  });
+  // permessage-deflate is accepted whatever the library's default is.
+  return serve(
+    { port, hostname, onListen, perMessageDeflate: true },
+    (connection) => {
+      // Backpressure end to end: pipeTo reads only as fast as it can write.
+      connection.readable.pipeTo(connection.writable).catch(() => {});
+    },
+  );
 }
 
 function flag(name: string, fallback: string): string {

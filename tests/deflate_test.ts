@@ -659,3 +659,38 @@ Deno.test("Inflater stops at the limit; Deflater strips the trailer", async () =
   deflater.close();
   inflater.close();
 });
+
+Deno.test("serve() accepts deflate by default without context takeover, or not at all", async (t) => {
+  for (
+    const [name, policy, expected] of [
+      [
+        "default",
+        undefined,
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+      ],
+      ["context takeover asked for", {}, "permessage-deflate"],
+      ["declined", false, ""],
+    ] as const
+  ) {
+    await t.step(name, async () => {
+      const { server, peer } = oneServer(
+        policy === undefined ? {} : { perMessageDeflate: policy },
+      );
+      const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+      assertEquals(client.extensions, expected);
+      assertEquals((await peer).extensions, expected);
+      const writer = client.writable.getWriter();
+      const reader = client.readable.getReader();
+      (await peer).readable.pipeTo((await peer).writable).catch(() => {});
+      for (let i = 0; i < 3; i++) {
+        await writer.write(JSON_TEXT);
+        assertEquals((await reader.read()).value, JSON_TEXT);
+      }
+      reader.releaseLock();
+      writer.releaseLock();
+      client.close();
+      await client.closed;
+      await server.shutdown();
+    });
+  }
+});
