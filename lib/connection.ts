@@ -5,6 +5,7 @@
  * @module
  */
 
+import { Outbox, releaseBlock } from "./_outbox.ts";
 import {
   type ByteDuplex,
   ConnTransport,
@@ -17,7 +18,6 @@ import { Deflater, Inflater, type NegotiatedDeflate } from "./deflate.ts";
 import { WebSocketError } from "./errors.ts";
 import { type FrameHeaderOptions, Opcode, type Role } from "./frame.ts";
 import { FrameParser } from "./frame_parser.ts";
-import { encodeFrameChunks } from "./frame_writer.ts";
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
   MessageAssembler,
@@ -138,9 +138,8 @@ export interface WebSocketConnectionOptions extends MessageLimits {
 }
 
 const READ_BUFFER_SIZE = 64 * 1024;
-// Writes of many small frames in one turn are copied into one buffer of up
-// to this size, so that they cost one socket write.
-const COALESCE_LIMIT = 64 * 1024;
+// How many microtasks a flush may wait for the application's answers.
+const MAX_FLUSH_DEFERRALS = 64;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const DEFAULT_CLOSE_TIMEOUT = 5000;
 
@@ -225,12 +224,12 @@ export class WebSocketConnection {
   #readController!: ReadableStreamDefaultController<string | Uint8Array>;
   #writeController!: WritableStreamDefaultController;
   #readableOpen = true;
+  #readableHighWaterMark: number;
   #reading: Promise<void> | undefined;
   #bytesReceived = 0;
 
-  // Outbound: chunks waiting for the flush, and who waits on them.
-  #out: Uint8Array[] = [];
-  #buffered = 0;
+  // Outbound: bytes waiting for the flush, and who waits on them.
+  #outbox: Outbox;
   #flushing = false;
   #writableHighWaterMark: number;
   #drainWaiters: (() => void)[] = [];
@@ -270,6 +269,9 @@ export class WebSocketConnection {
     transport: Deno.Conn | ByteDuplex,
     options: WebSocketConnectionOptions,
   ) {
+    this.#outbox = new Outbox(options.role === "client");
+    this.#readableHighWaterMark = options.readableHighWaterMark ??
+      DEFAULT_HIGH_WATER_MARK;
     this.#transport = transport instanceof ConnTransport ||
         transport instanceof StreamTransport
       ? transport
@@ -381,7 +383,7 @@ export class WebSocketConnection {
    * @returns The count of bytes.
    */
   get bufferedAmount(): number {
-    return this.#buffered;
+    return this.#outbox.size;
   }
 
   /**
@@ -649,39 +651,50 @@ export class WebSocketConnection {
 
   // --- outbound --------------------------------------------------------
 
-  async #send(chunk: MessageData): Promise<void> {
+  #send(chunk: MessageData): Promise<void> | undefined {
     if (this.#closeSent || this.#done) {
       throw new TypeError("Cannot send message: the connection is closing");
     }
-    const message = messagePayload(chunk);
-    const opcode = message.opcode;
-    let payload = message.payload;
-    let compressed = false;
+    const { opcode, payload } = messagePayload(chunk);
     if (this.#deflater && payload.length >= this.#threshold) {
-      payload = await this.#deflater.deflate(payload);
-      compressed = true;
-      if (this.#closeSent || this.#done) {
-        throw new TypeError("Cannot send message: the connection is closing");
-      }
+      return this.#sendCompressed(opcode, payload);
     }
+    this.#sendData(opcode, payload, false);
+    // No promise on the fast path: the stream resolves the write itself.
+    return this.#outbox.size > this.#writableHighWaterMark
+      ? this.#drained()
+      : undefined;
+  }
+
+  async #sendCompressed(opcode: Opcode, payload: Uint8Array): Promise<void> {
+    const compressed = await this.#deflater!.deflate(payload);
+    if (this.#closeSent || this.#done) {
+      throw new TypeError("Cannot send message: the connection is closing");
+    }
+    this.#sendData(opcode, compressed, true);
+    if (this.#outbox.size > this.#writableHighWaterMark) await this.#drained();
+  }
+
+  #sendData(opcode: Opcode, payload: Uint8Array, compressed: boolean): void {
     const size = this.#fragmentSize;
     if (payload.length <= size) {
       this.#sendFrame(opcode, payload, true, compressed);
-    } else {
-      for (let start = 0; start < payload.length; start += size) {
-        const end = Math.min(start + size, payload.length);
-        this.#sendFrame(
-          start === 0 ? opcode : Opcode.Continuation,
-          payload.subarray(start, end),
-          end === payload.length,
-          // RFC 7692 §6.1: RSV1 on the first frame only.
-          compressed && start === 0,
-        );
-      }
+      return;
     }
-    if (this.#buffered > this.#writableHighWaterMark) {
-      await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+    for (let start = 0; start < payload.length; start += size) {
+      const end = Math.min(start + size, payload.length);
+      this.#sendFrame(
+        start === 0 ? opcode : Opcode.Continuation,
+        payload.subarray(start, end),
+        end === payload.length,
+        // RFC 7692 §6.1: RSV1 on the first frame only.
+        compressed && start === 0,
+      );
     }
+  }
+
+  #drained(): Promise<void> {
+    return new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
   }
 
   #sendFrame(
@@ -690,11 +703,12 @@ export class WebSocketConnection {
     fin = true,
     rsv1 = false,
   ): void {
-    encodeFrameChunks(
-      { fin, rsv1, rsv2: false, rsv3: false, opcode, payload },
-      this.#role,
-      (chunk) => this.#queue(chunk),
-    );
+    if (this.#done) return;
+    this.#outbox.push({ fin, rsv1, rsv2: false, rsv3: false, opcode, payload });
+    if (!this.#flushing) {
+      this.#flushing = true;
+      queueMicrotask(() => this.#deferFlush(0));
+    }
   }
 
   #sendClose(body: Uint8Array): void {
@@ -710,46 +724,32 @@ export class WebSocketConnection {
     }
   }
 
-  #queue(chunk: Uint8Array): void {
-    if (this.#done) return;
-    this.#out.push(chunk);
-    this.#buffered += chunk.length;
-    if (!this.#flushing) {
-      this.#flushing = true;
-      // Flush after this turn, so frames queued together share a write.
-      queueMicrotask(() => this.#flush());
+  /**
+   * Waits, a bounded number of microtasks, while the application still has
+   * received messages queued: its answers to them are on their way, and
+   * they should share one socket write (a pipelined echo then costs one
+   * write per read, not one per message).
+   */
+  #deferFlush(hops: number): void {
+    if (
+      hops < MAX_FLUSH_DEFERRALS && this.#readableOpen && !this.#closeSent &&
+      (this.#readController.desiredSize ?? 0) < this.#readableHighWaterMark
+    ) {
+      queueMicrotask(() => this.#deferFlush(hops + 1));
+      return;
     }
+    this.#flush();
   }
 
   async #flush(): Promise<void> {
     try {
-      while (this.#out.length > 0 && !this.#done) {
-        const chunks = this.#out;
-        this.#out = [];
-        let i = 0;
-        while (i < chunks.length) {
-          // Coalesce a run of small chunks into one write.
-          let j = i;
-          let bytes = 0;
-          while (
-            j < chunks.length && bytes + chunks[j]!.length <= COALESCE_LIMIT
-          ) bytes += chunks[j++]!.length;
-          let out: Uint8Array;
-          if (j - i <= 1) {
-            out = chunks[i]!;
-            j = i + 1;
-          } else {
-            out = new Uint8Array(bytes);
-            let offset = 0;
-            for (let k = i; k < j; k++) {
-              out.set(chunks[k]!, offset);
-              offset += chunks[k]!.length;
-            }
-          }
-          await this.#transport.write(out);
-          this.#buffered -= out.length;
-          i = j;
-          if (this.#buffered <= this.#writableHighWaterMark) {
+      while (!this.#outbox.empty && !this.#done) {
+        for (const chunk of this.#outbox.take()) {
+          if (this.#done) break;
+          await this.#transport.write(chunk.bytes);
+          this.#outbox.size -= chunk.bytes.length;
+          if (chunk.block) releaseBlock(chunk.block);
+          if (this.#outbox.size <= this.#writableHighWaterMark) {
             for (const resolve of this.#drainWaiters.splice(0)) resolve();
           }
         }
@@ -812,8 +812,7 @@ export class WebSocketConnection {
     this.#transport.close();
     this.#inflater?.close();
     this.#deflater?.close();
-    this.#out = [];
-    this.#buffered = 0;
+    this.#outbox.clear();
     for (const resolve of this.#drainWaiters.splice(0)) resolve();
     this.#readBuffer = undefined;
     const failure = error ??

@@ -1,0 +1,164 @@
+/**
+ * Private: the connection's outgoing bytes. Frames are written straight into
+ * pooled 64 KiB blocks (header and payload side by side, masked in place for
+ * a client), so small frames cost no allocation and a burst leaves in one
+ * socket write. Large unmasked payloads are queued by reference, uncopied.
+ *
+ * @module
+ */
+
+import { nextMaskKey } from "./_mask_key.ts";
+import { encodedHeaderLength, type Frame, writeFrameHeader } from "./frame.ts";
+import { mask } from "./mask.ts";
+
+/** The size of a large pooled block: one socket write at most. */
+export const BLOCK_SIZE = 64 * 1024;
+/**
+ * A burst starts in a small block: most bursts are a few small frames, and
+ * with many connections writing at once, each holds a block until its write
+ * completes (measured: 100 connections on 64 KiB blocks spent 4.5 µs per
+ * message more, zeroing fresh blocks the pool could not supply).
+ */
+const SMALL_BLOCK_SIZE = 4 * 1024;
+/** Unmasked payloads above this are queued by reference, not copied. */
+const COPY_LIMIT = 16 * 1024;
+// Free blocks shared by all connections, so an idle connection holds none:
+// at most 16 MiB of small and 8 MiB of large blocks are kept.
+const SMALL_POOL_LIMIT = 4096;
+const POOL_LIMIT = 128;
+const smallPool: Uint8Array[] = [];
+const pool: Uint8Array[] = [];
+
+function takeBlock(small: boolean): Uint8Array {
+  return small
+    ? smallPool.pop() ?? new Uint8Array(SMALL_BLOCK_SIZE)
+    : pool.pop() ?? new Uint8Array(BLOCK_SIZE);
+}
+
+/** Returns a block to the shared pool once the socket has taken it. */
+export function releaseBlock(block: Uint8Array): void {
+  if (block.byteLength === SMALL_BLOCK_SIZE) {
+    if (smallPool.length < SMALL_POOL_LIMIT) {
+      smallPool.push(new Uint8Array(block.buffer, 0, SMALL_BLOCK_SIZE));
+    }
+  } else if (block.byteLength === BLOCK_SIZE && pool.length < POOL_LIMIT) {
+    pool.push(new Uint8Array(block.buffer, 0, BLOCK_SIZE));
+  }
+}
+
+function pooled(block: Uint8Array): boolean {
+  return block.length === BLOCK_SIZE || block.length === SMALL_BLOCK_SIZE;
+}
+
+/** One piece to write, and the block to give back after (if pooled). */
+export interface OutChunk {
+  bytes: Uint8Array;
+  block: Uint8Array | undefined;
+}
+
+/** Bytes waiting for the socket, in order. */
+export class Outbox {
+  #masked: boolean;
+  #sealed: OutChunk[] = [];
+  #block: Uint8Array | undefined;
+  #start = 0;
+  #fill = 0;
+  /** Bytes queued and not yet handed to the socket. */
+  size = 0;
+
+  constructor(masked: boolean) {
+    this.#masked = masked;
+  }
+
+  /** Whether nothing waits. */
+  get empty(): boolean {
+    return this.#sealed.length === 0 && this.#fill === this.#start;
+  }
+
+  /** Encodes a frame at the end of the queue. */
+  push(frame: Omit<Frame, "mask">): void {
+    const payload = frame.payload;
+    const length = payload.length;
+    const key = this.#masked ? nextMaskKey() : undefined;
+    const headerLength = encodedHeaderLength(length, this.#masked);
+    this.size += headerLength + length;
+    if (!this.#masked && length > COPY_LIMIT) {
+      // RFC 6455 §5.1: a server does not mask, so a large payload can go to
+      // the socket as it is, after its header.
+      const header = new Uint8Array(headerLength);
+      writeFrameHeader(header, 0, frame, length);
+      this.#seal();
+      this.#sealed.push({ bytes: header, block: undefined });
+      this.#sealed.push({ bytes: payload, block: undefined });
+      return;
+    }
+    const need = headerLength + length;
+    if (this.#block === undefined || this.#fill + need > this.#block.length) {
+      // The first block of a burst is small; a burst that outgrows it
+      // continues in large ones.
+      const first = this.#block === undefined && this.#sealed.length === 0;
+      this.#seal();
+      this.#block = need <= SMALL_BLOCK_SIZE && first
+        ? takeBlock(true)
+        : need <= BLOCK_SIZE
+        ? takeBlock(false)
+        : new Uint8Array(need);
+      this.#start = this.#fill = 0;
+    }
+    const block = this.#block;
+    const at = writeFrameHeader(block, this.#fill, frame, length, key);
+    if (key) mask(payload, key, 0, block.subarray(at, at + length));
+    else block.set(payload, at);
+    this.#fill = at + length;
+  }
+
+  /** Moves the filled part of the current block to the sealed list. */
+  #seal(): void {
+    if (this.#block === undefined) return;
+    if (this.#fill > this.#start) {
+      const whole = this.#fill === this.#block.length ||
+        !pooled(this.#block);
+      this.#sealed.push({
+        bytes: this.#block.subarray(this.#start, this.#fill),
+        // The block goes back to the pool after its last bytes are written.
+        block: whole ? this.#block : undefined,
+      });
+      this.#start = this.#fill;
+      if (whole) this.#block = undefined;
+    } else if (this.#fill === 0) {
+      releaseBlock(this.#block);
+      this.#block = undefined;
+    }
+  }
+
+  /**
+   * Takes everything queued, in order. The current block is taken too, so
+   * that frames pushed while these bytes are written go to a fresh block.
+   *
+   * @returns The chunks to write; give each `block` back after its write.
+   */
+  take(): OutChunk[] {
+    if (this.#block !== undefined && this.#fill > this.#start) {
+      this.#sealed.push({
+        bytes: this.#block.subarray(this.#start, this.#fill),
+        block: this.#block,
+      });
+      this.#block = undefined;
+      this.#start = this.#fill = 0;
+    }
+    const chunks = this.#sealed;
+    this.#sealed = [];
+    return chunks;
+  }
+
+  /** Drops everything queued and gives the blocks back. */
+  clear(): void {
+    for (const chunk of this.take()) {
+      if (chunk.block) releaseBlock(chunk.block);
+    }
+    if (this.#block) releaseBlock(this.#block);
+    this.#block = undefined;
+    this.#start = this.#fill = 0;
+    this.size = 0;
+  }
+}
