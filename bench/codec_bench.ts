@@ -123,4 +123,34 @@ for (
       fatal.decode(input);
     },
   });
+  // What the assembler does with text that arrives in pieces: before, the
+  // validator checked each piece and a second pass decoded the whole; now
+  // one streaming fatal decoder does both as the pieces come.
+  const pieces = Array.from(
+    { length: 8 },
+    (_, i) =>
+      input.subarray(i * (input.length >> 3), (i + 1) * (input.length >> 3)),
+  );
+  pieces[7] = input.subarray(7 * (input.length >> 3));
+  const plain = new TextDecoder("utf-8", { ignoreBOM: true });
+  Deno.bench({
+    name: `8 pieces: Utf8Validator + final decode, 128 KiB ${name}`,
+    group: `utf8 pieces ${name}`,
+    baseline: true,
+    fn() {
+      const v = new Utf8Validator();
+      for (const piece of pieces) v.push(piece);
+      plain.decode(input);
+    },
+  });
+  Deno.bench({
+    name: `8 pieces: streaming fatal TextDecoder, 128 KiB ${name}`,
+    group: `utf8 pieces ${name}`,
+    fn() {
+      const d = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+      let text = "";
+      for (let i = 0; i < 7; i++) text += d.decode(pieces[i], { stream: true });
+      text += d.decode(pieces[7]);
+    },
+  });
 }

@@ -16,6 +16,7 @@ import {
 import { decodeCloseBody, encodeCloseBody, isValidCloseCode } from "./close.ts";
 import { Deflater, Inflater, type NegotiatedDeflate } from "./deflate.ts";
 import { WebSocketError } from "./errors.ts";
+import { decodeUtf8 } from "./utf8.ts";
 import { type FrameHeaderOptions, Opcode, type Role } from "./frame.ts";
 import { FrameParser } from "./frame_parser.ts";
 import {
@@ -142,8 +143,6 @@ const READ_BUFFER_SIZE = 64 * 1024;
 const MAX_FLUSH_DEFERRALS = 64;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const DEFAULT_CLOSE_TIMEOUT = 5000;
-
-const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function sizeOf(chunk: string | Uint8Array): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
@@ -542,7 +541,7 @@ export class WebSocketConnection {
       }
       let text: string;
       try {
-        text = fatalDecoder.decode(bytes);
+        text = decodeUtf8(bytes);
       } catch (cause) {
         throw new WebSocketError(
           "ERR_INVALID_UTF8",

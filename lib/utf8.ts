@@ -161,3 +161,35 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
   return decoder.decode(bytes.subarray(0, end));
 }
+
+// ignoreBOM keeps a leading U+FEFF, which is part of a message.
+const looseDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Decodes UTF-8 that must be valid, and throws if it is not: the same
+ * outcome as a fatal `TextDecoder`, faster. Deno decodes non-fatal UTF-8
+ * on a direct path and fatal UTF-8 on a general one; measured on 16 KiB
+ * (`bench/codec_bench.ts`), the fatal one costs 5.6 µs for ASCII against
+ * 0.7 µs here, and 11.4 against 4.6 µs for mixed scripts. Invalid input
+ * decodes with U+FFFD in it, so only a result that holds U+FFFD (invalid,
+ * or a real U+FFFD) is decoded again, fatally, to tell which.
+ *
+ * @param bytes The UTF-8 bytes.
+ * @returns The text, a leading U+FEFF kept.
+ * @throws {TypeError} When `bytes` is not valid UTF-8.
+ *
+ * @example Valid and invalid input
+ * ```ts
+ * import { decodeUtf8 } from "@seed/websocket-streams/utf8";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * assertEquals(decodeUtf8(new Uint8Array([0xef, 0xbf, 0xbd])), "\uFFFD");
+ * assertThrows(() => decodeUtf8(new Uint8Array([0xc3, 0x28])), TypeError);
+ * ```
+ */
+export function decodeUtf8(bytes: Uint8Array): string {
+  const text = looseDecoder.decode(bytes);
+  if (text.includes("\uFFFD")) return fatalDecoder.decode(bytes);
+  return text;
+}
