@@ -32,7 +32,9 @@ export async function readHttpHead(
   maxSize: number,
   timeout: number,
 ): Promise<HttpHead> {
-  const buffer = new Uint8Array(maxSize);
+  // Most heads are a few hundred bytes: start small and grow to maxSize, so
+  // that each handshake does not churn a 16 KiB allocation.
+  let buffer = new Uint8Array(Math.min(1024, maxSize));
   let fill = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expired = new Promise<never>((_, reject) => {
@@ -52,6 +54,11 @@ export async function readHttpHead(
           431,
           `Cannot upgrade: the request head exceeds ${maxSize} bytes`,
         );
+      }
+      if (fill === buffer.length) {
+        const grown = new Uint8Array(Math.min(buffer.length * 2, maxSize));
+        grown.set(buffer);
+        buffer = grown;
       }
       const n = await Promise.race([
         transport.read(buffer.subarray(fill)),

@@ -138,7 +138,15 @@ export interface WebSocketConnectionOptions extends MessageLimits {
   perMessageDeflate?: NegotiatedDeflate;
 }
 
+// Reads start in a small buffer of the connection's own, so that an idle
+// connection (whose pending read holds its buffer) costs little; a read that
+// fills it moves the next reads to 64 KiB buffers from a shared pool, given
+// back as soon as a read's bytes are parsed (the assembler copies what it
+// keeps), until a read comes back small again.
+const SMALL_READ_SIZE = 2 * 1024;
 const READ_BUFFER_SIZE = 64 * 1024;
+const READ_POOL_LIMIT = 256;
+const readPool: Uint8Array[] = [];
 // How many microtasks a flush may wait for the application's answers.
 const MAX_FLUSH_DEFERRALS = 64;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
@@ -218,7 +226,8 @@ export class WebSocketConnection {
   #role: Role;
   #parser: FrameParser;
   #assembler: MessageAssembler;
-  #readBuffer: Uint8Array | undefined;
+  #smallBuffer: Uint8Array | undefined;
+  #bigReads = false;
   #head: Uint8Array | undefined;
   #readController!: ReadableStreamDefaultController<string | Uint8Array>;
   #writeController!: WritableStreamDefaultController;
@@ -483,10 +492,12 @@ export class WebSocketConnection {
         bytes = this.#head;
         this.#head = undefined;
       } else {
-        this.#readBuffer ??= new Uint8Array(READ_BUFFER_SIZE);
+        const buffer = this.#bigReads
+          ? readPool.pop() ?? new Uint8Array(READ_BUFFER_SIZE)
+          : this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE);
         let n: number | null;
         try {
-          n = await this.#transport.read(this.#readBuffer);
+          n = await this.#transport.read(buffer);
         } catch (cause) {
           this.#fail(this.#abnormal(cause));
           return;
@@ -496,7 +507,22 @@ export class WebSocketConnection {
           return;
         }
         this.#bytesReceived += n;
-        bytes = this.#readBuffer.subarray(0, n);
+        bytes = buffer.subarray(0, n);
+        const big = this.#bigReads;
+        this.#bigReads = n > SMALL_READ_SIZE >>> 1;
+        if (big) {
+          if (this.#closeReceived) continue;
+          try {
+            this.#parser.push(bytes);
+          } catch (error) {
+            this.#failWith(error);
+            return;
+          } finally {
+            if (readPool.length < READ_POOL_LIMIT) readPool.push(buffer);
+          }
+          if (this.#inbound) await this.#inbound;
+          continue;
+        }
       }
       // After the peer's close frame, RFC 6455 §5.5.1: nothing more is read
       // as data; a client only waits for the server to end TCP.
@@ -504,20 +530,24 @@ export class WebSocketConnection {
       try {
         this.#parser.push(bytes);
       } catch (error) {
-        this.#fail(
-          error instanceof WebSocketError
-            ? error
-            : new WebSocketError("ERR_ABNORMAL_CLOSURE", String(error), {
-              closeCode: 1011,
-              cause: error,
-            }),
-        );
+        this.#failWith(error);
         return;
       }
       // Inflation is asynchronous: finish this read's messages before the
       // next read, so that what waits stays bounded by one read.
       if (this.#inbound) await this.#inbound;
     }
+  }
+
+  #failWith(error: unknown): void {
+    this.#fail(
+      error instanceof WebSocketError
+        ? error
+        : new WebSocketError("ERR_ABNORMAL_CLOSURE", String(error), {
+          closeCode: 1011,
+          cause: error,
+        }),
+    );
   }
 
   #onMessage(data: string | Uint8Array): void {
@@ -813,7 +843,7 @@ export class WebSocketConnection {
     this.#deflater?.close();
     this.#outbox.clear();
     for (const resolve of this.#drainWaiters.splice(0)) resolve();
-    this.#readBuffer = undefined;
+    this.#smallBuffer = undefined;
     const failure = error ??
       (this.#closeReceived ? undefined : new WebSocketError(
         "ERR_ABNORMAL_CLOSURE",

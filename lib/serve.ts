@@ -170,7 +170,12 @@ export function serve(
     task.finally(() => tasks.delete(task));
   };
 
-  const handle = async (conn: Deno.Conn) => {
+  // The handshake, apart from the connection's life: its locals (the
+  // request, its headers, the head) are then not pinned for as long as the
+  // connection lives by a suspended frame.
+  const upgrade = async (
+    conn: Deno.Conn,
+  ): Promise<{ connection: WebSocketConnection; request: Request } | void> => {
     if (!options.tls) {
       try {
         // Nagle's algorithm meeting delayed ACKs costs tens of ms per round
@@ -182,7 +187,7 @@ export function serve(
     }
     const transport = new ConnTransport(conn);
     pending.add(transport);
-    let connection: WebSocketConnection | undefined;
+    let connection: WebSocketConnection;
     let request: Request;
     try {
       const head = await readHttpHead(
@@ -240,10 +245,20 @@ export function serve(
     } finally {
       pending.delete(transport);
     }
+    return { connection, request };
+  };
+
+  const handle = async (conn: Deno.Conn) => {
+    let accepted = await upgrade(conn);
+    if (!accepted) return;
+    const connection = accepted.connection;
     live.add(connection);
-    connection.closed.catch(() => {}).finally(() => live.delete(connection!));
+    connection.closed.catch(() => {}).finally(() => live.delete(connection));
     try {
-      await handler(connection, request);
+      const handling = handler(connection, accepted.request);
+      // The request is the handler's now.
+      accepted = undefined;
+      await handling;
     } catch (error) {
       (options.onError ?? console.error)(error);
       connection.close({ closeCode: 1011, reason: "internal error" });

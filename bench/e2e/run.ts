@@ -447,7 +447,7 @@ async function memoryBench(): Promise<string> {
   for (const count of counts) {
     for (
       const [name, script] of [
-        ["ours", "examples/echo_server.ts"],
+        ["ours", "bench/e2e/servers/ours.ts"],
         ["Deno native", "bench/e2e/servers/native.ts"],
       ] as const
     ) {
