@@ -342,7 +342,7 @@ export class WebSocketConnection {
         : undefined,
     });
     this.#parser = new FrameParser(
-      { ...headerOptions, partial: true },
+      { ...headerOptions, partial: true, reuseKey: true },
       (header, payload, offset) =>
         this.#assembler.push(header, payload, offset),
     );

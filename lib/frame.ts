@@ -155,6 +155,8 @@ export function frameHeaderLength(byte1: number): number {
  * @param bytes The bytes that hold the header.
  * @param offset Where the header starts.
  * @param options The receiving role and the negotiated limits.
+ * @param key Where to copy a masking key.
+ * @default {a new 4-byte array per masked frame}
  * @returns The header.
  * @throws {WebSocketError} On any violation of RFC 6455 §5.2–§5.5, with close
  * code 1002, or 1009 for a frame over `maxFrameSize`.
@@ -174,6 +176,7 @@ export function parseFrameHeader(
   bytes: Uint8Array,
   offset: number,
   options: FrameHeaderOptions,
+  key?: Uint8Array,
 ): FrameHeader {
   const b0 = bytes[offset]!;
   const b1 = bytes[offset + 1]!;
@@ -256,9 +259,13 @@ export function parseFrameHeader(
       `Cannot decode frame: its ${payloadLength} bytes exceed maxFrameSize (${maxFrameSize})`,
     );
   }
-  let key: Uint8Array | undefined;
+  let mask: Uint8Array | undefined;
   if (masked) {
-    key = bytes.slice(pos, pos + 4);
+    mask = key ?? new Uint8Array(4);
+    mask[0] = bytes[pos]!;
+    mask[1] = bytes[pos + 1]!;
+    mask[2] = bytes[pos + 2]!;
+    mask[3] = bytes[pos + 3]!;
     pos += 4;
   }
   return {
@@ -267,7 +274,7 @@ export function parseFrameHeader(
     rsv2: (rsv & 2) !== 0,
     rsv3: (rsv & 1) !== 0,
     opcode: opcode as Opcode,
-    mask: key,
+    mask,
     payloadLength,
     headerLength: pos - offset,
   };

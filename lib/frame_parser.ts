@@ -27,6 +27,15 @@ export interface FrameParserOptions extends FrameHeaderOptions {
    * @default {false}
    */
   partial?: boolean;
+  /**
+   * Copy each frame's masking key into one 4-byte array owned by the parser,
+   * instead of a new array per frame: a header's `mask` is then valid only
+   * until the next frame starts. For callers that do not keep headers (the
+   * connection), it saves an allocation per frame.
+   *
+   * @default {false}
+   */
+  reuseKey?: boolean;
 }
 
 /**
@@ -78,6 +87,7 @@ export class FrameParser {
   #state = GET_INFO;
   // The header bytes gathered so far, when a header spans chunks.
   #head = new Uint8Array(14);
+  #key: Uint8Array | undefined;
   #headFill = 0;
   #headNeed = 2;
   #header: FrameHeader | undefined;
@@ -95,6 +105,7 @@ export class FrameParser {
     this.#options = options;
     this.#onFrame = onFrame;
     this.#partial = options.partial ?? false;
+    if (options.reuseKey) this.#key = new Uint8Array(4);
   }
 
   /**
@@ -123,7 +134,9 @@ export class FrameParser {
         if (this.#headFill === 0 && length - pos >= 2) {
           const need = frameHeaderLength(chunk[pos + 1]!);
           if (length - pos >= need) {
-            this.#startFrame(parseFrameHeader(chunk, pos, this.#options));
+            this.#startFrame(
+              parseFrameHeader(chunk, pos, this.#options, this.#key),
+            );
             pos += need;
             continue;
           }
@@ -162,7 +175,7 @@ export class FrameParser {
       this.#headNeed = frameHeaderLength(this.#head[1]!);
       if (this.#headFill < this.#headNeed) return pos;
     }
-    const header = parseFrameHeader(this.#head, 0, this.#options);
+    const header = parseFrameHeader(this.#head, 0, this.#options, this.#key);
     this.#headFill = 0;
     this.#headNeed = 2;
     this.#startFrame(header);
