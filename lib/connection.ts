@@ -100,7 +100,8 @@ export interface WebSocketConnectionOptions extends MessageLimits {
   /**
    * The bytes of received messages that may wait unread in `readable`
    * before the connection stops reading from the transport. In-process
-   * buffering of a flood stays below this plus one read (64 KiB) plus one
+   * buffering of a flood stays below this plus one read (64 KiB; 1 MiB
+   * while inside a frame with 256 KiB or more still to come) plus one
    * message being assembled.
    *
    * @default {1048576 (1 MiB)}
@@ -147,6 +148,12 @@ const SMALL_READ_SIZE = 2 * 1024;
 const READ_BUFFER_SIZE = 64 * 1024;
 const READ_POOL_LIMIT = 256;
 const readPool: Uint8Array[] = [];
+// Inside a frame with at least this much payload still to come, reads go to
+// a 1 MiB buffer: a 1 MiB message then takes 2 reads, not 17 (measured: the
+// read op was 20% of the server's CPU on 1 MiB echoes). Few are kept.
+const HUGE_READ_SIZE = 1024 * 1024;
+const HUGE_POOL_LIMIT = 8;
+const hugePool: Uint8Array[] = [];
 // How many microtasks a flush may wait for the application's answers.
 const MAX_FLUSH_DEFERRALS = 64;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
@@ -492,7 +499,10 @@ export class WebSocketConnection {
         bytes = this.#head;
         this.#head = undefined;
       } else {
-        const buffer = this.#bigReads
+        const huge = this.#parser.payloadRemaining >= 4 * READ_BUFFER_SIZE;
+        const buffer = huge
+          ? hugePool.pop() ?? new Uint8Array(HUGE_READ_SIZE)
+          : this.#bigReads
           ? readPool.pop() ?? new Uint8Array(READ_BUFFER_SIZE)
           : this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE);
         let n: number | null;
@@ -508,7 +518,7 @@ export class WebSocketConnection {
         }
         this.#bytesReceived += n;
         bytes = buffer.subarray(0, n);
-        const big = this.#bigReads;
+        const big = this.#bigReads || huge;
         this.#bigReads = n > SMALL_READ_SIZE >>> 1;
         if (big) {
           if (this.#closeReceived) continue;
@@ -518,7 +528,9 @@ export class WebSocketConnection {
             this.#failWith(error);
             return;
           } finally {
-            if (readPool.length < READ_POOL_LIMIT) readPool.push(buffer);
+            if (huge) {
+              if (hugePool.length < HUGE_POOL_LIMIT) hugePool.push(buffer);
+            } else if (readPool.length < READ_POOL_LIMIT) readPool.push(buffer);
           }
           if (this.#inbound) await this.#inbound;
           continue;

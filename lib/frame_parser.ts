@@ -119,6 +119,18 @@ export class FrameParser {
   }
 
   /**
+   * The payload bytes still to come for the frame being read (0 between
+   * frames). A reader can size its next read by it.
+   *
+   * @returns The count of bytes.
+   */
+  get payloadRemaining(): number {
+    return this.#state === GET_DATA
+      ? this.#header!.payloadLength - this.#received
+      : 0;
+  }
+
+  /**
    * Parses the next chunk of the byte stream, calling back for every frame
    * or piece that it completes.
    *

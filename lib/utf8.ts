@@ -193,3 +193,40 @@ export function decodeUtf8(bytes: Uint8Array): string {
   if (text.includes("\uFFFD")) return fatalDecoder.decode(bytes);
   return text;
 }
+
+/**
+ * Whether every byte is below 0x80, checked a 32-bit word at a time: the
+ * cheap first test of text, since ASCII is always valid UTF-8.
+ *
+ * @param bytes The bytes.
+ * @returns `true` when all are ASCII.
+ *
+ * @example
+ * ```ts
+ * import { isAscii } from "@seed/websocket-streams/utf8";
+ * import { assert } from "@std/assert";
+ *
+ * assert(isAscii(new TextEncoder().encode("plain")));
+ * assert(!isAscii(new TextEncoder().encode("é")));
+ * ```
+ */
+export function isAscii(bytes: Uint8Array): boolean {
+  const length = bytes.length;
+  let i = 0;
+  const head = Math.min(length, (4 - (bytes.byteOffset & 3)) & 3);
+  for (; i < head; i++) if (bytes[i]! & 0x80) return false;
+  const words = (length - i) >>> 2;
+  if (words > 0) {
+    const w32 = new Int32Array(bytes.buffer, bytes.byteOffset + i, words);
+    let acc = 0;
+    for (let w = 0; w < words; w++) {
+      acc |= w32[w]!;
+      // Stop early on non-ASCII text without a branch per word.
+      if ((w & 255) === 255 && (acc & 0x80808080)) return false;
+    }
+    if (acc & 0x80808080) return false;
+    i += words << 2;
+  }
+  for (; i < length; i++) if (bytes[i]! & 0x80) return false;
+  return true;
+}

@@ -3,7 +3,8 @@
 
 import { assertEquals, assertThrows } from "@std/assert";
 import { decodeUtf8 } from "../lib/utf8.ts";
-import { hex, prng, randInt } from "./_helpers.ts";
+import { MessageAssembler, Opcode } from "../mod.ts";
+import { assertWsError, hex, prng, randInt } from "./_helpers.ts";
 
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -63,5 +64,73 @@ Deno.test("decodeUtf8 agrees with a fatal TextDecoder", async (t) => {
       }
       agree(bytes);
     }
+  });
+});
+
+Deno.test("text in pieces: ASCII pieces skip the decoder only at code point boundaries", async (t) => {
+  const te = new TextEncoder();
+  const run = (pieces: Uint8Array[]) => {
+    const seen: unknown[] = [];
+    const assembler = new MessageAssembler({}, {
+      message: (data) => seen.push(data),
+      control: () => {},
+    });
+    const total = pieces.reduce((n, p) => n + p.length, 0);
+    let offset = 0;
+    for (const piece of pieces) {
+      assembler.push(
+        { fin: true, opcode: Opcode.Text, payloadLength: total },
+        piece,
+        offset,
+      );
+      offset += piece.length;
+    }
+    return seen;
+  };
+  await t.step("a code point split across pieces, then ASCII", () => {
+    assertEquals(
+      run([te.encode("abc"), hex("e2 82"), hex("ac"), te.encode("def")]),
+      ["abc€def"],
+    );
+  });
+  await t.step(
+    "a code point cut short by an ASCII piece fails on that piece",
+    () => {
+      let failedAt = -1;
+      const pieces = [
+        te.encode("abc"),
+        hex("e2"),
+        te.encode("d"),
+        te.encode("e"),
+      ];
+      const assembler = new MessageAssembler({}, {
+        message: () => {},
+        control: () => {},
+      });
+      let offset = 0;
+      for (const [i, piece] of pieces.entries()) {
+        try {
+          assembler.push(
+            { fin: true, opcode: Opcode.Text, payloadLength: 6 },
+            piece,
+            offset,
+          );
+        } catch (error) {
+          assertWsError(error, "ERR_INVALID_UTF8", 1007);
+          failedAt = i;
+          break;
+        }
+        offset += piece.length;
+      }
+      assertEquals(failedAt, 2);
+    },
+  );
+  await t.step("a message that ends inside a code point fails", () => {
+    assertThrows(() => run([te.encode("ab"), hex("f0 9f")]));
+  });
+  await t.step("long ASCII pieces with one bad byte deep inside fail", () => {
+    const long = new Uint8Array(5000).fill(0x61);
+    long[4321] = 0xff;
+    assertThrows(() => run([new Uint8Array(3000).fill(0x61), long]));
   });
 });
