@@ -314,6 +314,7 @@ function table(
   servers: string[],
   scenarios: Scenario[],
   text: boolean,
+  withRss = true,
 ): string {
   const pick = (server: string, scenario: string) =>
     results.filter((r) =>
@@ -332,8 +333,8 @@ function table(
   const lines = [
     `| server (${text ? "text" : "binary"}) | ${
       scenarios.map((s) => s.name).join(" | ")
-    } | peak RSS at 1 MiB |`,
-    `|---|${scenarios.map(() => "---:").join("|")}|---:|`,
+    } |${withRss ? " peak RSS at 1 MiB |" : ""}`,
+    `|---|${scenarios.map(() => "---:").join("|")}|${withRss ? "---:|" : ""}`,
   ];
   for (const server of servers) {
     const cells = scenarios.map((s) => {
@@ -344,9 +345,8 @@ function table(
       return `${fmtRate(m.rate)}${ratio} [${m.cpu.toFixed(1)} µs]`;
     });
     const big = med(server, "4 × 1 × 1 MiB");
-    lines.push(
-      `| ${server} | ${cells.join(" | ")} | ${big ? mib(big.rss) : "–"} |`,
-    );
+    const rss = withRss ? ` ${big ? mib(big.rss) : "–"} |` : "";
+    lines.push(`| ${server} | ${cells.join(" | ")} |${rss}`);
   }
   return lines.join("\n");
 }
@@ -488,7 +488,7 @@ const header = [
   }; ${repeats} repeat(s) of ${seconds} s, medians; cpu probe ${probe}`,
   "Cells: msgs/s (ratio to Deno native) [server CPU µs per message].",
 ];
-console.log(header.join("\n"));
+console.log(header.join("\n\n"));
 
 const report: Record<string, unknown> = { header, results: [] };
 const servers: Server[] = [
@@ -587,7 +587,13 @@ if ((only === "all" || only === "deflate") && wsDir) {
     "permessage-deflate, driven by the Deno generator (ours with deflate):",
   );
   console.log(
-    table(deflateResults, deflateServers.map((s) => s.name), scenarios, true),
+    table(
+      deflateResults,
+      deflateServers.map((s) => s.name),
+      scenarios,
+      true,
+      false,
+    ),
   );
 }
 
