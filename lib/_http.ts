@@ -5,7 +5,7 @@
 
 import { WebSocketError } from "./errors.ts";
 import { HandshakeRejection } from "./handshake.ts";
-import type { Transport } from "./_transport.ts";
+import { isConnectionGone, type Transport } from "./_transport.ts";
 
 /** The default limit on the size of a handshake head: 16 KiB. */
 export const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
@@ -61,7 +61,11 @@ export async function readHttpHead(
         buffer = grown;
       }
       const n = await Promise.race([
-        transport.read(buffer.subarray(fill)),
+        transport.read(buffer.subarray(fill)).catch((error) => {
+          // A reset peer is a peer that closed.
+          if (isConnectionGone(error)) return null;
+          throw error;
+        }),
         expired,
       ]);
       if (n === null) {

@@ -12,8 +12,16 @@ export interface ByteDuplex {
 
 /** What the connection needs of its transport. */
 export interface Transport {
-  /** Reads into `buffer`; resolves with the count, or `null` at EOF. */
+  /**
+   * Reads into `buffer`; resolves with the count, or `null` at EOF. It may
+   * reject with an error for which {@linkcode isConnectionGone} is true
+   * (a reset peer, or a read racing our own close): callers treat that as
+   * EOF. No wrapper turns it into `null`, because on the hot path every
+   * async wrapper costs a promise per read.
+   */
   read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of `bytes` (at least one) and resolves with how many. */
+  writeSome(bytes: Uint8Array): Promise<number>;
   /** Writes all of `bytes`. */
   write(bytes: Uint8Array): Promise<void>;
   /** Ends our direction (TCP FIN), keeping the read side open. */
@@ -31,15 +39,12 @@ export class ConnTransport implements Transport {
     this.#conn = conn;
   }
 
-  async read(buffer: Uint8Array): Promise<number | null> {
-    if (this.#closed) return null;
-    try {
-      return await this.#conn.read(buffer);
-    } catch (error) {
-      // A read racing our own close, or a reset peer: both are EOF to us.
-      if (this.#closed || isConnectionGone(error)) return null;
-      throw error;
-    }
+  read(buffer: Uint8Array): Promise<number | null> {
+    return this.#closed ? Promise.resolve(null) : this.#conn.read(buffer);
+  }
+
+  writeSome(bytes: Uint8Array): Promise<number> {
+    return this.#conn.write(bytes);
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -69,7 +74,11 @@ export class ConnTransport implements Transport {
   }
 }
 
-function isConnectionGone(error: unknown): boolean {
+/**
+ * Whether a transport error means the connection is simply gone (reset,
+ * broken, or closed under a pending read): EOF, not a failure to report.
+ */
+export function isConnectionGone(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource ||
     error instanceof Deno.errors.ConnectionReset ||
     error instanceof Deno.errors.BrokenPipe ||
@@ -131,6 +140,10 @@ export class StreamTransport implements Transport {
 
   write(bytes: Uint8Array): Promise<void> {
     return this.#writer.write(bytes);
+  }
+
+  writeSome(bytes: Uint8Array): Promise<number> {
+    return this.#writer.write(bytes).then(() => bytes.length);
   }
 
   async closeWrite(): Promise<void> {

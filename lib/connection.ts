@@ -9,6 +9,7 @@ import { Outbox, releaseBlock } from "./_outbox.ts";
 import {
   type ByteDuplex,
   ConnTransport,
+  isConnectionGone,
   StreamTransport,
   toTransport,
   type Transport,
@@ -509,8 +510,12 @@ export class WebSocketConnection {
         try {
           n = await this.#transport.read(buffer);
         } catch (cause) {
-          this.#fail(this.#abnormal(cause));
-          return;
+          if (!isConnectionGone(cause)) {
+            this.#fail(this.#abnormal(cause));
+            return;
+          }
+          // A reset peer, or our own close racing the read: EOF.
+          n = null;
         }
         if (n === null) {
           this.#onEnd();
@@ -787,7 +792,11 @@ export class WebSocketConnection {
       while (!this.#outbox.empty && !this.#done) {
         for (const chunk of this.#outbox.take()) {
           if (this.#done) break;
-          await this.#transport.write(chunk.bytes);
+          const bytes = chunk.bytes;
+          let written = await this.#transport.writeSome(bytes);
+          while (written < bytes.length) {
+            written += await this.#transport.writeSome(bytes.subarray(written));
+          }
           this.#outbox.size -= chunk.bytes.length;
           if (chunk.block) releaseBlock(chunk.block);
           if (this.#outbox.size <= this.#writableHighWaterMark) {
