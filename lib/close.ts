@@ -207,3 +207,30 @@ export function decodeCloseBody(body: Uint8Array): CloseInfo {
 export function fitCloseReason(reason: string): string {
   return truncateUtf8(reason, MAX_CLOSE_REASON_BYTES);
 }
+
+/**
+ * The close code and reason that a `readable.cancel(reason)` or
+ * `writable.abort(reason)` asks for: a {@linkcode WebSocketError}'s own code
+ * and reason when the code may go on the wire, else none (the peer then
+ * sees 1005).
+ *
+ * @param reason What `cancel` or `abort` was given.
+ * @returns The options to close with.
+ *
+ * @example A WebSocketError's code is kept; anything else closes plainly
+ * ```ts
+ * import { closeRequestFor, WebSocketError } from "@seed/websocket-streams";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const error = new WebSocketError("ERR_HANDSHAKE", "Cannot chat: policy", { closeCode: 4403 });
+ * assertEquals(closeRequestFor(error), { closeCode: 4403, reason: "policy" });
+ * assertEquals(closeRequestFor(new Error("bye")), {});
+ * ```
+ */
+export function closeRequestFor(
+  reason: unknown,
+): { closeCode?: number; reason?: string } {
+  return reason instanceof WebSocketError && isValidCloseCode(reason.closeCode)
+    ? { closeCode: reason.closeCode, reason: reason.reason }
+    : {};
+}

@@ -14,7 +14,12 @@ import {
   toTransport,
   type Transport,
 } from "./_transport.ts";
-import { decodeCloseBody, encodeCloseBody, isValidCloseCode } from "./close.ts";
+import {
+  closeRequestFor,
+  decodeCloseBody,
+  encodeCloseBody,
+  isValidCloseCode,
+} from "./close.ts";
 import { Deflater, Inflater, type NegotiatedDeflate } from "./deflate.ts";
 import { WebSocketError } from "./errors.ts";
 import { decodeUtf8 } from "./utf8.ts";
@@ -496,12 +501,16 @@ export class WebSocketConnection {
         (this.#readableOpen && (this.#readController.desiredSize ?? 0) > 0);
       if (!wanted) return;
       let bytes: Uint8Array;
+      // A pooled buffer goes back once its bytes are parsed.
+      let pooled: Uint8Array[] | undefined;
+      let buffer: Uint8Array | undefined;
       if (this.#head) {
         bytes = this.#head;
         this.#head = undefined;
       } else {
         const huge = this.#parser.payloadRemaining >= 4 * READ_BUFFER_SIZE;
-        const buffer = huge
+        pooled = huge ? hugePool : this.#bigReads ? readPool : undefined;
+        buffer = huge
           ? hugePool.pop() ?? new Uint8Array(HUGE_READ_SIZE)
           : this.#bigReads
           ? readPool.pop() ?? new Uint8Array(READ_BUFFER_SIZE)
@@ -523,32 +532,21 @@ export class WebSocketConnection {
         }
         this.#bytesReceived += n;
         bytes = buffer.subarray(0, n);
-        const big = this.#bigReads || huge;
         this.#bigReads = n > SMALL_READ_SIZE >>> 1;
-        if (big) {
-          if (this.#closeReceived) continue;
-          try {
-            this.#parser.push(bytes);
-          } catch (error) {
-            this.#failWith(error);
-            return;
-          } finally {
-            if (huge) {
-              if (hugePool.length < HUGE_POOL_LIMIT) hugePool.push(buffer);
-            } else if (readPool.length < READ_POOL_LIMIT) readPool.push(buffer);
-          }
-          if (this.#inbound) await this.#inbound;
-          continue;
-        }
       }
       // After the peer's close frame, RFC 6455 §5.5.1: nothing more is read
       // as data; a client only waits for the server to end TCP.
-      if (this.#closeReceived) continue;
-      try {
-        this.#parser.push(bytes);
-      } catch (error) {
-        this.#failWith(error);
-        return;
+      if (!this.#closeReceived) {
+        try {
+          this.#parser.push(bytes);
+        } catch (error) {
+          this.#failWith(error);
+          return;
+        }
+      }
+      if (pooled) {
+        const limit = pooled === hugePool ? HUGE_POOL_LIMIT : READ_POOL_LIMIT;
+        if (pooled.length < limit) pooled.push(buffer!);
       }
       // Inflation is asynchronous: finish this read's messages before the
       // next read, so that what waits stays bounded by one read.
@@ -827,13 +825,7 @@ export class WebSocketConnection {
 
   /** Closes for a reason given to `cancel` or `abort`. */
   #closeWith(reason: unknown): void {
-    if (
-      reason instanceof WebSocketError && isValidCloseCode(reason.closeCode)
-    ) {
-      this.close({ closeCode: reason.closeCode, reason: reason.reason });
-    } else {
-      this.close();
-    }
+    this.close(closeRequestFor(reason));
   }
 
   /** Fails the connection (RFC 6455 §7.1.7). */

@@ -9,7 +9,7 @@ import type {
   WebSocketCloseInfo,
   WebSocketCloseOptions,
 } from "./connection.ts";
-import { isValidCloseCode } from "./close.ts";
+import { closeRequestFor, isValidCloseCode } from "./close.ts";
 import { WebSocketError } from "./errors.ts";
 import { isUpgradeRequest } from "./handshake.ts";
 import type { MessageData } from "./message.ts";
@@ -423,13 +423,7 @@ export class UpgradedWebSocket {
   }
 
   #closeWith(reason: unknown): void {
-    if (
-      reason instanceof WebSocketError && isValidCloseCode(reason.closeCode)
-    ) {
-      this.close({ closeCode: reason.closeCode, reason: reason.reason });
-    } else {
-      this.close();
-    }
+    this.close(closeRequestFor(reason));
   }
 
   #fail(error: WebSocketError): void {
