@@ -23,7 +23,10 @@ export async function echoExchange(
   log: (line: string) => void = console.log,
 ): Promise<(string | Uint8Array)[]> {
   const connection = await connect(url);
-  log(`connected to ${url}`);
+  log(
+    `connected to ${url}` +
+      (connection.extensions ? ` with ${connection.extensions}` : ""),
+  );
   const writer = connection.writable.getWriter();
   const reader = connection.readable.getReader();
   const echoes: (string | Uint8Array)[] = [];
