@@ -247,6 +247,7 @@ export class WebSocketConnection {
   #readableOpen = true;
   #readableHighWaterMark: number;
   #reading: Promise<void> | undefined;
+  #readLoopRunning = false;
   #bytesReceived = 0;
 
   // Outbound: bytes waiting for the flush, and who waits on them.
@@ -489,68 +490,74 @@ export class WebSocketConnection {
   // --- inbound ---------------------------------------------------------
 
   #startReading(): Promise<void> {
-    this.#reading ??= this.#readLoop().finally(() => {
-      this.#reading = undefined;
-    });
-    return this.#reading;
+    if (!this.#readLoopRunning) this.#reading = this.#readLoop();
+    return this.#reading!;
   }
 
   async #readLoop(): Promise<void> {
-    while (!this.#done) {
-      const wanted = this.#closeSent || this.#closeReceived !== undefined ||
-        (this.#readableOpen && (this.#readController.desiredSize ?? 0) > 0);
-      if (!wanted) return;
-      let bytes: Uint8Array;
-      // A pooled buffer goes back once its bytes are parsed.
-      let pooled: Uint8Array[] | undefined;
-      let buffer: Uint8Array | undefined;
-      if (this.#head) {
-        bytes = this.#head;
-        this.#head = undefined;
-      } else {
-        const huge = this.#parser.payloadRemaining >= 4 * READ_BUFFER_SIZE;
-        pooled = huge ? hugePool : this.#bigReads ? readPool : undefined;
-        buffer = huge
-          ? hugePool.pop() ?? new Uint8Array(HUGE_READ_SIZE)
-          : this.#bigReads
-          ? readPool.pop() ?? new Uint8Array(READ_BUFFER_SIZE)
-          : this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE);
-        let n: number | null;
-        try {
-          n = await this.#transport.read(buffer);
-        } catch (cause) {
-          if (!isConnectionGone(cause)) {
-            this.#fail(this.#abnormal(cause));
+    // A flag, not a `.finally()` on the loop's promise: one promise and one
+    // closure less per connection (the loop may also end before its first
+    // await, where a finally would run before the promise is stored).
+    this.#readLoopRunning = true;
+    try {
+      while (!this.#done) {
+        const wanted = this.#closeSent || this.#closeReceived !== undefined ||
+          (this.#readableOpen && (this.#readController.desiredSize ?? 0) > 0);
+        if (!wanted) return;
+        let bytes: Uint8Array;
+        // A pooled buffer goes back once its bytes are parsed.
+        let pooled: Uint8Array[] | undefined;
+        let buffer: Uint8Array | undefined;
+        if (this.#head) {
+          bytes = this.#head;
+          this.#head = undefined;
+        } else {
+          const huge = this.#parser.payloadRemaining >= 4 * READ_BUFFER_SIZE;
+          pooled = huge ? hugePool : this.#bigReads ? readPool : undefined;
+          buffer = huge
+            ? hugePool.pop() ?? new Uint8Array(HUGE_READ_SIZE)
+            : this.#bigReads
+            ? readPool.pop() ?? new Uint8Array(READ_BUFFER_SIZE)
+            : this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE);
+          let n: number | null;
+          try {
+            n = await this.#transport.read(buffer);
+          } catch (cause) {
+            if (!isConnectionGone(cause)) {
+              this.#fail(this.#abnormal(cause));
+              return;
+            }
+            // A reset peer, or our own close racing the read: EOF.
+            n = null;
+          }
+          if (n === null) {
+            this.#onEnd();
             return;
           }
-          // A reset peer, or our own close racing the read: EOF.
-          n = null;
+          this.#bytesReceived += n;
+          bytes = buffer.subarray(0, n);
+          this.#bigReads = n > SMALL_READ_SIZE >>> 1;
         }
-        if (n === null) {
-          this.#onEnd();
-          return;
+        // After the peer's close frame, RFC 6455 §5.5.1: nothing more is read
+        // as data; a client only waits for the server to end TCP.
+        if (!this.#closeReceived) {
+          try {
+            this.#parser.push(bytes);
+          } catch (error) {
+            this.#failWith(error);
+            return;
+          }
         }
-        this.#bytesReceived += n;
-        bytes = buffer.subarray(0, n);
-        this.#bigReads = n > SMALL_READ_SIZE >>> 1;
-      }
-      // After the peer's close frame, RFC 6455 §5.5.1: nothing more is read
-      // as data; a client only waits for the server to end TCP.
-      if (!this.#closeReceived) {
-        try {
-          this.#parser.push(bytes);
-        } catch (error) {
-          this.#failWith(error);
-          return;
+        if (pooled) {
+          const limit = pooled === hugePool ? HUGE_POOL_LIMIT : READ_POOL_LIMIT;
+          if (pooled.length < limit) pooled.push(buffer!);
         }
+        // Inflation is asynchronous: finish this read's messages before the
+        // next read, so that what waits stays bounded by one read.
+        if (this.#inbound) await this.#inbound;
       }
-      if (pooled) {
-        const limit = pooled === hugePool ? HUGE_POOL_LIMIT : READ_POOL_LIMIT;
-        if (pooled.length < limit) pooled.push(buffer!);
-      }
-      // Inflation is asynchronous: finish this read's messages before the
-      // next read, so that what waits stays bounded by one read.
-      if (this.#inbound) await this.#inbound;
+    } finally {
+      this.#readLoopRunning = false;
     }
   }
 

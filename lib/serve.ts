@@ -253,7 +253,8 @@ export function serve(
     if (!accepted) return;
     const connection = accepted.connection;
     live.add(connection);
-    connection.closed.catch(() => {}).finally(() => live.delete(connection));
+    const forget = () => live.delete(connection);
+    connection.closed.then(forget, forget);
     try {
       const handling = handler(connection, accepted.request);
       // The request is the handler's now.
@@ -263,7 +264,8 @@ export function serve(
       (options.onError ?? console.error)(error);
       connection.close({ closeCode: 1011, reason: "internal error" });
     }
-    await connection.closed.catch(() => {});
+    // Not awaiting `closed` here: an idle connection then keeps no frame
+    // of ours alive; shutdown() waits on the live set instead.
   };
 
   const acceptLoop = (async () => {
@@ -292,7 +294,12 @@ export function serve(
       for (const connection of live) {
         connection.close({ closeCode: 1001, reason: "server shutting down" });
       }
-      while (tasks.size > 0) await Promise.allSettled([...tasks]);
+      while (tasks.size > 0 || live.size > 0) {
+        await Promise.allSettled([
+          ...tasks,
+          ...[...live].map((connection) => connection.closed),
+        ]);
+      }
     })();
     return finishing;
   };
