@@ -234,3 +234,42 @@ export function closeRequestFor(
     ? { closeCode: reason.closeCode, reason: reason.reason }
     : {};
 }
+
+/**
+ * Checks the code and reason given to a connection's `close()`, the same
+ * way for every kind of connection: a reason with no code means 1000, the
+ * code must be allowed on the wire, and the reason must fit in 123 bytes.
+ *
+ * @param options The close code and reason.
+ * @returns The code (`undefined` for none, the peer then sees 1005), the
+ * reason, and the close frame's body.
+ * @throws {RangeError} For a code not allowed on the wire, or a reason over
+ * 123 bytes of UTF-8.
+ *
+ * @example A reason alone closes with 1000
+ * ```ts
+ * import { closeBodyFor } from "@seed/websocket-streams";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * assertEquals(closeBodyFor({ reason: "bye" }).closeCode, 1000);
+ * assertThrows(() => closeBodyFor({ closeCode: 1005 }), RangeError);
+ * ```
+ */
+export function closeBodyFor(
+  options: { closeCode?: number; reason?: string },
+): { closeCode: number | undefined; reason: string; body: Uint8Array } {
+  const reason = options.reason ?? "";
+  const closeCode = options.closeCode ?? (reason !== "" ? 1000 : undefined);
+  if (closeCode !== undefined && !isValidCloseCode(closeCode)) {
+    throw new RangeError(
+      `Cannot close: code ${closeCode} is not allowed on the wire`,
+    );
+  }
+  const bytes = encoder.encode(reason).length;
+  if (bytes > MAX_CLOSE_REASON_BYTES) {
+    throw new RangeError(
+      `Cannot close: the reason takes ${bytes} bytes of UTF-8, over ${MAX_CLOSE_REASON_BYTES}`,
+    );
+  }
+  return { closeCode, reason, body: encodeCloseBody(closeCode, reason) };
+}

@@ -15,6 +15,7 @@ import {
   type Transport,
 } from "./_transport.ts";
 import {
+  closeBodyFor,
   closeRequestFor,
   decodeCloseBody,
   encodeCloseBody,
@@ -428,15 +429,7 @@ export class WebSocketConnection {
    * over 123 bytes.
    */
   close(options: WebSocketCloseOptions = {}): void {
-    let { closeCode } = options;
-    const reason = options.reason ?? "";
-    if (closeCode === undefined && reason !== "") closeCode = 1000;
-    if (closeCode !== undefined && !isValidCloseCode(closeCode)) {
-      throw new RangeError(
-        `Cannot close: code ${closeCode} is not allowed on the wire`,
-      );
-    }
-    const body = encodeCloseBody(closeCode, reason);
+    const { body } = closeBodyFor(options);
     if (this.#closeSent || this.#done) return;
     this.#sendClose(body);
     this.#closeTimer = setTimeout(() => {

@@ -9,7 +9,7 @@ import type {
   WebSocketCloseInfo,
   WebSocketCloseOptions,
 } from "./connection.ts";
-import { closeRequestFor, isValidCloseCode } from "./close.ts";
+import { closeBodyFor, closeRequestFor, isValidCloseCode } from "./close.ts";
 import { WebSocketError } from "./errors.ts";
 import { isUpgradeRequest } from "./handshake.ts";
 import type { MessageData } from "./message.ts";
@@ -320,19 +320,7 @@ export class UpgradedWebSocket {
    * over 123 bytes.
    */
   close(options: WebSocketCloseOptions = {}): void {
-    let { closeCode } = options;
-    const reason = options.reason ?? "";
-    if (closeCode === undefined && reason !== "") closeCode = 1000;
-    if (closeCode !== undefined && !isValidCloseCode(closeCode)) {
-      throw new RangeError(
-        `Cannot close: code ${closeCode} is not allowed on the wire`,
-      );
-    }
-    if (new TextEncoder().encode(reason).length > 123) {
-      throw new RangeError(
-        "Cannot close: the reason is over 123 bytes of UTF-8",
-      );
-    }
+    const { closeCode, reason } = closeBodyFor(options);
     const socket = this.#socket;
     if (socket.readyState >= WebSocket.CLOSING) return;
     if (socket.readyState === WebSocket.CONNECTING) {
