@@ -13,6 +13,7 @@
 import { createRequire } from "node:module";
 import "ws";
 import { connect, Deflater, Inflater, serve } from "../mod.ts";
+import { prng } from "../tests/_helpers.ts";
 
 // ws does not export its PerMessageDeflate; load the file behind its entry
 // point, so that the code measured is the code ws runs.
@@ -20,17 +21,6 @@ const require = createRequire(import.meta.url);
 const PerMessageDeflate = require(
   require.resolve("ws").replace(/index\.js$/, "lib/permessage-deflate.js"),
 );
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const random = prng(7);
 const words = ["alpha", "beta", "gamma", "delta", "user", "order", "status"];
