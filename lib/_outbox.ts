@@ -8,7 +8,12 @@
  */
 
 import { nextMaskKey } from "./_mask_key.ts";
-import { encodedHeaderLength, type Frame, writeFrameHeader } from "./frame.ts";
+import {
+  encodedHeaderLength,
+  type Frame,
+  Opcode,
+  writeFrameHeader,
+} from "./frame.ts";
 import { mask } from "./mask.ts";
 
 /** The size of a large pooled block: one socket write at most. */
@@ -45,6 +50,15 @@ export function releaseBlock(block: Uint8Array): void {
     pool.push(new Uint8Array(block.buffer, 0, BLOCK_SIZE));
   }
 }
+
+const encoder = new TextEncoder();
+const TEXT_FRAME: Omit<Frame, "payload"> = {
+  fin: true,
+  rsv1: false,
+  rsv2: false,
+  rsv3: false,
+  opcode: Opcode.Text,
+};
 
 function pooled(block: Uint8Array): boolean {
   return block.length === BLOCK_SIZE || block.length === SMALL_BLOCK_SIZE;
@@ -110,6 +124,44 @@ export class Outbox {
     if (key) mask(payload, key, 0, block.subarray(at, at + length));
     else block.set(payload, at);
     this.#fill = at + length;
+  }
+
+  /**
+   * Encodes a whole text message (one frame) with its UTF-8 written straight
+   * into the block, when its largest possible size (3 bytes per UTF-16 unit)
+   * fits one and fixes the header's length form. Saves the separate
+   * `TextEncoder.encode` buffer and the copy out of it.
+   *
+   * @returns `false` when the text must go the usual way.
+   */
+  pushText(text: string): boolean {
+    const most = text.length * 3;
+    // The header's length form must be known before encoding: 7-bit when
+    // even the most is under 126, 16-bit when even the least (one byte per
+    // unit) is 126 or more and the most fits 16 bits.
+    const short = most < 126;
+    if (!short && (text.length < 126 || most >= 0x10000)) return false;
+    const headerLength = (short ? 2 : 4) + (this.#masked ? 4 : 0);
+    const need = headerLength + most;
+    if (need > BLOCK_SIZE) return false;
+    if (this.#block === undefined || this.#fill + need > this.#block.length) {
+      const first = this.#block === undefined && this.#sealed.length === 0;
+      this.#seal();
+      this.#block = takeBlock(need <= SMALL_BLOCK_SIZE && first);
+      this.#start = this.#fill = 0;
+    }
+    const block = this.#block;
+    const at = this.#fill + headerLength;
+    const { written } = encoder.encodeInto(
+      text,
+      block.subarray(at, at + most),
+    );
+    const key = this.#masked ? nextMaskKey() : undefined;
+    writeFrameHeader(block, this.#fill, TEXT_FRAME, written, key);
+    if (key) mask(block.subarray(at, at + written), key);
+    this.#fill = at + written;
+    this.size += headerLength + written;
+    return true;
   }
 
   /** Moves the filled part of the current block to the sealed list. */

@@ -699,6 +699,18 @@ export class WebSocketConnection {
     if (this.#closeSent || this.#done) {
       throw new TypeError("Cannot send message: the connection is closing");
     }
+    // Text that will not be compressed (3 bytes per UTF-16 unit at most,
+    // under the threshold) and fits one frame is encoded in place.
+    if (
+      typeof chunk === "string" && !this.#done &&
+      chunk.length * 3 < this.#threshold &&
+      chunk.length * 3 <= this.#fragmentSize && this.#outbox.pushText(chunk)
+    ) {
+      this.#scheduleFlush();
+      return this.#outbox.size > this.#writableHighWaterMark
+        ? this.#drained()
+        : undefined;
+    }
     const { opcode, payload } = messagePayload(chunk);
     if (this.#deflater && payload.length >= this.#threshold) {
       return this.#sendCompressed(opcode, payload);
@@ -749,6 +761,10 @@ export class WebSocketConnection {
   ): void {
     if (this.#done) return;
     this.#outbox.push({ fin, rsv1, rsv2: false, rsv3: false, opcode, payload });
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
     if (!this.#flushing) {
       this.#flushing = true;
       queueMicrotask(() => this.#deferFlush(0));
