@@ -509,12 +509,12 @@ class Engine {
   ): Promise<T> {
     if (this.#busy) {
       return Promise.reject(
-        new TypeError("Cannot compress: a message is already in progress"),
+        new TypeError("Cannot run zlib: a message is already in progress"),
       );
     }
     if (this.#closed) {
       return Promise.reject(
-        new TypeError("Cannot compress: the engine is closed"),
+        new TypeError("Cannot run zlib: the engine is closed"),
       );
     }
     this.#busy = true;
