@@ -47,8 +47,8 @@ export interface AcceptOptions extends
    * `client_no_context_takeover`: each message is compressed on its own and
    * the zlib streams go back to a shared pool between messages, so an idle
    * connection holds none. Measured at 1,000 idle connections
-   * (`bench/deflate_memory.ts`): 109 KiB of server RSS each without deflate,
-   * 109 KiB with this policy, 395 KiB with context takeover (zlib's 256 KiB
+   * (`bench/deflate_memory.ts`): 53 KiB of server RSS each without deflate,
+   * 59 KiB with this policy, 326 KiB with context takeover (zlib's 256 KiB
    * deflate state and 32 KiB window stay per connection). Pass
    * `{}` for context takeover: better ratios on small, similar messages, at
    * that memory cost.
