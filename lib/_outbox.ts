@@ -15,6 +15,7 @@ import {
   writeFrameHeader,
 } from "./frame.ts";
 import { mask } from "./mask.ts";
+import { releaseScratch, takeScratch } from "./_scratch.ts";
 
 /** The size of a large pooled block: one socket write at most. */
 export const BLOCK_SIZE = 64 * 1024;
@@ -27,6 +28,12 @@ export const BLOCK_SIZE = 64 * 1024;
 const SMALL_BLOCK_SIZE = 4 * 1024;
 /** Unmasked payloads above this are queued by reference, not copied. */
 const COPY_LIMIT = 16 * 1024;
+/**
+ * Frames too big for a block are built in shared scratch buffers up to this
+ * size (larger ones get a buffer of their own): reused memory, where a fresh
+ * buffer costs a page fault per 4 KiB.
+ */
+const SCRATCH_LIMIT = 16 * 1024 * 1024;
 // Free blocks shared by all connections, so an idle connection holds none:
 // at most 16 MiB of small and 8 MiB of large blocks are kept.
 const SMALL_POOL_LIMIT = 4096;
@@ -46,12 +53,18 @@ export function releaseBlock(block: Uint8Array): void {
     if (smallPool.length < SMALL_POOL_LIMIT) {
       smallPool.push(new Uint8Array(block.buffer, 0, SMALL_BLOCK_SIZE));
     }
-  } else if (block.byteLength === BLOCK_SIZE && pool.length < POOL_LIMIT) {
-    pool.push(new Uint8Array(block.buffer, 0, BLOCK_SIZE));
+  } else if (block.byteLength === BLOCK_SIZE) {
+    if (pool.length < POOL_LIMIT) {
+      pool.push(new Uint8Array(block.buffer, 0, BLOCK_SIZE));
+    }
+  } else {
+    releaseScratch(block);
   }
 }
 
 const encoder = new TextEncoder();
+/** The longest frame header: 64-bit length and a masking key. */
+const MAX_HEADER = 14;
 const TEXT_FRAME: Omit<Frame, "payload"> = {
   fin: true,
   rsv1: false,
@@ -116,6 +129,8 @@ export class Outbox {
         ? takeBlock(true)
         : need <= BLOCK_SIZE
         ? takeBlock(false)
+        : need <= SCRATCH_LIMIT
+        ? takeScratch(need)
         : new Uint8Array(need);
       this.#start = this.#fill = 0;
     }
@@ -136,6 +151,9 @@ export class Outbox {
    */
   pushText(text: string): boolean {
     const most = text.length * 3;
+    if (MAX_HEADER + most > BLOCK_SIZE) {
+      return most <= SCRATCH_LIMIT && this.#pushLargeText(text, most);
+    }
     // The header's length form must be known before encoding: 7-bit when
     // even the most is under 126, 16-bit when even the least (one byte per
     // unit) is 126 or more and the most fits 16 bits.
@@ -143,7 +161,6 @@ export class Outbox {
     if (!short && (text.length < 126 || most >= 0x10000)) return false;
     const headerLength = (short ? 2 : 4) + (this.#masked ? 4 : 0);
     const need = headerLength + most;
-    if (need > BLOCK_SIZE) return false;
     if (this.#block === undefined || this.#fill + need > this.#block.length) {
       const first = this.#block === undefined && this.#sealed.length === 0;
       this.#seal();
@@ -160,6 +177,31 @@ export class Outbox {
     writeFrameHeader(block, this.#fill, TEXT_FRAME, written, key);
     if (key) mask(block.subarray(at, at + written), key);
     this.#fill = at + written;
+    this.size += headerLength + written;
+    return true;
+  }
+
+  /**
+   * Text too big for a block: encoded into a scratch buffer of its own
+   * after room for the largest header, whose length form is then known, and
+   * the header written just before the payload.
+   */
+  #pushLargeText(text: string, most: number): boolean {
+    const buffer = takeScratch(MAX_HEADER + most);
+    const { written } = encoder.encodeInto(
+      text,
+      buffer.subarray(MAX_HEADER, MAX_HEADER + most),
+    );
+    const key = this.#masked ? nextMaskKey() : undefined;
+    const headerLength = encodedHeaderLength(written, this.#masked);
+    const start = MAX_HEADER - headerLength;
+    writeFrameHeader(buffer, start, TEXT_FRAME, written, key);
+    if (key) mask(buffer.subarray(MAX_HEADER, MAX_HEADER + written), key);
+    this.#seal();
+    this.#sealed.push({
+      bytes: buffer.subarray(start, MAX_HEADER + written),
+      block: buffer,
+    });
     this.size += headerLength + written;
     return true;
   }

@@ -10,9 +10,13 @@ import { decodeCloseBody, encodeCloseBody } from "./close.ts";
 import { WebSocketError } from "./errors.ts";
 import { type Frame, Opcode } from "./frame.ts";
 import { decodeUtf8, isAscii } from "./utf8.ts";
+import { releaseScratch, takeScratch } from "./_scratch.ts";
 
 // Only for bytes already validated: ignoreBOM keeps a leading U+FEFF.
 const looseDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+// Text messages above this assemble in shared scratch buffers.
+const SCRATCH_FROM = 16 * 1024;
 
 /** Whether `bytes` ends before the last code point it starts is complete. */
 function endsInsideCodePoint(bytes: Uint8Array): boolean {
@@ -346,13 +350,19 @@ export class MessageAssembler {
         this.#textPending = false;
         throw invalidUtf8();
       }
-      const buffer = this.#buffer ?? new Uint8Array(0);
+      const buffer = this.#buffer;
       const fill = this.#fill;
       this.#buffer = undefined;
       this.#fill = 0;
       this.#opcode = 0;
+      if (buffer === undefined) {
+        this.#handler.message("");
+        return;
+      }
       // Validated above: the fast non-fatal decode is exact.
-      this.#handler.message(looseDecoder.decode(buffer.subarray(0, fill)));
+      const text = looseDecoder.decode(buffer.subarray(0, fill));
+      releaseScratch(buffer);
+      this.#handler.message(text);
     }
   }
 
@@ -367,8 +377,15 @@ export class MessageAssembler {
         Math.min((buffer?.length ?? 0) * 2, this.#maxMessageSize),
         need,
       );
-      const grown = new Uint8Array(capacity);
-      if (buffer !== undefined) grown.set(buffer.subarray(0, this.#fill));
+      // Text bytes stay here, so large ones reuse shared scratch buffers.
+      const text = this.#opcode === Opcode.Text && !this.#compressed;
+      const grown = text && capacity > SCRATCH_FROM
+        ? takeScratch(capacity)
+        : new Uint8Array(capacity);
+      if (buffer !== undefined) {
+        grown.set(buffer.subarray(0, this.#fill));
+        if (text) releaseScratch(buffer);
+      }
       this.#buffer = buffer = grown;
     }
     buffer.set(piece, this.#fill);

@@ -495,3 +495,47 @@ Deno.test("outbound backpressure: writes wait on a peer that does not read", asy
   // Every frame arrived (the close frame may follow in the same read).
   assert(peerRead >= total * (message.length + 14), `peer read ${peerRead}`);
 });
+
+Deno.test("seeded: large messages on concurrent connections keep every byte through the shared buffers", async () => {
+  // Text is assembled, and large text and masked payloads are encoded, in
+  // scratch buffers shared by all connections; a buffer reused too early
+  // would corrupt another connection's message. Sizes straddle the block
+  // (64 KiB) and scratch thresholds, and some text is not ASCII.
+  const server = echoServer({ perMessageDeflate: false });
+  const url = `ws://127.0.0.1:${server.addr.port}/`;
+  const words = ["plain ", "é", "日本語", "🎉", "x".repeat(300)];
+  const run = async (seed: number) => {
+    const random = prng(seed);
+    const client = await connect(url, { perMessageDeflate: false });
+    const writer = client.writable.getWriter();
+    const reader = client.readable.getReader();
+    const sent: (string | Uint8Array)[] = [];
+    for (let i = 0; i < 24; i++) {
+      const size = [10, 20_000, 70_000, 300_000, 1_200_000][
+        Math.floor(random() * 5)
+      ]!;
+      if (random() < 0.5) {
+        const parts: string[] = [];
+        for (let n = 0; n < size;) {
+          const word = words[Math.floor(random() * words.length)]!;
+          parts.push(word);
+          n += word.length;
+        }
+        sent.push(parts.join(""));
+      } else {
+        sent.push(randomBytes(random, size));
+      }
+    }
+    // All written before any is read: the frames wait in the outbox and in
+    // the socket together.
+    const writes = sent.map((message) => writer.write(message));
+    for (const message of sent) {
+      assertEquals((await reader.read()).value, message);
+    }
+    await Promise.all(writes);
+    client.close();
+    await client.closed;
+  };
+  await Promise.all([1, 2, 3, 4].map(run));
+  await server.shutdown();
+});
