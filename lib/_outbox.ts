@@ -62,16 +62,28 @@ export function releaseBlock(block: Uint8Array): void {
   }
 }
 
+/** A frame's first byte, as `writeFrameHeader` reads it. */
+export type FrameBits = Omit<Frame, "payload" | "mask">;
+
+const bitsTable: (FrameBits | undefined)[] = [];
+
+/**
+ * The bits of a frame with no RSV2/RSV3, one shared object per combination,
+ * so that sending a frame allocates no header object.
+ */
+export function frameBits(
+  opcode: Opcode,
+  fin: boolean,
+  rsv1: boolean,
+): FrameBits {
+  const index = opcode | (fin ? 16 : 0) | (rsv1 ? 32 : 0);
+  return bitsTable[index] ??= { fin, rsv1, rsv2: false, rsv3: false, opcode };
+}
+
 const encoder = new TextEncoder();
 /** The longest frame header: 64-bit length and a masking key. */
 const MAX_HEADER = 14;
-const TEXT_FRAME: Omit<Frame, "payload"> = {
-  fin: true,
-  rsv1: false,
-  rsv2: false,
-  rsv3: false,
-  opcode: Opcode.Text,
-};
+const TEXT_FRAME = frameBits(Opcode.Text, true, false);
 
 function pooled(block: Uint8Array): boolean {
   return block.length === BLOCK_SIZE || block.length === SMALL_BLOCK_SIZE;
@@ -102,9 +114,13 @@ export class Outbox {
     return this.#sealed.length === 0 && this.#fill === this.#start;
   }
 
-  /** Encodes a frame at the end of the queue. */
-  push(frame: Omit<Frame, "mask">): void {
-    const payload = frame.payload;
+  /**
+   * Encodes a frame at the end of the queue.
+   *
+   * @param frame The frame's bits (see {@linkcode frameBits}).
+   * @param payload Its payload, unmasked.
+   */
+  push(frame: FrameBits, payload: Uint8Array): void {
     const length = payload.length;
     const key = this.#masked ? nextMaskKey() : undefined;
     const headerLength = encodedHeaderLength(length, this.#masked);
@@ -243,6 +259,28 @@ export class Outbox {
     const chunks = this.#sealed;
     this.#sealed = [];
     return chunks;
+  }
+
+  /**
+   * Takes the next chunk to write, in order; the current block is taken
+   * with its last chunk, so that frames pushed while it is written go to a
+   * fresh block.
+   *
+   * @returns The chunk, or `undefined` when nothing waits; give its `block`
+   * back after its write.
+   */
+  next(): OutChunk | undefined {
+    if (this.#sealed.length > 0) return this.#sealed.shift();
+    if (this.#block === undefined || this.#fill === this.#start) {
+      return undefined;
+    }
+    const chunk = {
+      bytes: this.#block.subarray(this.#start, this.#fill),
+      block: this.#block,
+    };
+    this.#block = undefined;
+    this.#start = this.#fill = 0;
+    return chunk;
   }
 
   /** Drops everything queued and gives the blocks back. */
