@@ -7,7 +7,7 @@ import {
   connect,
   serve,
   type ServeOptions,
-  type WebSocketConnection,
+  WebSocketConnection,
   type WebSocketServer,
 } from "../mod.ts";
 import {
@@ -538,4 +538,40 @@ Deno.test("seeded: large messages on concurrent connections keep every byte thro
   };
   await Promise.all([1, 2, 3, 4].map(run));
   await server.shutdown();
+});
+
+Deno.test("the writable's own queue counts bytes, so small writes keep it ready", async () => {
+  const pair = (options: { writableHighWaterMark?: number }) => {
+    const a = new TransformStream<Uint8Array, Uint8Array>();
+    const b = new TransformStream<Uint8Array, Uint8Array>();
+    return [
+      new WebSocketConnection({ readable: a.readable, writable: b.writable }, {
+        role: "client",
+        ...options,
+      }),
+      new WebSocketConnection({ readable: b.readable, writable: a.writable }, {
+        role: "server",
+      }),
+    ] as const;
+  };
+  const [client, server] = pair({});
+  const writer = client.writable.getWriter();
+  // min(writableHighWaterMark, 64 KiB), in bytes (UTF-16 units for text).
+  assertEquals(writer.desiredSize, 64 * 1024);
+  const first = writer.write("hello");
+  assertEquals(writer.desiredSize, 64 * 1024 - 5);
+  await first;
+  assertEquals(writer.desiredSize, 64 * 1024);
+  const reader = server.readable.getReader();
+  assertEquals((await reader.read()).value, "hello");
+  writer.releaseLock();
+  reader.releaseLock();
+  client.close();
+  await Promise.all([client.closed, server.closed]);
+
+  // writableHighWaterMark 0: every write waits, and the queue holds one byte.
+  const [strict, peer] = pair({ writableHighWaterMark: 0 });
+  assertEquals(strict.writable.getWriter().desiredSize, 1);
+  strict.close();
+  await Promise.all([strict.closed, peer.closed]);
 });
