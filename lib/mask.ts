@@ -53,6 +53,14 @@ export function mask(
     );
   }
   if (length === 0) return target;
+  if (length < 64) {
+    // Short payloads (most control frames and small messages): a byte loop
+    // is as fast, and allocates no word view.
+    for (let i = 0, k = keyOffset & 3; i < length; i++, k = (k + 1) & 3) {
+      target[i] = source[i]! ^ key[k]!;
+    }
+    return target;
+  }
   let src = source;
   // Word access needs source and target at the same alignment; when they
   // differ, copy first (a native memcpy) and mask the target in place.
