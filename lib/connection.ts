@@ -526,8 +526,10 @@ export class WebSocketConnection {
         // A pooled buffer goes back once its bytes are parsed.
         let pooled: Uint8Array[] | undefined;
         let buffer: Uint8Array | undefined;
+        let end: number;
         if (this.#head) {
           bytes = this.#head;
+          end = bytes.length;
           this.#head = undefined;
         } else {
           const huge = this.#parser.payloadRemaining >= 4 * READ_BUFFER_SIZE;
@@ -553,14 +555,15 @@ export class WebSocketConnection {
             return;
           }
           this.#bytesReceived += n;
-          bytes = buffer.subarray(0, n);
+          bytes = buffer;
+          end = n;
           this.#bigReads = n > SMALL_READ_SIZE >>> 1;
         }
         // After the peer's close frame, RFC 6455 §5.5.1: nothing more is read
         // as data; a client only waits for the server to end TCP.
         if (!this.#closeReceived) {
           try {
-            this.#parser.push(bytes);
+            this.#parser.push(bytes, end);
           } catch (error) {
             this.#failWith(error);
             return;

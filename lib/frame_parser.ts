@@ -92,6 +92,8 @@ export class FrameParser {
   #headNeed = 2;
   #header: FrameHeader | undefined;
   #received = 0;
+  // Where the chunk being parsed ends.
+  #end = 0;
   // Only for a whole (non-partial) frame that spans chunks.
   #buffer: Uint8Array | undefined;
 
@@ -135,10 +137,14 @@ export class FrameParser {
    * or piece that it completes.
    *
    * @param chunk The next bytes. They are unmasked in place.
+   * @param end Where the bytes end in `chunk`: a reader that fills part of
+   * a reused buffer passes the count read, and needs no view of it.
+   * @default {chunk.length}
    * @throws {WebSocketError} On the first protocol violation.
    */
-  push(chunk: Uint8Array): void {
-    const length = chunk.length;
+  push(chunk: Uint8Array, end: number = chunk.length): void {
+    const length = end;
+    this.#end = end;
     let pos = 0;
     while (pos < length) {
       if (this.#state !== GET_DATA) {
@@ -177,7 +183,7 @@ export class FrameParser {
 
   // Copies header bytes that span chunks into #head.
   #gatherHeader(chunk: Uint8Array, pos: number): number {
-    const take = Math.min(this.#headNeed - this.#headFill, chunk.length - pos);
+    const take = Math.min(this.#headNeed - this.#headFill, this.#end - pos);
     this.#head.set(chunk.subarray(pos, pos + take), this.#headFill);
     this.#headFill += take;
     pos += take;
@@ -208,7 +214,7 @@ export class FrameParser {
   #readData(chunk: Uint8Array, pos: number): number {
     const header = this.#header!;
     const received = this.#received;
-    const take = Math.min(header.payloadLength - received, chunk.length - pos);
+    const take = Math.min(header.payloadLength - received, this.#end - pos);
     const piece = chunk.subarray(pos, pos + take);
     // RFC 6455 §5.3: byte i of the payload is XORed with key byte i mod 4.
     if (header.mask) mask(piece, header.mask, received);

@@ -387,3 +387,22 @@ Deno.test("encodeFrame() refuses frames that cannot be sent", () => {
     RangeError,
   );
 });
+
+Deno.test("FrameParser reads only up to end in a reused buffer", () => {
+  // A reader reuses one buffer: bytes past `end` are stale and ignored,
+  // whether a header or a payload is split at `end`.
+  const wire = concat(rawFrame(0x82, HELLO), rawFrame(0x81, HELLO));
+  for (let split = 1; split < wire.length; split++) {
+    const seen: string[] = [];
+    const parser = new FrameParser({ role: "client" }, (_, payload) => {
+      seen.push(new TextDecoder().decode(payload));
+    });
+    const buffer = new Uint8Array(64).fill(0xff);
+    buffer.set(wire.subarray(0, split));
+    parser.push(buffer, split);
+    buffer.fill(0xff).set(wire.subarray(split));
+    parser.push(buffer, wire.length - split);
+    assertEquals(seen, ["Hello", "Hello"], `split at ${split}`);
+    assert(parser.idle);
+  }
+});
