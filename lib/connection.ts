@@ -107,9 +107,9 @@ export interface WebSocketConnectionOptions extends MessageLimits {
   /**
    * The bytes of received messages that may wait unread in `readable`
    * before the connection stops reading from the transport. In-process
-   * buffering of a flood stays below this plus one read (64 KiB; 1 MiB
-   * while inside a frame with 256 KiB or more still to come) plus one
-   * message being assembled.
+   * buffering of a flood stays below this plus one read (64 KiB; inside a
+   * frame with 256 KiB or more still to come, reads go straight into the
+   * message's buffer) plus one message being assembled.
    *
    * @default {1048576 (1 MiB)}
    */
@@ -157,12 +157,12 @@ const SMALL_READ_SIZE = 2 * 1024;
 const READ_BUFFER_SIZE = 64 * 1024;
 const READ_POOL_LIMIT = 256;
 const readPool: Uint8Array[] = [];
-// Inside a frame with at least this much payload still to come, reads go to
-// a 1 MiB buffer: a 1 MiB message then takes 2 reads, not 17 (measured: the
-// read op was 20% of the server's CPU on 1 MiB echoes). Few are kept.
-const HUGE_READ_SIZE = 1024 * 1024;
-const HUGE_POOL_LIMIT = 8;
-const hugePool: Uint8Array[] = [];
+// Inside a frame with at least this much payload still to come, reads go
+// straight into the message's own buffer (MessageAssembler.reserve): no
+// copy out of a read buffer, and one read can take all that the kernel
+// holds (measured: the read op was 20% of the server's CPU on 1 MiB echoes
+// in 64 KiB reads).
+const DIRECT_READ_FROM = 4 * READ_BUFFER_SIZE;
 // How many microtasks a flush may wait for the application's answers.
 const MAX_FLUSH_DEFERRALS = 64;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
@@ -532,13 +532,18 @@ export class WebSocketConnection {
           end = bytes.length;
           this.#head = undefined;
         } else {
-          const huge = this.#parser.payloadRemaining >= 4 * READ_BUFFER_SIZE;
-          pooled = huge ? hugePool : this.#bigReads ? readPool : undefined;
-          buffer = huge
-            ? hugePool.pop() ?? new Uint8Array(HUGE_READ_SIZE)
-            : this.#bigReads
-            ? readPool.pop() ?? new Uint8Array(READ_BUFFER_SIZE)
-            : this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE);
+          const remaining = this.#parser.payloadRemaining;
+          // Only once the frame's first piece is in: the assembler has then
+          // checked the frame against maxMessageSize.
+          const direct = remaining >= DIRECT_READ_FROM &&
+              this.#parser.payloadReceived > 0
+            ? this.#assembler.reserve(remaining)
+            : undefined;
+          pooled = direct || !this.#bigReads ? undefined : readPool;
+          buffer = direct ??
+            (this.#bigReads
+              ? readPool.pop() ?? new Uint8Array(READ_BUFFER_SIZE)
+              : this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE));
           let n: number | null;
           try {
             n = await this.#transport.read(buffer);
@@ -569,10 +574,7 @@ export class WebSocketConnection {
             return;
           }
         }
-        if (pooled) {
-          const limit = pooled === hugePool ? HUGE_POOL_LIMIT : READ_POOL_LIMIT;
-          if (pooled.length < limit) pooled.push(buffer!);
-        }
+        if (pooled && pooled.length < READ_POOL_LIMIT) pooled.push(buffer!);
         // Inflation is asynchronous: finish this read's messages before the
         // next read, so that what waits stays bounded by one read.
         if (this.#inbound) await this.#inbound;

@@ -133,6 +133,16 @@ export class FrameParser {
   }
 
   /**
+   * The payload bytes of the frame being read already handed on (0 between
+   * frames and before its first piece).
+   *
+   * @returns The count of bytes.
+   */
+  get payloadReceived(): number {
+    return this.#state === GET_DATA ? this.#received : 0;
+  }
+
+  /**
    * Parses the next chunk of the byte stream, calling back for every frame
    * or piece that it completes.
    *

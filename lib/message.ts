@@ -366,8 +366,23 @@ export class MessageAssembler {
     }
   }
 
-  #append(piece: Uint8Array): void {
-    const need = this.#fill + piece.length;
+  /**
+   * Room for the next `length` payload bytes of the frame in progress,
+   * straight in the message's buffer: a reader can read into it, and the
+   * piece it then pushes (this very view, unmasked in place) costs no copy.
+   * Valid until the next push.
+   *
+   * @param length The bytes to make room for: at most the frame's payload
+   * still to come, so within the limits its header passed.
+   * @returns The view, or `undefined` when no data message is in progress.
+   */
+  reserve(length: number): Uint8Array | undefined {
+    if (this.#opcode === 0) return undefined;
+    const buffer = this.#ensure(this.#fill + length);
+    return buffer.subarray(this.#fill, this.#fill + length);
+  }
+
+  #ensure(need: number): Uint8Array {
     let buffer = this.#buffer;
     if (buffer === undefined || need > buffer.length) {
       // Room for every byte the headers have declared so far; doubling keeps
@@ -388,7 +403,19 @@ export class MessageAssembler {
       }
       this.#buffer = buffer = grown;
     }
-    buffer.set(piece, this.#fill);
+    return buffer;
+  }
+
+  #append(piece: Uint8Array): void {
+    const need = this.#fill + piece.length;
+    const buffer = this.#ensure(need);
+    // A piece read in place (see reserve) is already where it belongs.
+    if (
+      piece.buffer !== buffer.buffer ||
+      piece.byteOffset !== buffer.byteOffset + this.#fill
+    ) {
+      buffer.set(piece, this.#fill);
+    }
     this.#fill = need;
   }
 

@@ -360,3 +360,32 @@ Deno.test("MessageEncoderStream round-trips control messages and refuses bad inp
     RangeError,
   );
 });
+
+Deno.test("reserve() gives room in the message's buffer, and a piece read there is kept uncopied", () => {
+  for (const opcode of [Opcode.Binary, Opcode.Text]) {
+    const seen: (string | Uint8Array)[] = [];
+    const assembler = new MessageAssembler({}, {
+      message: (data) => seen.push(data),
+      control: () => {},
+    });
+    assertEquals(assembler.reserve(10), undefined, "no message in progress");
+    const header = { fin: true, opcode, payloadLength: 300_000 };
+    assembler.push(header, te.encode("a".repeat(1000)), 0);
+    // The rest goes in two reads "into" the reserved views.
+    let offset = 1000;
+    for (const size of [200_000, 99_000]) {
+      const room = assembler.reserve(300_000 - offset)!;
+      assertEquals(room.length, 300_000 - offset);
+      room.set(te.encode("b".repeat(size)));
+      assembler.push(header, room.subarray(0, size), offset);
+      offset += size;
+    }
+    assertEquals(seen.length, 1);
+    const expected = "a".repeat(1000) + "b".repeat(299_000);
+    assertEquals(
+      seen[0],
+      opcode === Opcode.Text ? expected : te.encode(expected),
+    );
+    assertEquals(assembler.reserve(10), undefined, "message done");
+  }
+});
