@@ -30,6 +30,7 @@ import {
   DEFAULT_MAX_MESSAGE_SIZE,
   MessageAssembler,
   type MessageData,
+  type MessageHandler,
   type MessageLimits,
   messagePayload,
 } from "./message.ts";
@@ -170,6 +171,8 @@ const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 // socket, on top of writableHighWaterMark.
 const WRITE_QUEUE_BYTES = 64 * 1024;
 const DEFAULT_CLOSE_TIMEOUT = 5000;
+
+function ignore(): void {}
 
 function sizeOf(chunk: string | Uint8Array): number {
   return typeof chunk === "string" ? chunk.length : chunk.byteLength;
@@ -364,66 +367,103 @@ export class WebSocketConnection {
       // RFC 7692 §6: permessage-deflate owns RSV1.
       allowedRsv: deflate ? 4 : 0,
     };
-    this.#assembler = new MessageAssembler({ ...options, copy: true }, {
-      message: (data) => this.#onMessage(data),
-      control: (opcode, payload) => this.#onControl(opcode, payload),
-      compressed: deflate
-        ? (opcode, payload) => this.#onCompressed(opcode, payload)
-        : undefined,
-    });
+    // The callbacks below are methods of small objects, not arrow functions:
+    // each arrow was a closure per connection, kept while it idles.
+    const glue = new WebSocketConnection.#Glue(this);
+    this.#assembler = new MessageAssembler(
+      { ...options, copy: true },
+      deflate ? new WebSocketConnection.#DeflateGlue(this) : glue,
+    );
+    const assembler = this.#assembler;
     this.#parser = new FrameParser(
       { ...headerOptions, partial: true, reuseKey: true },
-      (header, payload, offset) =>
-        this.#assembler.push(header, payload, offset),
+      assembler.push.bind(assembler),
     );
 
-    this.closed = new Promise<WebSocketCloseInfo>((resolve, reject) => {
-      this.#resolveClosed = resolve;
-      this.#rejectClosed = reject;
-    });
+    const { promise, resolve, reject } = Promise.withResolvers<
+      WebSocketCloseInfo
+    >();
+    this.closed = promise;
+    this.#resolveClosed = resolve;
+    this.#rejectClosed = reject;
     // `closed` may go unobserved; its rejection is not an unhandled error.
-    this.closed.catch(() => {});
+    promise.catch(ignore);
 
-    this.readable = new ReadableStream<string | Uint8Array>({
-      start: (controller) => {
-        this.#readController = controller;
-      },
-      pull: () => this.#startReading(),
-      cancel: (reason) => {
-        this.#readableOpen = false;
-        this.#closeWith(reason);
-      },
-    }, {
+    this.readable = new ReadableStream<string | Uint8Array>(glue, {
       highWaterMark: options.readableHighWaterMark ?? DEFAULT_HIGH_WATER_MARK,
       size: sizeOf,
     });
 
-    this.writable = new WritableStream<MessageData>({
-      start: (controller) => {
-        this.#writeController = controller;
+    this.writable = new WritableStream<MessageData>(
+      new WebSocketConnection.#Sink(this),
+      {
+        // Counted in bytes, with room for many small messages: with the
+        // default (one chunk), every write turned backpressure on and off
+        // again and made a fresh `ready` promise (272 B of garbage per
+        // message, measured with bench/pipeline_bench.ts).
+        highWaterMark: Math.max(
+          1,
+          Math.min(this.#writableHighWaterMark, WRITE_QUEUE_BYTES),
+        ),
+        size: messageSize,
       },
-      write: (chunk) => this.#send(chunk),
-      close: () => {
-        this.close();
-        return this.#flushed();
-      },
-      abort: (reason) => {
-        this.#closeWith(reason);
-      },
-    }, {
-      // Counted in bytes, with room for many small messages: with the
-      // default (one chunk), every write turned backpressure on and off
-      // again and made a fresh `ready` promise (272 B of garbage per
-      // message, measured with bench/pipeline_bench.ts).
-      highWaterMark: Math.max(
-        1,
-        Math.min(this.#writableHighWaterMark, WRITE_QUEUE_BYTES),
-      ),
-      size: messageSize,
-    });
+    );
 
     if (this.#heartbeat) this.#scheduleHeartbeat();
   }
+
+  // The readable's source and the assembler's handler.
+  static #Glue = class
+    implements UnderlyingDefaultSource<string | Uint8Array>, MessageHandler {
+    connection: WebSocketConnection;
+    constructor(connection: WebSocketConnection) {
+      this.connection = connection;
+    }
+    start(controller: ReadableStreamDefaultController<string | Uint8Array>) {
+      this.connection.#readController = controller;
+    }
+    pull(): Promise<void> {
+      return this.connection.#startReading();
+    }
+    cancel(reason: unknown): void {
+      this.connection.#readableOpen = false;
+      this.connection.#closeWith(reason);
+    }
+    message(data: string | Uint8Array): void {
+      this.connection.#onMessage(data);
+    }
+    control(opcode: number, payload: Uint8Array): void {
+      this.connection.#onControl(opcode, payload);
+    }
+  };
+
+  // With permessage-deflate, the handler also takes compressed messages.
+  static #DeflateGlue = class extends WebSocketConnection.#Glue {
+    compressed(opcode: number, payload: Uint8Array): void {
+      this.connection.#onCompressed(opcode, payload);
+    }
+  };
+
+  // The writable's sink.
+  static #Sink = class implements UnderlyingSink<MessageData> {
+    connection: WebSocketConnection;
+    constructor(connection: WebSocketConnection) {
+      this.connection = connection;
+    }
+    start(controller: WritableStreamDefaultController): void {
+      this.connection.#writeController = controller;
+    }
+    write(chunk: MessageData): Promise<void> | undefined {
+      return this.connection.#send(chunk);
+    }
+    close(): Promise<void> {
+      this.connection.close();
+      return this.connection.#flushed();
+    }
+    abort(reason: unknown): void {
+      this.connection.#closeWith(reason);
+    }
+  };
 
   /**
    * The bytes queued for the transport and not yet taken by it.
