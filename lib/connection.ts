@@ -400,7 +400,7 @@ export class WebSocketConnection {
         // Counted in bytes, with room for many small messages: with the
         // default (one chunk), every write turned backpressure on and off
         // again and made a fresh `ready` promise (272 B of garbage per
-        // message, measured with bench/pipeline_bench.ts).
+        // message, measured with bench/pipeline.ts).
         highWaterMark: Math.max(
           1,
           Math.min(this.#writableHighWaterMark, WRITE_QUEUE_BYTES),
@@ -900,7 +900,7 @@ export class WebSocketConnection {
   /**
    * Writes the next chunk, or ends the flush when none waits. Written with
    * callbacks, not as an async loop: an async function cost 930 B of
-   * garbage per flush (measured with bench/pipeline_bench.ts).
+   * garbage per flush (measured with bench/pipeline.ts).
    */
   #flush(): void {
     const chunk = this.#done ? undefined : this.#outbox.next();

@@ -10,7 +10,7 @@
  * change to the hot path moves; the kernel's share is left out, so they are
  * steadier than the end-to-end run.
  *
- * `deno run -A --v8-flags=--expose-gc bench/pipeline_bench.ts [--messages 400000]`
+ * `deno run -A --v8-flags=--expose-gc bench/pipeline.ts [--messages 400000]`
  *
  * @module
  */
