@@ -270,6 +270,8 @@ export class WebSocketConnection {
   #outbox: Outbox;
   #flushing = false;
   #flushHops = 0;
+  // Chunks the application has written that write() has not yet taken.
+  #writesComing = 0;
   #writing: OutChunk | undefined;
   #written = 0;
   #writableHighWaterMark: number;
@@ -394,20 +396,19 @@ export class WebSocketConnection {
       size: sizeOf,
     });
 
-    this.writable = new WritableStream<MessageData>(
-      new WebSocketConnection.#Sink(this),
-      {
-        // Counted in bytes, with room for many small messages: with the
-        // default (one chunk), every write turned backpressure on and off
-        // again and made a fresh `ready` promise (272 B of garbage per
-        // message, measured with bench/pipeline.ts).
-        highWaterMark: Math.max(
-          1,
-          Math.min(this.#writableHighWaterMark, WRITE_QUEUE_BYTES),
-        ),
-        size: messageSize,
-      },
-    );
+    const sink = new WebSocketConnection.#Sink(this);
+    this.writable = new WritableStream<MessageData>(sink, {
+      // Counted in bytes, with room for many small messages: with the
+      // default (one chunk), every write turned backpressure on and off
+      // again and made a fresh `ready` promise (272 B of garbage per
+      // message, measured with bench/pipeline.ts).
+      highWaterMark: Math.max(
+        1,
+        Math.min(this.#writableHighWaterMark, WRITE_QUEUE_BYTES),
+      ),
+      // Bound, not an arrow: the strategy calls it with no `this`.
+      size: sink.size.bind(sink),
+    });
 
     if (this.#heartbeat) this.#scheduleHeartbeat();
   }
@@ -452,6 +453,12 @@ export class WebSocketConnection {
     }
     start(controller: WritableStreamDefaultController): void {
       this.connection.#writeController = controller;
+    }
+    // The queue's size of a chunk, called as the application writes it:
+    // counts the chunks on their way to write() (see #deferFlush).
+    size(chunk: MessageData): number {
+      this.connection.#writesComing++;
+      return messageSize(chunk);
     }
     write(chunk: MessageData): Promise<void> | undefined {
       return this.connection.#send(chunk);
@@ -766,6 +773,7 @@ export class WebSocketConnection {
   // --- outbound --------------------------------------------------------
 
   #send(chunk: MessageData): Promise<void> | undefined {
+    if (this.#writesComing > 0) this.#writesComing--;
     if (this.#closeSent || this.#done) {
       throw new TypeError("Cannot send message: the connection is closing");
     }
@@ -880,15 +888,18 @@ export class WebSocketConnection {
 
   /**
    * Waits, a bounded number of microtasks, while the application still has
-   * received messages queued: its answers to them are on their way, and
-   * they should share one socket write (a pipelined echo then costs one
-   * write per read, not one per message).
+   * received messages queued, or written messages still in the writable's
+   * queue on their way to write(): its answers are on their way, and they
+   * should share one socket write (a pipelined echo then costs one write
+   * per read, not one per message). Not while write() itself waits for the
+   * socket to drain: the flush is what drains it.
    */
   #deferFlush(): void {
     if (
       this.#flushHops < MAX_FLUSH_DEFERRALS && this.#readableOpen &&
       !this.#closeSent &&
-      (this.#readController.desiredSize ?? 0) < this.#readableHighWaterMark
+      ((this.#readController.desiredSize ?? 0) < this.#readableHighWaterMark ||
+        (this.#writesComing > 0 && this.#drainWaiters.length === 0))
     ) {
       this.#flushHops++;
       WebSocketConnection.#queueFlush(this);

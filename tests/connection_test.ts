@@ -13,6 +13,7 @@ import {
 import {
   assertWsError,
   concat,
+  hex,
   prng,
   randomBytes,
   rawFrame,
@@ -574,4 +575,45 @@ Deno.test("the writable's own queue counts bytes, so small writes keep it ready"
   assertEquals(strict.writable.getWriter().desiredSize, 1);
   strict.close();
   await Promise.all([strict.closed, peer.closed]);
+});
+
+Deno.test("a pipelined echo through pipeTo answers a read of 16 frames with one socket write", async () => {
+  // A Deno.Conn stand-in: one read brings 16 masked frames, and the next
+  // read waits until the test ends. Every write is recorded.
+  const frames = concat(
+    ...Array.from(
+      { length: 16 },
+      (_, i) => rawFrame(0x82, new Uint8Array([i, i, i]), hex("01 02 03 04")),
+    ),
+  );
+  const writes: number[] = [];
+  let fed = false;
+  const ended = Promise.withResolvers<number | null>();
+  const conn = {
+    read(buffer: Uint8Array): Promise<number | null> {
+      if (fed) return ended.promise;
+      fed = true;
+      buffer.set(frames);
+      return Promise.resolve(frames.length);
+    },
+    write(bytes: Uint8Array): Promise<number> {
+      writes.push(bytes.length);
+      return Promise.resolve(bytes.length);
+    },
+    closeWrite: () => Promise.resolve(),
+    close: () => ended.resolve(null),
+  };
+  const server = new WebSocketConnection(conn as unknown as Deno.Conn, {
+    role: "server",
+  });
+  const piping = server.readable.pipeTo(server.writable).catch(() => {});
+  for (let i = 0; i < 200 && writes.length === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  // 16 unmasked frames of 2 + 3 bytes, in one write.
+  assertEquals(writes, [16 * 5]);
+  ended.resolve(null);
+  await server.closed.catch(() => {});
+  await piping;
 });
