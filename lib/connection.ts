@@ -5,6 +5,7 @@
  * @module
  */
 
+import { finishListeners } from "./_finish.ts";
 import { frameBits, Outbox, type OutChunk, releaseBlock } from "./_outbox.ts";
 import {
   type ByteDuplex,
@@ -1014,6 +1015,11 @@ export class WebSocketConnection {
   #finish(error?: WebSocketError): void {
     if (this.#done) return;
     this.#done = true;
+    const listener = finishListeners.get(this);
+    if (listener) {
+      finishListeners.delete(this);
+      listener(this);
+    }
     clearTimeout(this.#closeTimer);
     clearTimeout(this.#heartbeatTimer);
     this.#transport.close();

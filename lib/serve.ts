@@ -4,6 +4,7 @@
  * @module
  */
 
+import { finishListeners } from "./_finish.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_MAX_HEADER_SIZE,
@@ -161,6 +162,9 @@ export function serve(
     );
   const onError = options.onError ?? (() => {});
   const live = new Set<WebSocketConnection>();
+  // One listener for all connections: no closure or promise per connection.
+  const forget = (connection: object) =>
+    live.delete(connection as WebSocketConnection);
   const pending = new Set<Transport>();
   const tasks = new Set<Promise<void>>();
   let stopping = false;
@@ -253,8 +257,7 @@ export function serve(
     if (!accepted) return;
     const connection = accepted.connection;
     live.add(connection);
-    const forget = () => live.delete(connection);
-    connection.closed.then(forget, forget);
+    finishListeners.set(connection, forget);
     try {
       const handling = handler(connection, accepted.request);
       // The request is the handler's now.

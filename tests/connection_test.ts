@@ -168,6 +168,24 @@ Deno.test("our client and server: close handshakes in each order", async (t) => 
     assertEquals(await client.closed, { closeCode: 3000, reason: "first" });
     await server.shutdown();
   });
+  await t.step("connections counts the live ones", async () => {
+    const server = echoServer();
+    assertEquals(server.connections, 0);
+    const a = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+    const b = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+    // The server side may still be finishing its handshake.
+    for (let i = 0; i < 100 && server.connections < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assertEquals(server.connections, 2);
+    a.close();
+    await a.closed;
+    // The server ends TCP once its side is done, before a's closed settles.
+    assertEquals(server.connections, 1);
+    await server.shutdown();
+    assertEquals((await b.closed).closeCode, 1001);
+    assertEquals(server.connections, 0);
+  });
   await t.step("server shutdown closes clients with 1001", async () => {
     const server = echoServer();
     const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
