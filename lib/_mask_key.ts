@@ -20,3 +20,20 @@ export function nextMaskKey(): Uint8Array {
   next += 4;
   return key;
 }
+
+/**
+ * Writes a fresh 4-byte masking key into `key`: no view is made, so a
+ * frame costs no allocation for its key.
+ */
+export function fillMaskKey(key: Uint8Array): Uint8Array {
+  if (next === POOL_SIZE) {
+    crypto.getRandomValues(pool);
+    next = 0;
+  }
+  key[0] = pool[next]!;
+  key[1] = pool[next + 1]!;
+  key[2] = pool[next + 2]!;
+  key[3] = pool[next + 3]!;
+  next += 4;
+  return key;
+}

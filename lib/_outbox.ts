@@ -7,7 +7,7 @@
  * @module
  */
 
-import { nextMaskKey } from "./_mask_key.ts";
+import { fillMaskKey } from "./_mask_key.ts";
 import {
   encodedHeaderLength,
   type Frame,
@@ -98,6 +98,9 @@ export interface OutChunk {
 /** Bytes waiting for the socket, in order. */
 export class Outbox {
   #masked: boolean;
+  // A client's masking key, refilled for every frame (a key is used only
+  // while its frame is encoded).
+  #key: Uint8Array | undefined;
   #sealed: OutChunk[] = [];
   #block: Uint8Array | undefined;
   #start = 0;
@@ -107,6 +110,7 @@ export class Outbox {
 
   constructor(masked: boolean) {
     this.#masked = masked;
+    if (masked) this.#key = new Uint8Array(4);
   }
 
   /** Whether nothing waits. */
@@ -122,7 +126,7 @@ export class Outbox {
    */
   push(frame: FrameBits, payload: Uint8Array): void {
     const length = payload.length;
-    const key = this.#masked ? nextMaskKey() : undefined;
+    const key = this.#key ? fillMaskKey(this.#key) : undefined;
     const headerLength = encodedHeaderLength(length, this.#masked);
     this.size += headerLength + length;
     if (!this.#masked && length > COPY_LIMIT) {
@@ -189,7 +193,7 @@ export class Outbox {
       text,
       block.subarray(at, at + most),
     );
-    const key = this.#masked ? nextMaskKey() : undefined;
+    const key = this.#key ? fillMaskKey(this.#key) : undefined;
     writeFrameHeader(block, this.#fill, TEXT_FRAME, written, key);
     if (key) mask(block.subarray(at, at + written), key);
     this.#fill = at + written;
@@ -208,7 +212,7 @@ export class Outbox {
       text,
       buffer.subarray(MAX_HEADER, MAX_HEADER + most),
     );
-    const key = this.#masked ? nextMaskKey() : undefined;
+    const key = this.#key ? fillMaskKey(this.#key) : undefined;
     const headerLength = encodedHeaderLength(written, this.#masked);
     const start = MAX_HEADER - headerLength;
     writeFrameHeader(buffer, start, TEXT_FRAME, written, key);

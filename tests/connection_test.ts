@@ -635,3 +635,36 @@ Deno.test("a pipelined echo through pipeTo answers a read of 16 frames with one 
   await server.closed.catch(() => {});
   await piping;
 });
+
+Deno.test("a client masks every frame with its own key (RFC 6455 §5.3)", async () => {
+  // 64 one-byte frames, in one burst and in one block: each carries a key
+  // from the random pool, and the payload unmasks to what was sent.
+  const keys: string[] = [];
+  const payloads: number[] = [];
+  const peer = rawServer(async (conn) => {
+    const bytes: number[] = [];
+    const buffer = new Uint8Array(4096);
+    while (bytes.length < 64 * 7) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      bytes.push(...buffer.subarray(0, n));
+    }
+    for (let at = 0; at + 7 <= bytes.length; at += 7) {
+      assertEquals(bytes[at + 1], 0x81, "masked, one byte");
+      const key = bytes.slice(at + 2, at + 6);
+      keys.push(key.join());
+      payloads.push(bytes[at + 6]! ^ key[0]!);
+    }
+    conn.close();
+  });
+  const client = await connect(`ws://127.0.0.1:${peer.port}/`);
+  const writer = client.writable.getWriter();
+  await Promise.all(
+    Array.from({ length: 64 }, (_, i) => writer.write(new Uint8Array([i]))),
+  );
+  await peer.done;
+  await client.closed.catch(() => {});
+  assertEquals(payloads, Array.from({ length: 64 }, (_, i) => i));
+  // 64 random 32-bit keys: a repeat would mean a reused key.
+  assertEquals(new Set(keys).size, 64);
+});
