@@ -861,9 +861,13 @@ export class WebSocketConnection {
     const queue = WebSocketConnection.#flushQueue;
     WebSocketConnection.#flushQueue = WebSocketConnection.#spareFlushQueue;
     WebSocketConnection.#flushQueued = false;
-    for (let i = 0; i < queue.length; i++) queue[i]!.#deferFlush();
-    queue.length = 0;
-    WebSocketConnection.#spareFlushQueue = queue;
+    try {
+      for (let i = 0; i < queue.length; i++) queue[i]!.#deferFlush();
+    } finally {
+      // Even after a throw, the two arrays must stay distinct.
+      queue.length = 0;
+      WebSocketConnection.#spareFlushQueue = queue;
+    }
   };
 
   #scheduleFlush(): void {
