@@ -861,13 +861,18 @@ export class WebSocketConnection {
     const queue = WebSocketConnection.#flushQueue;
     WebSocketConnection.#flushQueue = WebSocketConnection.#spareFlushQueue;
     WebSocketConnection.#flushQueued = false;
-    try {
-      for (let i = 0; i < queue.length; i++) queue[i]!.#deferFlush();
-    } finally {
-      // Even after a throw, the two arrays must stay distinct.
-      queue.length = 0;
-      WebSocketConnection.#spareFlushQueue = queue;
+    for (let i = 0; i < queue.length; i++) {
+      const connection = queue[i]!;
+      try {
+        connection.#deferFlush();
+      } catch (cause) {
+        // Not expected; but one connection's failure must neither strand
+        // the others in the queue nor leave its own flush marked running.
+        connection.#writeFailed(cause);
+      }
     }
+    queue.length = 0;
+    WebSocketConnection.#spareFlushQueue = queue;
   };
 
   #scheduleFlush(): void {
