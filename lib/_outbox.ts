@@ -49,14 +49,14 @@ function takeBlock(small: boolean): Uint8Array {
 
 /** Returns a block to the shared pool once the socket has taken it. */
 export function releaseBlock(block: Uint8Array): void {
+  // The block itself goes back, not a fresh view of it: a view per release
+  // was an allocation per flush. Only whole buffers are pooled.
+  const whole = block.byteOffset === 0 &&
+    block.buffer.byteLength === block.byteLength;
   if (block.byteLength === SMALL_BLOCK_SIZE) {
-    if (smallPool.length < SMALL_POOL_LIMIT) {
-      smallPool.push(new Uint8Array(block.buffer, 0, SMALL_BLOCK_SIZE));
-    }
+    if (whole && smallPool.length < SMALL_POOL_LIMIT) smallPool.push(block);
   } else if (block.byteLength === BLOCK_SIZE) {
-    if (pool.length < POOL_LIMIT) {
-      pool.push(new Uint8Array(block.buffer, 0, BLOCK_SIZE));
-    }
+    if (whole && pool.length < POOL_LIMIT) pool.push(block);
   } else {
     releaseScratch(block);
   }
