@@ -266,25 +266,35 @@ export class Outbox {
   }
 
   /**
-   * Takes the next chunk to write, in order; the current block is taken
-   * with its last chunk, so that frames pushed while it is written go to a
-   * fresh block.
-   *
-   * @returns The chunk, or `undefined` when nothing waits; give its `block`
-   * back after its write.
+   * The block to give back once the bytes {@linkcode next} returned last
+   * are written, if any.
    */
-  next(): OutChunk | undefined {
-    if (this.#sealed.length > 0) return this.#sealed.shift();
-    if (this.#block === undefined || this.#fill === this.#start) {
+  nextBlock: Uint8Array | undefined;
+
+  /**
+   * Takes the next bytes to write, in order; the current block is taken
+   * with its last bytes, so that frames pushed while it is written go to a
+   * fresh block. No chunk object is made for them: {@linkcode nextBlock}
+   * says which block to give back after the write.
+   *
+   * @returns The bytes, or `undefined` when nothing waits.
+   */
+  next(): Uint8Array | undefined {
+    if (this.#sealed.length > 0) {
+      const chunk = this.#sealed.shift()!;
+      this.nextBlock = chunk.block;
+      return chunk.bytes;
+    }
+    const block = this.#block;
+    if (block === undefined || this.#fill === this.#start) {
+      this.nextBlock = undefined;
       return undefined;
     }
-    const chunk = {
-      bytes: this.#block.subarray(this.#start, this.#fill),
-      block: this.#block,
-    };
+    const bytes = block.subarray(this.#start, this.#fill);
+    this.nextBlock = block;
     this.#block = undefined;
     this.#start = this.#fill = 0;
-    return chunk;
+    return bytes;
   }
 
   /** Drops everything queued and gives the blocks back. */

@@ -6,7 +6,7 @@
  */
 
 import { finishListeners } from "./_finish.ts";
-import { frameBits, Outbox, type OutChunk, releaseBlock } from "./_outbox.ts";
+import { frameBits, Outbox, releaseBlock } from "./_outbox.ts";
 import {
   type ByteDuplex,
   ConnTransport,
@@ -273,7 +273,9 @@ export class WebSocketConnection {
   #flushHops = 0;
   // Chunks the application has written that write() has not yet taken.
   #writesComing = 0;
-  #writing: OutChunk | undefined;
+  // The bytes being written, and the block they come from.
+  #writing: Uint8Array | undefined;
+  #writingBlock: Uint8Array | undefined;
   #written = 0;
   #writableHighWaterMark: number;
   #drainWaiters: (() => void)[] = [];
@@ -924,14 +926,15 @@ export class WebSocketConnection {
    * garbage per flush (measured with bench/pipeline.ts).
    */
   #flush(): void {
-    const chunk = this.#done ? undefined : this.#outbox.next();
-    if (chunk === undefined) {
+    const bytes = this.#done ? undefined : this.#outbox.next();
+    if (bytes === undefined) {
       this.#endFlush();
       return;
     }
-    this.#writing = chunk;
+    this.#writing = bytes;
+    this.#writingBlock = this.#outbox.nextBlock;
     this.#written = 0;
-    this.#writeMore(chunk.bytes);
+    this.#writeMore(bytes);
   }
 
   #writeMore(bytes: Uint8Array): void {
@@ -949,15 +952,16 @@ export class WebSocketConnection {
   }
 
   #onWritten(n: number): void {
-    const chunk = this.#writing!;
-    const length = chunk.bytes.length;
+    const bytes = this.#writing!;
+    const length = bytes.length;
     this.#written += n;
     if (this.#written < length && !this.#done) {
-      this.#writeMore(chunk.bytes.subarray(this.#written));
+      this.#writeMore(bytes.subarray(this.#written));
       return;
     }
-    this.#writing = undefined;
-    if (chunk.block) releaseBlock(chunk.block);
+    const block = this.#writingBlock;
+    this.#writing = this.#writingBlock = undefined;
+    if (block) releaseBlock(block);
     if (this.#done) {
       this.#endFlush();
       return;
@@ -973,7 +977,7 @@ export class WebSocketConnection {
   }
 
   #writeFailed(cause: unknown): void {
-    this.#writing = undefined;
+    this.#writing = this.#writingBlock = undefined;
     this.#fail(
       new WebSocketError(
         "ERR_ABNORMAL_CLOSURE",
