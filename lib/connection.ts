@@ -5,6 +5,7 @@
  * @module
  */
 
+import { takeReadSlot } from "./_simd.ts";
 import { finishListeners } from "./_finish.ts";
 import { frameBits, Outbox, releaseBlock } from "./_outbox.ts";
 import {
@@ -592,7 +593,8 @@ export class WebSocketConnection {
           pooled = direct || !this.#bigReads ? undefined : readPool;
           buffer = direct ??
             (this.#bigReads
-              ? readPool.pop() ?? new Uint8Array(READ_BUFFER_SIZE)
+              ? readPool.pop() ?? takeReadSlot() ??
+                new Uint8Array(READ_BUFFER_SIZE)
               : this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE));
           let n: number | null;
           try {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { unmaskSimd } from "./_simd.ts";
 import { WebSocketError } from "./errors.ts";
 import {
   type FrameHeader,
@@ -227,7 +228,16 @@ export class FrameParser {
     const take = Math.min(header.payloadLength - received, this.#end - pos);
     const piece = chunk.subarray(pos, pos + take);
     // RFC 6455 §5.3: byte i of the payload is XORed with key byte i mod 4.
-    if (header.mask) mask(piece, header.mask, received);
+    if (header.mask) {
+      // Pieces in the Wasm memory (pooled read buffers) take the SIMD path
+      // for whole 64-byte blocks; the rest, and every other piece, the word
+      // loop.
+      const done = unmaskSimd(piece, header.mask, received);
+      if (done === 0) mask(piece, header.mask, received);
+      else if (done < take) {
+        mask(piece.subarray(done), header.mask, received + done);
+      }
+    }
     const total = received + take;
     const done = total === header.payloadLength;
     if (done) {
