@@ -90,7 +90,7 @@ function pooled(block: Uint8Array): boolean {
 }
 
 /** One piece to write, and the block to give back after (if pooled). */
-export interface OutChunk {
+interface OutChunk {
   bytes: Uint8Array;
   block: Uint8Array | undefined;
 }
@@ -246,26 +246,6 @@ export class Outbox {
   }
 
   /**
-   * Takes everything queued, in order. The current block is taken too, so
-   * that frames pushed while these bytes are written go to a fresh block.
-   *
-   * @returns The chunks to write; give each `block` back after its write.
-   */
-  take(): OutChunk[] {
-    if (this.#block !== undefined && this.#fill > this.#start) {
-      this.#sealed.push({
-        bytes: this.#block.subarray(this.#start, this.#fill),
-        block: this.#block,
-      });
-      this.#block = undefined;
-      this.#start = this.#fill = 0;
-    }
-    const chunks = this.#sealed;
-    this.#sealed = [];
-    return chunks;
-  }
-
-  /**
    * The block to give back once the bytes {@linkcode next} returned last
    * are written, if any.
    */
@@ -299,11 +279,12 @@ export class Outbox {
 
   /** Drops everything queued and gives the blocks back. */
   clear(): void {
-    for (const chunk of this.take()) {
-      if (chunk.block) releaseBlock(chunk.block);
+    while (this.next() !== undefined) {
+      if (this.nextBlock) releaseBlock(this.nextBlock);
     }
+    // An empty current block is still held.
     if (this.#block) releaseBlock(this.#block);
-    this.#block = undefined;
+    this.#block = this.nextBlock = undefined;
     this.#start = this.#fill = 0;
     this.size = 0;
   }
