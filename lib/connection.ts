@@ -176,11 +176,10 @@ const DEFAULT_CLOSE_TIMEOUT = 5000;
 
 function ignore(): void {}
 
-function sizeOf(chunk: string | Uint8Array): number {
-  return typeof chunk === "string" ? chunk.length : chunk.byteLength;
-}
-
-/** A message's size for the writable's queue; 0 for a value `#send` rejects. */
+/**
+ * A message's size for either stream's queue: UTF-16 units of text, bytes
+ * of binary; 0 for a value `#send` rejects.
+ */
 function messageSize(chunk: MessageData): number {
   if (typeof chunk === "string") return chunk.length;
   const size = (chunk as { byteLength?: unknown })?.byteLength;
@@ -397,7 +396,7 @@ export class WebSocketConnection {
 
     this.readable = new ReadableStream<string | Uint8Array>(glue, {
       highWaterMark: options.readableHighWaterMark ?? DEFAULT_HIGH_WATER_MARK,
-      size: sizeOf,
+      size: messageSize,
     });
 
     const sink = new WebSocketConnection.#Sink(this);
