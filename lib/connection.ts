@@ -278,8 +278,9 @@ export class WebSocketConnection {
   #writingBlock: Uint8Array | undefined;
   #written = 0;
   #writableHighWaterMark: number;
-  #drainWaiters: (() => void)[] = [];
-  #flushWaiters: (() => void)[] = [];
+  // Made on first use, as is #pings: an idle connection holds none.
+  #drainWaiters: (() => void)[] | undefined;
+  #flushWaiters: (() => void)[] | undefined;
   #fragmentSize: number;
 
   #closeSent = false;
@@ -299,7 +300,7 @@ export class WebSocketConnection {
   #inbound: Promise<void> | undefined;
   #inboundDepth = 0;
 
-  #pings: PendingPing[] = [];
+  #pings: PendingPing[] | undefined;
   #heartbeat: HeartbeatOptions | undefined;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -391,8 +392,6 @@ export class WebSocketConnection {
     this.closed = promise;
     this.#resolveClosed = resolve;
     this.#rejectClosed = reject;
-    // `closed` may go unobserved; its rejection is not an unhandled error.
-    promise.catch(ignore);
 
     this.readable = new ReadableStream<string | Uint8Array>(glue, {
       highWaterMark: options.readableHighWaterMark ?? DEFAULT_HIGH_WATER_MARK,
@@ -545,7 +544,7 @@ export class WebSocketConnection {
       );
     }
     return new Promise<number>((resolve, reject) => {
-      this.#pings.push({
+      (this.#pings ??= []).push({
         key: payload.join(),
         start: performance.now(),
         resolve,
@@ -714,12 +713,12 @@ export class WebSocketConnection {
       if (!this.#closeSent) this.#sendFrame(Opcode.Pong, payload);
     } else if (opcode === Opcode.Pong) {
       const key = payload.join();
-      const index = this.#pings.findIndex((ping) => ping.key === key);
+      const index = this.#pings?.findIndex((ping) => ping.key === key) ?? -1;
       // A pong answers its ping and every earlier one (§5.5.3 allows a pong
       // for only the latest ping).
       if (index >= 0) {
         const now = performance.now();
-        for (const ping of this.#pings.splice(0, index + 1)) {
+        for (const ping of this.#pings!.splice(0, index + 1)) {
           ping.resolve(now - ping.start);
         }
       }
@@ -832,7 +831,9 @@ export class WebSocketConnection {
   }
 
   #drained(): Promise<void> {
-    return new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+    return new Promise<void>((resolve) =>
+      (this.#drainWaiters ??= []).push(resolve)
+    );
   }
 
   #sendFrame(
@@ -912,7 +913,7 @@ export class WebSocketConnection {
       this.#flushHops < MAX_FLUSH_DEFERRALS && this.#readableOpen &&
       !this.#closeSent &&
       ((this.#readController.desiredSize ?? 0) < this.#readableHighWaterMark ||
-        (this.#writesComing > 0 && this.#drainWaiters.length === 0))
+        (this.#writesComing > 0 && !this.#drainWaiters?.length))
     ) {
       this.#flushHops++;
       WebSocketConnection.#queueFlush(this);
@@ -969,7 +970,7 @@ export class WebSocketConnection {
     }
     this.#outbox.size -= length;
     if (
-      this.#drainWaiters.length > 0 &&
+      this.#drainWaiters?.length &&
       this.#outbox.size <= this.#writableHighWaterMark
     ) {
       for (const resolve of this.#drainWaiters.splice(0)) resolve();
@@ -991,14 +992,14 @@ export class WebSocketConnection {
 
   #endFlush(): void {
     this.#flushing = false;
-    if (this.#flushWaiters.length > 0) {
+    if (this.#flushWaiters?.length) {
       for (const resolve of this.#flushWaiters.splice(0)) resolve();
     }
   }
 
   #flushed(): Promise<void> {
     if (!this.#flushing) return Promise.resolve();
-    return new Promise((resolve) => this.#flushWaiters.push(resolve));
+    return new Promise((resolve) => (this.#flushWaiters ??= []).push(resolve));
   }
 
   // --- ending ----------------------------------------------------------
@@ -1040,7 +1041,7 @@ export class WebSocketConnection {
     this.#inflater?.close();
     this.#deflater?.close();
     this.#outbox.clear();
-    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    for (const resolve of this.#drainWaiters?.splice(0) ?? []) resolve();
     this.#smallBuffer = undefined;
     const failure = error ??
       (this.#closeReceived ? undefined : new WebSocketError(
@@ -1055,12 +1056,17 @@ export class WebSocketConnection {
       if (failure) this.#readController.error(failure);
       else this.#readController.close();
     }
-    if (failure) this.#rejectClosed(failure);
-    else this.#resolveClosed(this.#closeReceived!);
+    if (failure) {
+      // `closed` may go unobserved; its rejection is not an unhandled
+      // error. Marked here, not at construction: a handler attached there
+      // was a promise and a reaction kept by every idle connection.
+      this.closed.catch(ignore);
+      this.#rejectClosed(failure);
+    } else this.#resolveClosed(this.#closeReceived!);
   }
 
   #rejectPings(error: unknown): void {
-    for (const ping of this.#pings.splice(0)) ping.reject(error);
+    for (const ping of this.#pings?.splice(0) ?? []) ping.reject(error);
   }
 
   #scheduleHeartbeat(): void {

@@ -87,8 +87,10 @@ export class FrameParser {
   #partial: boolean;
   #state = GET_INFO;
   // The header bytes gathered so far, when a header spans chunks.
-  #head = new Uint8Array(14);
+  // Both made on first use: an idle connection's parser holds neither.
+  #head: Uint8Array | undefined;
   #key: Uint8Array | undefined;
+  #reuseKey: boolean;
   #headFill = 0;
   #headNeed = 2;
   #header: FrameHeader | undefined;
@@ -108,7 +110,7 @@ export class FrameParser {
     this.#options = options;
     this.#onFrame = onFrame;
     this.#partial = options.partial ?? false;
-    if (options.reuseKey) this.#key = new Uint8Array(4);
+    this.#reuseKey = options.reuseKey ?? false;
   }
 
   /**
@@ -164,7 +166,7 @@ export class FrameParser {
           const need = frameHeaderLength(chunk[pos + 1]!);
           if (length - pos >= need) {
             this.#startFrame(
-              parseFrameHeader(chunk, pos, this.#options, this.#key),
+              parseFrameHeader(chunk, pos, this.#options, this.#maskKey()),
             );
             pos += need;
             continue;
@@ -195,20 +197,27 @@ export class FrameParser {
   // Copies header bytes that span chunks into #head.
   #gatherHeader(chunk: Uint8Array, pos: number): number {
     const take = Math.min(this.#headNeed - this.#headFill, this.#end - pos);
-    this.#head.set(chunk.subarray(pos, pos + take), this.#headFill);
+    const head = this.#head ??= new Uint8Array(14);
+    head.set(chunk.subarray(pos, pos + take), this.#headFill);
     this.#headFill += take;
     pos += take;
     if (this.#headFill < this.#headNeed) return pos;
     if (this.#state === GET_INFO) {
       this.#state = GET_HEADER;
-      this.#headNeed = frameHeaderLength(this.#head[1]!);
+      this.#headNeed = frameHeaderLength(head[1]!);
       if (this.#headFill < this.#headNeed) return pos;
     }
-    const header = parseFrameHeader(this.#head, 0, this.#options, this.#key);
+    const header = parseFrameHeader(head, 0, this.#options, this.#maskKey());
     this.#headFill = 0;
     this.#headNeed = 2;
     this.#startFrame(header);
     return pos;
+  }
+
+  // The array a masked header's key is read into: one reused per parser
+  // with `reuseKey`, else a fresh one per frame.
+  #maskKey(): Uint8Array | undefined {
+    return this.#reuseKey ? this.#key ??= new Uint8Array(4) : undefined;
   }
 
   #startFrame(header: FrameHeader): void {

@@ -346,6 +346,42 @@ Deno.test("an abrupt TCP end rejects closed with 1006", async () => {
   await server.shutdown();
 });
 
+Deno.test("a rejected closed that nobody observes is not an unhandled rejection", async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (event: PromiseRejectionEvent) => {
+    unhandled.push(event.reason);
+    event.preventDefault();
+  };
+  globalThis.addEventListener("unhandledrejection", onUnhandled);
+  try {
+    const ended = Promise.withResolvers<void>();
+    const server = serve(
+      { port: 0, hostname: "127.0.0.1", onListen() {} },
+      // Neither closed nor the readable is touched; only the end is seen.
+      () => {},
+    );
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+    });
+    await conn.write(upgradeRequest());
+    await conn.read(new Uint8Array(1024));
+    conn.close();
+    // Long enough for the server to see the end and for rejections to be
+    // reported (they are, after a macrotask).
+    const poll = setInterval(() => {
+      if (server.connections === 0) ended.resolve();
+    }, 10);
+    await ended.promise;
+    clearInterval(poll);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await server.shutdown();
+    assertEquals(unhandled, []);
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", onUnhandled);
+  }
+});
+
 /** A raw server that completes the handshake, then runs `then`. */
 function rawServer(then: (conn: Deno.Conn) => Promise<void>) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
