@@ -278,6 +278,10 @@ export class WebSocketConnection {
   #writingBlock: Uint8Array | undefined;
   #written = 0;
   #writableHighWaterMark: number;
+  // The write callbacks, bound once on the first write, not two closures
+  // per write.
+  #onWrittenBound: ((n: number) => void) | undefined;
+  #writeFailedBound: ((cause: unknown) => void) | undefined;
   // Made on first use, as is #pings: an idle connection holds none.
   #drainWaiters: (() => void)[] | undefined;
   #flushWaiters: (() => void)[] | undefined;
@@ -948,8 +952,8 @@ export class WebSocketConnection {
       return;
     }
     pending.then(
-      (n) => this.#onWritten(n),
-      (cause) => this.#writeFailed(cause),
+      this.#onWrittenBound ??= this.#onWritten.bind(this),
+      this.#writeFailedBound ??= this.#writeFailed.bind(this),
     );
   }
 
