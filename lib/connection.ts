@@ -7,6 +7,7 @@
 
 import { takeReadSlot } from "./_simd.ts";
 import { finishListeners } from "./_finish.ts";
+import { messageSize, WRITE_QUEUE_BYTES } from "./_queue.ts";
 import { frameBits, Outbox, releaseBlock } from "./_outbox.ts";
 import {
   type ByteDuplex,
@@ -169,22 +170,9 @@ const DIRECT_READ_FROM = 4 * READ_BUFFER_SIZE;
 // How many microtasks a flush may wait for the application's answers.
 const MAX_FLUSH_DEFERRALS = 64;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
-// Bytes the writable's own queue may hold while the sink waits on the
-// socket, on top of writableHighWaterMark.
-const WRITE_QUEUE_BYTES = 64 * 1024;
 const DEFAULT_CLOSE_TIMEOUT = 5000;
 
 function ignore(): void {}
-
-/**
- * A message's size for either stream's queue: UTF-16 units of text, bytes
- * of binary; 0 for a value `#send` rejects.
- */
-function messageSize(chunk: MessageData): number {
-  if (typeof chunk === "string") return chunk.length;
-  const size = (chunk as { byteLength?: unknown })?.byteLength;
-  return typeof size === "number" ? size : 0;
-}
 
 interface PendingPing {
   key: string;

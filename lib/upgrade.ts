@@ -11,6 +11,7 @@ import type {
 } from "./connection.ts";
 import { closeBodyFor, closeRequestFor, isValidCloseCode } from "./close.ts";
 import { WebSocketError } from "./errors.ts";
+import { messageSize } from "./_queue.ts";
 import { isUpgradeRequest } from "./handshake.ts";
 import type { MessageData } from "./message.ts";
 
@@ -80,10 +81,6 @@ const DEFAULT_SEND_TIMEOUT = 30_000;
 // Deno fires no event when bufferedAmount falls, so a waiting write polls;
 // the interval doubles from 1 ms to this cap.
 const MAX_DRAIN_POLL = 16;
-
-function sizeOf(chunk: string | Uint8Array): number {
-  return typeof chunk === "string" ? chunk.length : chunk.byteLength;
-}
 
 /**
  * Upgrades a `Deno.serve` request to a WebSocket and wraps Deno's native
@@ -272,7 +269,7 @@ export class UpgradedWebSocket {
         this.#readableOpen = false;
         this.#closeWith(reason);
       },
-    }, { highWaterMark: this.#maxQueued, size: sizeOf });
+    }, { highWaterMark: this.#maxQueued, size: messageSize });
 
     this.writable = new WritableStream<MessageData>({
       start: (controller) => {
