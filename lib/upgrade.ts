@@ -11,7 +11,7 @@ import type {
 } from "./connection.ts";
 import { closeBodyFor, closeRequestFor, isValidCloseCode } from "./close.ts";
 import { WebSocketError } from "./errors.ts";
-import { messageSize } from "./_queue.ts";
+import { messageSize, WRITE_QUEUE_BYTES } from "./_queue.ts";
 import { isUpgradeRequest } from "./handshake.ts";
 import type { MessageData } from "./message.ts";
 
@@ -278,6 +278,16 @@ export class UpgradedWebSocket {
       write: (chunk) => this.#send(chunk),
       close: () => this.close(),
       abort: (reason) => this.#closeWith(reason),
+    }, {
+      // Counted in bytes, with room for many small messages: with the
+      // default (one chunk), every write turned backpressure on and off and
+      // made a fresh `ready` promise. Deno's own buffer, bounded by
+      // writableHighWaterMark, holds the rest.
+      highWaterMark: Math.max(
+        1,
+        Math.min(this.#highWaterMark, WRITE_QUEUE_BYTES),
+      ),
+      size: messageSize,
     });
   }
 
@@ -362,7 +372,18 @@ export class UpgradedWebSocket {
     this.#readController.enqueue(data);
   }
 
-  async #send(chunk: MessageData): Promise<void> {
+  // The usual case (open, below the mark) returns no promise: an async
+  // function here was a generator and a promise per message.
+  #send(chunk: MessageData): Promise<void> | undefined {
+    const socket = this.#socket;
+    if (socket.readyState !== WebSocket.OPEN) return this.#sendLater(chunk);
+    socket.send(chunk as string | Uint8Array<ArrayBuffer>);
+    return socket.bufferedAmount > this.#highWaterMark
+      ? this.#drain()
+      : undefined;
+  }
+
+  async #sendLater(chunk: MessageData): Promise<void> {
     if (this.#socket.readyState === WebSocket.CONNECTING) await this.opened;
     if (this.#socket.readyState !== WebSocket.OPEN) {
       throw new TypeError("Cannot send message: the connection is closing");
