@@ -95,7 +95,8 @@ class EchoPeer {
   close(): void {}
 }
 
-function maskedFrame(size: number, text: boolean): Uint8Array {
+// A client's peer is a server: its frames come unmasked (RFC 6455 §5.1).
+function peerFrame(size: number, text: boolean, masked: boolean): Uint8Array {
   const payload = new Uint8Array(size).fill(0x61);
   return encodeFrame({
     fin: true,
@@ -104,20 +105,27 @@ function maskedFrame(size: number, text: boolean): Uint8Array {
     rsv3: false,
     opcode: text ? 1 : 2,
     payload,
-    mask: new Uint8Array([1, 2, 3, 4]),
+    mask: masked ? new Uint8Array([1, 2, 3, 4]) : undefined,
   });
 }
 
 // deno-lint-ignore no-explicit-any
 const gc = (globalThis as any).gc as (() => void) | undefined;
 
-async function run(size: number, text: boolean): Promise<string> {
+async function run(
+  size: number,
+  text: boolean,
+  role: "server" | "client",
+): Promise<string> {
   const warmup = 20_000;
   const measured = Math.round(count / (size > 1024 ? 4 : 1));
-  const peer = new EchoPeer(maskedFrame(size, text), warmup + measured);
+  const peer = new EchoPeer(
+    peerFrame(size, text, role === "server"),
+    warmup + measured,
+  );
   const connection = new WebSocketConnection(
     peer as unknown as Deno.Conn,
-    { role: "server" },
+    { role },
   );
   connection.readable.pipeTo(connection.writable).catch(() => {});
   peer.pauseAt = warmup;
@@ -132,13 +140,23 @@ async function run(size: number, text: boolean): Promise<string> {
   const messages = peer.messages - from;
   connection.close();
   await connection.closed.catch(() => {});
-  return `| ${text ? "text" : "binary"} ${size} B | ${
-    (elapsed * 1000 / messages).toFixed(2)
-  } | ${Math.round(peer.heapGrowth / messages)} |`;
+  return `| ${role === "client" ? "client, " : ""}${
+    text ? "text" : "binary"
+  } ${size} B | ${(elapsed * 1000 / messages).toFixed(2)} | ${
+    Math.round(peer.heapGrowth / messages)
+  } |`;
 }
 
 console.log("| message | JS µs per message | heap bytes per message |");
 console.log("|---|---:|---:|");
-for (const [size, text] of [[32, false], [32, true], [16384, false]] as const) {
-  console.log(await run(size, text));
+for (
+  const [size, text, role] of [
+    [32, false, "server"],
+    [32, true, "server"],
+    [16384, false, "server"],
+    // The client side masks what it sends: a key and a masked copy per frame.
+    [32, false, "client"],
+  ] as const
+) {
+  console.log(await run(size, text, role));
 }
