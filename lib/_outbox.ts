@@ -85,6 +85,35 @@ const encoder = new TextEncoder();
 const MAX_HEADER = 14;
 const TEXT_FRAME = frameBits(Opcode.Text, true, false);
 
+/**
+ * Writes `length` bytes of `source` from `from`, masked, into `block` at
+ * `at` (RFC 6455 §5.3: byte i XOR key byte i mod 4); in place when both are
+ * the same bytes. A client's small frames take a byte loop here, with no
+ * view (a view per frame was its largest allocation after the message
+ * itself); longer ones the word loop of `mask()`.
+ */
+function maskInto(
+  block: Uint8Array,
+  at: number,
+  source: Uint8Array,
+  from: number,
+  length: number,
+  key: Uint8Array,
+): void {
+  if (length < 64) {
+    for (let i = 0; i < length; i++) {
+      block[at + i] = source[from + i]! ^ key[i & 3]!;
+    }
+  } else {
+    mask(
+      source.subarray(from, from + length),
+      key,
+      0,
+      block.subarray(at, at + length),
+    );
+  }
+}
+
 function pooled(block: Uint8Array): boolean {
   return block.length === BLOCK_SIZE || block.length === SMALL_BLOCK_SIZE;
 }
@@ -156,7 +185,7 @@ export class Outbox {
     }
     const block = this.#block;
     const at = writeFrameHeader(block, this.#fill, frame, length, key);
-    if (key) mask(payload, key, 0, block.subarray(at, at + length));
+    if (key) maskInto(block, at, payload, 0, length, key);
     else block.set(payload, at);
     this.#fill = at + length;
   }
@@ -195,7 +224,9 @@ export class Outbox {
     );
     const key = this.#key ? fillMaskKey(this.#key) : undefined;
     writeFrameHeader(block, this.#fill, TEXT_FRAME, written, key);
-    if (key) mask(block.subarray(at, at + written), key);
+    if (key) {
+      maskInto(block, at, block, at, written, key);
+    }
     this.#fill = at + written;
     this.size += headerLength + written;
     return true;
