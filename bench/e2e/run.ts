@@ -447,8 +447,10 @@ async function memoryBench(): Promise<string> {
   for (const count of counts) {
     for (
       const [name, script] of [
-        ["ours", "bench/e2e/servers/ours.ts"],
+        ["ours (echo, pipeTo)", "bench/e2e/servers/ours.ts"],
+        ["ours, no consumer", "bench/e2e/servers/hold.ts"],
         ["Deno native", "bench/e2e/servers/native.ts"],
+        ["raw TCP, a pending read", "bench/e2e/servers/raw_manual.ts"],
       ] as const
     ) {
       const out = await run(deno, [
