@@ -784,7 +784,11 @@ export class WebSocketConnection {
         ? this.#drained()
         : undefined;
     }
-    const { opcode, payload } = messagePayload(chunk);
+    // Bytes, the usual binary message, need no {opcode, payload} object.
+    let opcode: Opcode = Opcode.Binary;
+    let payload: Uint8Array;
+    if (chunk instanceof Uint8Array) payload = chunk;
+    else ({ opcode, payload } = messagePayload(chunk));
     if (this.#deflater && payload.length >= this.#threshold) {
       return this.#sendCompressed(opcode, payload);
     }
