@@ -7,12 +7,14 @@
  */
 
 import { unmaskSimd } from "./_simd.ts";
+import { unmaskAscii } from "./_unmask.ts";
 import { WebSocketError } from "./errors.ts";
 import {
   type FrameHeader,
   frameHeaderLength,
   type FrameHeaderOptions,
   isControlOpcode,
+  Opcode,
   parseFrameHeader,
 } from "./frame.ts";
 import { mask } from "./mask.ts";
@@ -44,12 +46,15 @@ export interface FrameParserOptions extends FrameHeaderOptions {
  * and a piece of its unmasked payload that starts `offset` bytes into it.
  * A frame is complete when `offset + payload.length === header.payloadLength`.
  * Without `partial`, every call carries a whole frame (`offset` is 0). A
- * frame with an empty payload gets one call with an empty piece.
+ * frame with an empty payload gets one call with an empty piece. `ascii` is
+ * `true` when the parser found, while unmasking the piece, that all its
+ * bytes are below 0x80; `false` says only that it did not look.
  */
 export type FrameCallback = (
   header: FrameHeader,
   payload: Uint8Array,
   offset: number,
+  ascii: boolean,
 ) => void;
 
 // The parser's states, after ws's receiver: GET_INFO reads the first two
@@ -91,6 +96,9 @@ export class FrameParser {
   #head: Uint8Array | undefined;
   #key: Uint8Array | undefined;
   #reuseKey: boolean;
+  // Whether the data frames being read belong to a text message: only
+  // their pieces are worth an ASCII check while unmasking.
+  #inText = false;
   #headFill = 0;
   #headNeed = 2;
   #header: FrameHeader | undefined;
@@ -221,9 +229,12 @@ export class FrameParser {
   }
 
   #startFrame(header: FrameHeader): void {
+    // A continuation keeps its message's kind; control frames come between.
+    if (header.opcode === Opcode.Text) this.#inText = true;
+    else if (header.opcode === Opcode.Binary) this.#inText = false;
     if (header.payloadLength === 0) {
       this.#state = GET_INFO;
-      this.#onFrame(header, EMPTY, 0);
+      this.#onFrame(header, EMPTY, 0, true);
       return;
     }
     this.#header = header;
@@ -236,14 +247,18 @@ export class FrameParser {
     const received = this.#received;
     const take = Math.min(header.payloadLength - received, this.#end - pos);
     const piece = chunk.subarray(pos, pos + take);
+    let ascii = false;
     // RFC 6455 §5.3: byte i of the payload is XORed with key byte i mod 4.
     if (header.mask) {
       // Pieces in the Wasm memory (pooled read buffers) take the SIMD path
       // for whole 64-byte blocks; the rest, and every other piece, the word
-      // loop.
+      // loop, which also learns whether the piece is ASCII (for the text
+      // check of a message in pieces) at no extra cost.
       const done = unmaskSimd(piece, header.mask, received);
-      if (done === 0) mask(piece, header.mask, received);
-      else if (done < take) {
+      if (done === 0) {
+        if (this.#inText) ascii = unmaskAscii(piece, header.mask, received);
+        else mask(piece, header.mask, received);
+      } else if (done < take) {
         mask(piece.subarray(done), header.mask, received + done);
       }
     }
@@ -256,9 +271,9 @@ export class FrameParser {
     this.#received = total;
     if (received === 0 && done) {
       // The whole payload lies in this chunk: hand on a view, no copy.
-      this.#onFrame(header, piece, 0);
+      this.#onFrame(header, piece, 0, ascii);
     } else if (this.#partial && !isControlOpcode(header.opcode)) {
-      this.#onFrame(header, piece, received);
+      this.#onFrame(header, piece, received, ascii);
     } else {
       // Bounded by maxFrameSize, checked in parseFrameHeader.
       this.#buffer ??= new Uint8Array(header.payloadLength);
@@ -266,7 +281,7 @@ export class FrameParser {
       if (done) {
         const whole = this.#buffer;
         this.#buffer = undefined;
-        this.#onFrame(header, whole, 0);
+        this.#onFrame(header, whole, 0, false);
       }
     }
     return pos + take;

@@ -305,6 +305,51 @@ Deno.test("FrameParser hands on pieces as they arrive with partial", () => {
   assert(parser.idle);
 });
 
+Deno.test("FrameParser tells which pieces of a text message it found ASCII while unmasking", () => {
+  const text = new Uint8Array(300).fill(0x61);
+  text.set([0xc3, 0xa9], 250); // "é": the piece holding either byte is not ASCII
+  const wire = concat(
+    encodeFrame(frame(Opcode.Text, text.subarray(0, 200), false, KEY)),
+    encodeFrame(frame(Opcode.Ping, HELLO, true, KEY)),
+    encodeFrame(frame(Opcode.Continuation, text.subarray(200), true, KEY)),
+    encodeFrame(frame(Opcode.Binary, new Uint8Array(100), true, KEY)),
+  );
+  for (const size of [1, 7, 64, 108, wire.length]) {
+    const seen: { opcode: number; from: number; to: number; ascii: boolean }[] =
+      [];
+    const parser = new FrameParser(
+      { role: "server", partial: true },
+      (header, payload, offset, ascii) => {
+        const from = offset + (header.opcode === Opcode.Continuation ? 200 : 0);
+        seen.push({
+          opcode: header.opcode,
+          from,
+          to: from + payload.length,
+          ascii,
+        });
+      },
+    );
+    // The parser unmasks in place: each run gets its own copy.
+    const bytes = wire.slice();
+    for (let at = 0; at < bytes.length; at += size) {
+      parser.push(bytes.subarray(at, Math.min(at + size, bytes.length)));
+    }
+    for (const { opcode, from, to, ascii } of seen) {
+      if (opcode === Opcode.Ping) continue;
+      if (opcode === Opcode.Binary) {
+        assertEquals(ascii, false, "binary pieces are not looked at");
+        continue;
+      }
+      // A piece outside the Wasm read buffers is always checked.
+      assertEquals(ascii, to <= 250 || from >= 252, `${size}: ${from}-${to}`);
+    }
+    assertEquals(
+      seen.filter((s) => s.opcode === Opcode.Binary).length > 0,
+      true,
+    );
+  }
+});
+
 Deno.test("FrameParser copies only frames that span chunks", () => {
   const wire = concat(rawFrame(0x82, HELLO), rawFrame(0x82, HELLO));
   const seen: Uint8Array[] = [];

@@ -1,5 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { mask } from "../mod.ts";
+import { unmaskAscii } from "../lib/_unmask.ts";
 import { prng, randomBytes } from "./_helpers.ts";
 
 function reference(
@@ -53,4 +54,36 @@ Deno.test("mask() refuses a short target or a bad key", () => {
     "Cannot mask payload",
   );
   assertThrows(() => mask(new Uint8Array(8), new Uint8Array(3)), RangeError);
+});
+
+Deno.test("unmaskAscii() unmasks like the definition and tells ASCII at every position", () => {
+  const random = prng(7);
+  const key = randomBytes(random, 4);
+  const lengths = [0, 1, 3, 4, 7, 8, 63, 64, 65, 66, 71, 72, 200, 1001, 4099];
+  for (const length of lengths) {
+    for (let start = 0; start < 4; start++) {
+      for (let keyOffset = 0; keyOffset < 4; keyOffset++) {
+        // ASCII once unmasked: plain bytes below 0x80, masked with the key.
+        const plain = randomBytes(random, length).map((b) => b & 0x7f);
+        const positions = length === 0
+          ? [-1]
+          : [-1, 0, 1, 2, 3, 4, 5, 8, length >> 1, length - 5, length - 1]
+            .filter((p) => p < length);
+        for (const bad of positions) {
+          const expected = plain.slice();
+          if (bad >= 0) expected[bad]! |= 0x80;
+          const backing = new Uint8Array(length + 8);
+          const bytes = backing.subarray(start, start + length);
+          bytes.set(reference(expected, key, keyOffset));
+          const ascii = unmaskAscii(bytes, key, keyOffset);
+          assertEquals(bytes, expected, `length ${length}, at ${start}`);
+          assertEquals(
+            ascii,
+            bad < 0,
+            `length ${length}, start ${start}, key offset ${keyOffset}, non-ASCII at ${bad}`,
+          );
+        }
+      }
+    }
+  }
 });
