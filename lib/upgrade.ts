@@ -383,13 +383,13 @@ export class UpgradedWebSocket {
       : undefined;
   }
 
+  // Before open: wait for it, then send as usual.
   async #sendLater(chunk: MessageData): Promise<void> {
     if (this.#socket.readyState === WebSocket.CONNECTING) await this.opened;
     if (this.#socket.readyState !== WebSocket.OPEN) {
       throw new TypeError("Cannot send message: the connection is closing");
     }
-    this.#socket.send(chunk as string | Uint8Array<ArrayBuffer>);
-    if (this.#socket.bufferedAmount > this.#highWaterMark) await this.#drain();
+    await this.#send(chunk);
   }
 
   #drain(): Promise<void> {

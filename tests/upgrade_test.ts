@@ -109,6 +109,27 @@ Deno.test("upgradeWebSocket: opened, protocol, and closed in both orders", async
   });
 
   await t.step(
+    "messages written before the socket opens are sent after",
+    async () => {
+      const server = nativeServe((c) => {
+        // The handler runs before Deno has sent the 101: still CONNECTING.
+        const writer = c.writable.getWriter();
+        writer.write("first").catch(() => {});
+        writer.write(new Uint8Array([1, 2, 3])).catch(() => {});
+        writer.releaseLock();
+      });
+      const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+      const reader = client.readable.getReader();
+      assertEquals((await reader.read()).value, "first");
+      assertEquals((await reader.read()).value, new Uint8Array([1, 2, 3]));
+      reader.releaseLock();
+      client.close();
+      await client.closed;
+      await server.shutdown();
+    },
+  );
+
+  await t.step(
     "readable.cancel(WebSocketError) closes with its code",
     async () => {
       const server = nativeServe((c) => {
