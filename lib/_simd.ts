@@ -12,6 +12,8 @@
  * @module
  */
 
+import { keyWord } from "./_unmask.ts";
+
 // The module, from this text by `wat2wasm` (wabt 1.0.32):
 //
 // (module
@@ -95,8 +97,7 @@ export function unmaskSimd(
 ): number {
   if (!simd || piece.buffer !== simd.buffer || piece.length < 64) return 0;
   const k = keyOffset & 3;
-  const word = key[k]! | (key[(k + 1) & 3]! << 8) |
-    (key[(k + 2) & 3]! << 16) | (key[(k + 3) & 3]! << 24);
+  const word = keyWord(key, k);
   simd.mask(piece.byteOffset, piece.length, word);
   return piece.length & ~63;
 }

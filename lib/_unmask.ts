@@ -10,6 +10,21 @@
  */
 
 /**
+ * The masking key as one little-endian 32-bit word, rotated so that key
+ * byte `k` comes first: XORing it into a word of payload whose first byte
+ * has key position `k` masks four bytes at once. Typed arrays use the
+ * platform's byte order; every platform Deno ships on is little-endian.
+ *
+ * @param key The 4-byte masking key.
+ * @param k The key position (0–3) of the word's first byte.
+ * @returns The key word, as a signed 32-bit integer.
+ */
+export function keyWord(key: Uint8Array, k: number): number {
+  return key[k]! | (key[(k + 1) & 3]! << 8) | (key[(k + 2) & 3]! << 16) |
+    (key[(k + 3) & 3]! << 24);
+}
+
+/**
  * Unmasks `bytes` in place (RFC 6455 §5.3: byte i is XORed with key byte
  * (keyOffset + i) mod 4) and tells whether every unmasked byte is below 0x80.
  *
@@ -38,10 +53,7 @@ export function unmaskAscii(
     // Pairs of words with two accumulators: as fast as the unmask alone
     // (one word per iteration with one accumulator was 4x slower).
     const words = ((length - i) >>> 3) << 1;
-    // The key as one little-endian word, rotated so its first byte lines up
-    // with byte i; every platform Deno ships on is little-endian.
-    const word = key[k]! | (key[(k + 1) & 3]! << 8) |
-      (key[(k + 2) & 3]! << 16) | (key[(k + 3) & 3]! << 24);
+    const word = keyWord(key, k);
     const w32 = new Int32Array(bytes.buffer, bytes.byteOffset + i, words);
     let a = 0;
     let b = 0;

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { keyWord } from "./_unmask.ts";
+
 /**
  * XORs `source` with the 4-byte masking key into `target`, four bytes at a
  * time where the buffers' alignment allows. Masking is its own inverse, so
@@ -75,11 +77,8 @@ export function mask(
   for (; i < head; i++, k = (k + 1) & 3) target[i] = src[i]! ^ key[k]!;
   const words = (length - i) >>> 2;
   if (words > 0) {
-    // The key as one little-endian word, rotated so its first byte lines up
-    // with byte i. Typed arrays use the platform's byte order; every platform
-    // Deno ships on is little-endian.
-    const word = (key[k]! | (key[(k + 1) & 3]! << 8) |
-      (key[(k + 2) & 3]! << 16) | (key[(k + 3) & 3]! << 24)) | 0;
+    // The key rotated so its first byte lines up with byte i.
+    const word = keyWord(key, k);
     const s32 = new Int32Array(src.buffer, src.byteOffset + i, words);
     const t32 = src === target
       ? s32
