@@ -101,6 +101,18 @@ export interface MessageAssemblerOptions extends MessageLimits {
    * @default {false}
    */
   copy?: boolean;
+  /**
+   * With `copy`, put copies of up to 512 bytes side by side in a 2 KiB
+   * `ArrayBuffer` of this assembler's own (each at an offset that is a
+   * multiple of 8), as Node's `Buffer` pool does, instead of one
+   * `ArrayBuffer` each. In Deno a fresh `ArrayBuffer` costs about 280 ns and
+   * a view of an existing one about 20 ns. Such a payload's `buffer` is
+   * larger than the payload and holds this assembler's earlier payloads;
+   * transferring it detaches them.
+   *
+   * @default {false}
+   */
+  shareBuffers?: boolean;
 }
 
 /** Receives the messages and control frames a {@linkcode MessageAssembler} reads. */
@@ -167,6 +179,10 @@ export class MessageAssembler {
   #maxFragments: number;
   #copy: boolean;
   #handler: MessageHandler;
+  // With shareBuffers: where small copies go, and its bytes taken so far.
+  #share: boolean;
+  #slab: ArrayBuffer | undefined;
+  #slabUsed = 0;
   // The open message: its opcode (0 when none), frame count and the bytes
   // its frame headers have declared so far.
   #opcode = 0;
@@ -198,6 +214,7 @@ export class MessageAssembler {
       options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
     );
     this.#copy = options.copy ?? false;
+    this.#share = options.shareBuffers ?? false;
     this.#handler = handler;
   }
 
@@ -235,7 +252,7 @@ export class MessageAssembler {
     if (opcode >= 0x8) {
       // RFC 7692 §6.1: RSV1 marks only data messages.
       if (header.rsv1) throw unexpectedRsv1("a control frame");
-      this.#handler.control(opcode, this.#copy ? payload.slice() : payload);
+      this.#handler.control(opcode, this.#keep(payload));
       return;
     }
     if (offset === 0) this.#startFrame(header);
@@ -246,7 +263,7 @@ export class MessageAssembler {
       this.#opcode = 0;
       if (this.#compressed) {
         this.#compressed = false;
-        this.#handler.compressed!(type, this.#copy ? payload.slice() : payload);
+        this.#handler.compressed!(type, this.#keep(payload));
       } else if (type === Opcode.Text) {
         let text: string;
         try {
@@ -256,7 +273,7 @@ export class MessageAssembler {
         }
         this.#handler.message(text);
       } else {
-        this.#handler.message(this.#copy ? payload.slice() : payload);
+        this.#handler.message(this.#keep(payload));
       }
       return;
     }
@@ -392,6 +409,23 @@ export class MessageAssembler {
     return buffer.subarray(this.#fill, this.#fill + length);
   }
 
+  /** `payload`, or a copy of it when the caller reuses its buffer. */
+  #keep(payload: Uint8Array): Uint8Array {
+    if (!this.#copy) return payload;
+    const length = payload.length;
+    if (!this.#share || length > SLAB_MAX) return payload.slice();
+    let slab = this.#slab;
+    // byteLength is 0 once the application has transferred the slab.
+    if (slab === undefined || this.#slabUsed + length > slab.byteLength) {
+      slab = this.#slab = new ArrayBuffer(SLAB_SIZE);
+      this.#slabUsed = 0;
+    }
+    const kept = new Uint8Array(slab, this.#slabUsed, length);
+    kept.set(payload);
+    this.#slabUsed += (length + 7) & ~7;
+    return kept;
+  }
+
   #ensure(need: number): Uint8Array {
     let buffer = this.#buffer;
     if (buffer === undefined || need > buffer.length) {
@@ -473,6 +507,11 @@ export interface EncodeMessageOptions {
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
+
+// MessageAssemblerOptions.shareBuffers: the slab, and the largest payload
+// copied into one (at least 4 fit).
+const SLAB_SIZE = 2 * 1024;
+const SLAB_MAX = 512;
 
 /**
  * Converts a message given as {@linkcode MessageData} or a

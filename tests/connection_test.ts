@@ -718,3 +718,43 @@ Deno.test("a client masks every frame with its own key (RFC 6455 §5.3)", async 
   // 64 random 32-bit keys: a repeat would mean a reused key.
   assertEquals(new Set(keys).size, 64);
 });
+
+Deno.test("seeded: small binary messages share buffers unless shareBuffers is false, and keep their bytes", async (t) => {
+  // Both ends copy out of reused read buffers: the server into its slabs
+  // before it echoes, the client into its own. All messages are written
+  // before any is read, so a later read overwrites the buffers of earlier
+  // ones while they are still held.
+  const server = echoServer();
+  const url = `ws://127.0.0.1:${server.addr.port}/`;
+  for (const shareBuffers of [true, false]) {
+    await t.step(`shareBuffers: ${shareBuffers}`, async () => {
+      const random = prng(shareBuffers ? 11 : 12);
+      const client = await connect(url, { shareBuffers });
+      const writer = client.writable.getWriter();
+      const reader = client.readable.getReader();
+      const sent = Array.from(
+        { length: 300 },
+        () => randomBytes(random, Math.floor(random() * 600)),
+      );
+      const writes = sent.map((message) => writer.write(message));
+      const got: Uint8Array[] = [];
+      for (let i = 0; i < sent.length; i++) {
+        got.push((await reader.read()).value as Uint8Array);
+      }
+      await Promise.all(writes);
+      assertEquals(got, sent);
+      const small = got.filter((m) => m.length <= 512);
+      const buffers = new Set(small.map((m) => m.buffer));
+      if (shareBuffers) {
+        assert(buffers.size < small.length / 2, `${buffers.size} buffers`);
+        assert(small.every((m) => m.byteOffset % 8 === 0));
+      } else {
+        assertEquals(buffers.size, small.length);
+        assert(got.every((m) => m.buffer.byteLength === m.length));
+      }
+      client.close();
+      await client.closed;
+    });
+  }
+  await server.shutdown();
+});

@@ -13,6 +13,9 @@ import {
   concat,
   decodeMessages,
   hex,
+  prng,
+  randInt,
+  randomBytes,
   rawFrame,
   splitName,
   SPLITS,
@@ -388,4 +391,77 @@ Deno.test("reserve() gives room in the message's buffer, and a piece read there 
     );
     assertEquals(assembler.reserve(10), undefined, "message done");
   }
+});
+
+Deno.test("seeded: with copy and shareBuffers, kept payloads stay exact in shared buffers", async (t) => {
+  // The caller reuses one buffer for every piece, as a socket read loop
+  // does, and scribbles over it after each push: a kept payload that still
+  // pointed into it, or a slab handed out twice, would change.
+  const run = (shareBuffers: boolean, seed: number) => {
+    const random = prng(seed);
+    const kept: Uint8Array[] = [];
+    const sent: Uint8Array[] = [];
+    const assembler = new MessageAssembler({ copy: true, shareBuffers }, {
+      message: (data) => kept.push(data as Uint8Array),
+      control: (_opcode, data) => kept.push(data),
+    });
+    const reused = new Uint8Array(1024);
+    let transferDue = false;
+    let transfers = 0;
+    for (let i = 0; i < 500; i++) {
+      const length = randInt(random, 700);
+      const payload = randomBytes(random, length);
+      reused.set(payload);
+      const opcode = random() < 0.1 ? Opcode.Ping : Opcode.Binary;
+      assembler.push(
+        { fin: true, opcode, payloadLength: length },
+        reused.subarray(0, length),
+        0,
+      );
+      reused.fill(0xee);
+      sent.push(payload);
+      // The application transfers the buffer of a small payload now and
+      // then, the slab in use when shared: what follows must still be
+      // whole (a detached slab has byteLength 0).
+      if (i % 131 === 130) transferDue = true;
+      if (transferDue && length > 0 && length <= 512) {
+        (kept[i]!.buffer as ArrayBuffer).transfer();
+        transferDue = false;
+        transfers++;
+      }
+    }
+    assertEquals(transfers, 3);
+    return { kept, sent };
+  };
+  await t.step(
+    "shared: small payloads share 2 KiB buffers at multiples of 8",
+    () => {
+      const { kept, sent } = run(true, 7);
+      const buffers = new Set<ArrayBufferLike>();
+      for (let i = 0; i < sent.length; i++) {
+        const data = kept[i]!;
+        if (data.buffer.byteLength === 0) continue; // transferred by the test
+        assertEquals(data, sent[i]);
+        if (sent[i]!.length > 512) {
+          assertEquals(data.byteOffset, 0);
+          assertEquals(data.buffer.byteLength, sent[i]!.length);
+        } else {
+          assertEquals(data.byteOffset % 8, 0);
+          assertEquals(data.buffer.byteLength, 2048);
+          buffers.add(data.buffer);
+        }
+      }
+      // ~365 payloads of 0-512 B (about 256 B each, padded) fill 2 KiB slabs
+      // several at a time.
+      assert(buffers.size < 120, `${buffers.size} slabs`);
+    },
+  );
+  await t.step("not shared: every payload owns its buffer", () => {
+    const { kept, sent } = run(false, 8);
+    for (let i = 0; i < sent.length; i++) {
+      if (kept[i]!.buffer.byteLength === 0) continue;
+      assertEquals(kept[i], sent[i]);
+      assertEquals(kept[i]!.buffer.byteLength, sent[i]!.length);
+    }
+  });
 });
