@@ -209,27 +209,38 @@ export class Outbox {
     const short = most < 126;
     if (!short && (text.length < 126 || most >= 0x10000)) return false;
     const headerLength = (short ? 2 : 4) + (this.#masked ? 4 : 0);
-    const need = headerLength + most;
+    const block = this.#room(headerLength + most);
+    const at = this.#fill + headerLength;
+    const { written } = encoder.encodeInto(
+      text,
+      block.subarray(at, at + most),
+    );
+    this.#endText(block, at, written);
+    return true;
+  }
+
+  /** A block with `need` bytes free at `#fill`: the current one, or a fresh one. */
+  #room(need: number): Uint8Array {
     if (this.#block === undefined || this.#fill + need > this.#block.length) {
       const first = this.#block === undefined && this.#sealed.length === 0;
       this.#seal();
       this.#block = takeBlock(need <= SMALL_BLOCK_SIZE && first);
       this.#start = this.#fill = 0;
     }
-    const block = this.#block;
-    const at = this.#fill + headerLength;
-    const { written } = encoder.encodeInto(
-      text,
-      block.subarray(at, at + most),
-    );
+    return this.#block;
+  }
+
+  /**
+   * Ends a text frame whose `written` payload bytes are in place at `at`:
+   * the header just before them (its length set by `at`), and the mask.
+   */
+  #endText(block: Uint8Array, at: number, written: number): void {
     const key = this.#key ? fillMaskKey(this.#key) : undefined;
-    writeFrameHeader(block, this.#fill, TEXT_FRAME, written, key);
-    if (key) {
-      maskInto(block, at, block, at, written, key);
-    }
+    const headerLength = encodedHeaderLength(written, this.#masked);
+    writeFrameHeader(block, at - headerLength, TEXT_FRAME, written, key);
+    if (key) maskInto(block, at, block, at, written, key);
     this.#fill = at + written;
     this.size += headerLength + written;
-    return true;
   }
 
   /**
