@@ -694,3 +694,39 @@ Deno.test("serve() accepts deflate by default without context takeover, or not a
     });
   }
 });
+
+Deno.test("inflated binary messages own their buffers", async (t) => {
+  // zlib writes its output into 16 KiB buffers and hands out views of
+  // them, and a pooled inflater (no context takeover) goes on filling the
+  // same buffer for other connections: a view would show their bytes.
+  for (const noContext of [false, true]) {
+    await t.step(`no_context_takeover ${noContext}`, async () => {
+      const params = negotiated(15, noContext, 0);
+      const { client, server } = pipePair(
+        prng(31),
+        { perMessageDeflate: params },
+        { perMessageDeflate: params },
+      );
+      const writer = client.writable.getWriter();
+      const reader = server.readable.getReader();
+      const sent = Array.from(
+        { length: 20 },
+        (_, i) => new Uint8Array(100 + i * 37).fill(i),
+      );
+      const writes = sent.map((message) => writer.write(message));
+      const got: Uint8Array[] = [];
+      for (let i = 0; i < sent.length; i++) {
+        got.push((await reader.read()).value as Uint8Array);
+      }
+      await Promise.all(writes);
+      assertEquals(got, sent);
+      for (const message of got) {
+        assertEquals(message.buffer.byteLength, message.length);
+      }
+      reader.releaseLock();
+      writer.releaseLock();
+      client.close();
+      await client.closed;
+    });
+  }
+});
