@@ -188,3 +188,22 @@ export function thrown(fn: () => unknown): unknown {
   }
   throw new Error("expected the call to throw");
 }
+
+/**
+ * Writes every message before reading any, then reads as many back: the
+ * frames wait in the sender's queue and the socket together, and later
+ * reads reuse read buffers while earlier messages are still held.
+ */
+export async function writeAllThenRead<T>(
+  writer: WritableStreamDefaultWriter<T>,
+  reader: ReadableStreamDefaultReader<unknown>,
+  messages: T[],
+): Promise<unknown[]> {
+  const writes = messages.map((message) => writer.write(message));
+  const got: unknown[] = [];
+  for (let i = 0; i < messages.length; i++) {
+    got.push((await reader.read()).value);
+  }
+  await Promise.all(writes);
+  return got;
+}

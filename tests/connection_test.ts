@@ -17,6 +17,7 @@ import {
   prng,
   randomBytes,
   rawFrame,
+  writeAllThenRead,
 } from "./_helpers.ts";
 
 const te = new TextEncoder();
@@ -736,12 +737,7 @@ Deno.test("seeded: small binary messages share buffers unless shareBuffers is fa
         { length: 300 },
         () => randomBytes(random, Math.floor(random() * 600)),
       );
-      const writes = sent.map((message) => writer.write(message));
-      const got: Uint8Array[] = [];
-      for (let i = 0; i < sent.length; i++) {
-        got.push((await reader.read()).value as Uint8Array);
-      }
-      await Promise.all(writes);
+      const got = await writeAllThenRead(writer, reader, sent) as Uint8Array[];
       assertEquals(got, sent);
       const small = got.filter((m) => m.length <= 512);
       const buffers = new Set(small.map((m) => m.buffer));

@@ -29,6 +29,7 @@ import {
   randInt,
   randomBytes,
   rawFrame,
+  writeAllThenRead,
 } from "./_helpers.ts";
 
 const te = new TextEncoder();
@@ -713,12 +714,7 @@ Deno.test("inflated binary messages own their buffers", async (t) => {
         { length: 20 },
         (_, i) => new Uint8Array(100 + i * 37).fill(i),
       );
-      const writes = sent.map((message) => writer.write(message));
-      const got: Uint8Array[] = [];
-      for (let i = 0; i < sent.length; i++) {
-        got.push((await reader.read()).value as Uint8Array);
-      }
-      await Promise.all(writes);
+      const got = await writeAllThenRead(writer, reader, sent) as Uint8Array[];
       assertEquals(got, sent);
       for (const message of got) {
         assertEquals(message.buffer.byteLength, message.length);
