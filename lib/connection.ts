@@ -669,12 +669,7 @@ export class WebSocketConnection {
     this.#chain(async () => {
       const bytes = await inflater.inflate(payload, this.#maxMessageSize);
       if (opcode !== Opcode.Text) {
-        // One piece of zlib's output is a view of a 16 KiB buffer that zlib
-        // goes on filling, for the next messages and, with a pooled
-        // inflater, for other connections: the message gets its own copy.
-        this.#deliver(
-          bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice(),
-        );
+        this.#deliver(bytes);
         return;
       }
       let text: string;

@@ -466,11 +466,18 @@ function attach<T extends Zlib>(zlib: T): T {
   return zlib;
 }
 
-/** Joins zlib's output chunks into one plain `Uint8Array` (not a Buffer). */
+/**
+ * Joins zlib's output chunks into one plain `Uint8Array` (not a Buffer) with
+ * a buffer of its own. A chunk is a view of a 16 KiB buffer that zlib goes
+ * on filling for the next messages and, when the inflater is pooled, for
+ * other connections: one is kept as it is only when it spans its buffer.
+ */
 function concat(chunks: Uint8Array[], total: number): Uint8Array {
   if (chunks.length === 1) {
     const only = chunks[0]!;
-    return new Uint8Array(only.buffer, only.byteOffset, only.length);
+    return only.byteLength === only.buffer.byteLength
+      ? new Uint8Array(only.buffer, only.byteOffset, only.length)
+      : new Uint8Array(only);
   }
   const out = new Uint8Array(total);
   let offset = 0;

@@ -654,6 +654,17 @@ Deno.test("Inflater stops at the limit; Deflater strips the trailer", async () =
     1000,
   ).then(() => undefined, (e) => e);
   assertWsError(error, "ERR_MESSAGE_TOO_LARGE", 1009);
+  // Small results come out of one zlib output buffer: each still owns
+  // its bytes, and the next inflate does not show through its buffer.
+  const small = [];
+  for (let i = 0; i < 3; i++) {
+    const bytes = new Uint8Array(300).fill(i + 1);
+    small.push(await inflater.inflate(await deflater.deflate(bytes), 1000));
+  }
+  for (let i = 0; i < 3; i++) {
+    assertEquals(small[i], new Uint8Array(300).fill(i + 1));
+    assertEquals(small[i]!.buffer.byteLength, 300);
+  }
   // An empty message deflates to a single 0x00 (RFC 7692 §7.2.3.6).
   const empty = await deflater.deflate(new Uint8Array(0));
   assertEquals(await inflater.inflate(empty, 10), new Uint8Array(0));
