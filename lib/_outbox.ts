@@ -231,8 +231,9 @@ export class Outbox {
   /** Text of under 126 units, if all ASCII: `false` at the first unit that is not. */
   #pushAsciiText(text: string): boolean {
     const length = text.length;
-    const block = this.#room((this.#masked ? 6 : 2) + length);
-    const at = this.#fill + (this.#masked ? 6 : 2);
+    const headerLength = this.#masked ? 6 : 2;
+    const block = this.#room(headerLength + length);
+    const at = this.#fill + headerLength;
     for (let i = 0; i < length; i++) {
       const unit = text.charCodeAt(i);
       if (unit >= 0x80) return false;
