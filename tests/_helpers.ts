@@ -2,6 +2,7 @@
 // decoder case is fed (whole, byte by byte, at seeded random splits).
 
 import {
+  acceptKey,
   ERROR_CODES,
   type Frame,
   FrameDecoderStream,
@@ -206,4 +207,67 @@ export async function writeAllThenRead<T>(
   }
   await Promise.all(writes);
   return got;
+}
+
+const rawEncoder = new TextEncoder();
+const rawDecoder = new TextDecoder();
+
+/** Sends `bytes` to a port and reads until EOF (or a reset): all that came back. */
+export async function rawExchange(
+  port: number,
+  bytes: Uint8Array,
+): Promise<Uint8Array> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(bytes);
+  const parts: Uint8Array[] = [];
+  const buffer = new Uint8Array(65536);
+  while (true) {
+    const n = await conn.read(buffer).catch(() => null);
+    if (n === null) break;
+    parts.push(buffer.slice(0, n));
+  }
+  conn.close();
+  return concat(...parts);
+}
+
+/** An opening handshake request, with headers changed or removed (`undefined`). */
+export function upgradeRequest(
+  extra: Record<string, string | undefined> = {},
+  method = "GET",
+): Uint8Array {
+  const headers: Record<string, string | undefined> = {
+    Host: "127.0.0.1",
+    Upgrade: "websocket",
+    Connection: "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+    ...extra,
+  };
+  const lines = [`${method} / HTTP/1.1`];
+  for (const [k, v] of Object.entries(headers)) {
+    if (v !== undefined) lines.push(`${k}: ${v}`);
+  }
+  return rawEncoder.encode(lines.join("\r\n") + "\r\n\r\n");
+}
+
+/**
+ * A raw TCP server that answers one upgrade with a 101, then hands the socket
+ * to `then`: a peer written in the test, which sends exact bytes.
+ */
+export function rawServer(then: (conn: Deno.Conn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const done = (async () => {
+    const conn = await listener.accept();
+    const buffer = new Uint8Array(4096);
+    const n = (await conn.read(buffer))!;
+    const request = rawDecoder.decode(buffer.subarray(0, n));
+    const key = /sec-websocket-key: (.*)\r\n/i.exec(request)![1]!;
+    await conn.write(rawEncoder.encode(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\n\r\n`,
+    ));
+    await then(conn);
+    listener.close();
+  })();
+  return { port: (listener.addr as Deno.NetAddr).port, done };
 }

@@ -3,7 +3,6 @@
 
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import {
-  acceptKey,
   connect,
   serve,
   type ServeOptions,
@@ -16,7 +15,10 @@ import {
   hex,
   prng,
   randomBytes,
+  rawExchange,
   rawFrame,
+  rawServer,
+  upgradeRequest,
   writeAllThenRead,
 } from "./_helpers.ts";
 
@@ -196,41 +198,6 @@ Deno.test("our client and server: close handshakes in each order", async (t) => 
 });
 
 /** A raw TCP client: sends bytes, returns everything the server sent. */
-async function rawExchange(
-  port: number,
-  bytes: Uint8Array,
-): Promise<Uint8Array> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await conn.write(bytes);
-  const parts: Uint8Array[] = [];
-  const buffer = new Uint8Array(65536);
-  while (true) {
-    const n = await conn.read(buffer).catch(() => null);
-    if (n === null) break;
-    parts.push(buffer.slice(0, n));
-  }
-  conn.close();
-  return concat(...parts);
-}
-
-function upgradeRequest(
-  extra: Record<string, string | undefined> = {},
-  method = "GET",
-): Uint8Array {
-  const headers: Record<string, string | undefined> = {
-    Host: "127.0.0.1",
-    Upgrade: "websocket",
-    Connection: "Upgrade",
-    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-    "Sec-WebSocket-Version": "13",
-    ...extra,
-  };
-  const lines = [`${method} / HTTP/1.1`];
-  for (const [k, v] of Object.entries(headers)) {
-    if (v !== undefined) lines.push(`${k}: ${v}`);
-  }
-  return te.encode(lines.join("\r\n") + "\r\n\r\n");
-}
 
 Deno.test("handshake negatives get the right status and a closed socket", async (t) => {
   const server = echoServer({ maxHeaderSize: 1024, handshakeTimeout: 300 });
@@ -393,23 +360,6 @@ Deno.test("a rejected closed that nobody observes is not an unhandled rejection"
 });
 
 /** A raw server that completes the handshake, then runs `then`. */
-function rawServer(then: (conn: Deno.Conn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const done = (async () => {
-    const conn = await listener.accept();
-    const buffer = new Uint8Array(4096);
-    const n = (await conn.read(buffer))!;
-    const request = td.decode(buffer.subarray(0, n));
-    const key = /sec-websocket-key: (.*)\r\n/i.exec(request)![1]!;
-    await conn.write(te.encode(
-      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-        `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\n\r\n`,
-    ));
-    await then(conn);
-    listener.close();
-  })();
-  return { port: (listener.addr as Deno.NetAddr).port, done };
-}
 
 Deno.test("heartbeat fails a peer that never answers pings", async () => {
   const release = Promise.withResolvers<void>();
