@@ -80,6 +80,12 @@ export function takeReadSlot(): Uint8Array | undefined {
   return new Uint8Array(simd.buffer, SLOT_SIZE * simd.next++, SLOT_SIZE);
 }
 
+/** How many slots {@linkcode takeReadSlot} can still hand out. */
+export function readSlotsLeft(): number {
+  if (simd === undefined) simd = load();
+  return simd === null ? 0 : SLOTS - simd.next;
+}
+
 /**
  * Unmasks `piece` in place with SIMD when it lies in the Wasm memory: all
  * but its last `length % 64` bytes, which it leaves to the caller.

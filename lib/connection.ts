@@ -5,7 +5,11 @@
  * @module
  */
 
-import { takeReadSlot } from "./_simd.ts";
+import {
+  READ_BUFFER_SIZE,
+  releaseReadBuffer,
+  takeReadBuffer,
+} from "./_read_pool.ts";
 import { finishListeners } from "./_finish.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_queue.ts";
 import { frameBits, Outbox, releaseBlock } from "./_outbox.ts";
@@ -170,13 +174,9 @@ export interface WebSocketConnectionOptions extends MessageLimits {
 
 // Reads start in a small buffer of the connection's own, so that an idle
 // connection (whose pending read holds its buffer) costs little; a read that
-// fills it moves the next reads to 64 KiB buffers from a shared pool, given
-// back as soon as a read's bytes are parsed (the assembler copies what it
-// keeps), until a read comes back small again.
+// fills it moves the next reads to 64 KiB buffers from the shared pool
+// (_read_pool.ts), until a read comes back small again.
 const SMALL_READ_SIZE = 2 * 1024;
-const READ_BUFFER_SIZE = 64 * 1024;
-const READ_POOL_LIMIT = 256;
-const readPool: Uint8Array[] = [];
 // Inside a frame with at least this much payload still to come, reads go
 // straight into the message's own buffer (MessageAssembler.reserve): no
 // copy out of a read buffer, and one read can take all that the kernel
@@ -581,7 +581,7 @@ export class WebSocketConnection {
         if (!wanted) return;
         let bytes: Uint8Array;
         // A pooled buffer goes back once its bytes are parsed.
-        let pooled: Uint8Array[] | undefined;
+        let pooled = false;
         let buffer: Uint8Array | undefined;
         let end: number;
         if (this.#head) {
@@ -596,11 +596,10 @@ export class WebSocketConnection {
               this.#parser.payloadReceived > 0
             ? this.#assembler.reserve(remaining)
             : undefined;
-          pooled = direct || !this.#bigReads ? undefined : readPool;
+          pooled = !direct && this.#bigReads;
           buffer = direct ??
             (this.#bigReads
-              ? readPool.pop() ?? takeReadSlot() ??
-                new Uint8Array(READ_BUFFER_SIZE)
+              ? takeReadBuffer()
               : this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE));
           let n: number | null;
           try {
@@ -632,7 +631,7 @@ export class WebSocketConnection {
             return;
           }
         }
-        if (pooled && pooled.length < READ_POOL_LIMIT) pooled.push(buffer!);
+        if (pooled) releaseReadBuffer(buffer!);
         // Inflation is asynchronous: finish this read's messages before the
         // next read, so that what waits stays bounded by one read.
         if (this.#inbound) await this.#inbound;
