@@ -254,7 +254,9 @@ export function parseFrameHeader(
     pos += 8;
   }
   const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
-  if (payloadLength > maxFrameSize) {
+  // Negated, so that a NaN limit (unchecked here, per frame) refuses every
+  // frame instead of none.
+  if (!(payloadLength <= maxFrameSize)) {
     throw new WebSocketError(
       "ERR_FRAME_TOO_LARGE",
       `Cannot decode frame: its ${payloadLength} bytes exceed maxFrameSize (${maxFrameSize})`,

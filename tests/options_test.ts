@@ -3,7 +3,8 @@
 // with a message that names the option and the value, or is allowed.
 
 import { assertEquals, assertInstanceOf, assertThrows } from "@std/assert";
-import { WebSocketConnection } from "../mod.ts";
+import { parseFrameHeader, WebSocketConnection } from "../mod.ts";
+import { assertWsError, thrown } from "./_helpers.ts";
 
 /** Two ends of an in-memory byte pipe, as a connection's transport. */
 function memoryPair() {
@@ -42,5 +43,15 @@ Deno.test("a connection refuses a NaN maxFrameSize, which turned the limit off",
   assertEquals(
     error.message,
     "Cannot create connection: maxFrameSize must be a non-negative integer or Infinity, not NaN",
+  );
+});
+
+Deno.test("parseFrameHeader, unchecked per frame, refuses every frame under a NaN maxFrameSize", () => {
+  const header = new Uint8Array([0x82, 0x01]);
+  assertWsError(
+    thrown(() =>
+      parseFrameHeader(header, 0, { role: "client", maxFrameSize: NaN })
+    ),
+    "ERR_FRAME_TOO_LARGE",
   );
 });
