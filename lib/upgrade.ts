@@ -317,6 +317,8 @@ export class UpgradedWebSocket {
    * nothing. Await {@linkcode closed} for the outcome.
    *
    * @param options The close code and reason.
+   * @throws {TypeError} For an argument that is not `{ closeCode, reason }`
+   * (the browser's `close(code, reason)` or `{ code }`).
    * @throws {RangeError} For a code not allowed on the wire, or a reason
    * over 123 bytes.
    */

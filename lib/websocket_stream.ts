@@ -13,6 +13,7 @@ import type {
 import { connect, type ConnectOptions } from "./dial.ts";
 import type { MessageData } from "./message.ts";
 import { checkConnectOptions } from "./_options.ts";
+import { closeBodyFor } from "./close.ts";
 
 /** What {@linkcode WebSocketStream.opened} resolves with. */
 export interface WebSocketStreamOpenInfo {
@@ -102,8 +103,12 @@ export class WebSocketStream {
    * Closes the connection; while still connecting, abandons the attempt.
    *
    * @param options The close code and reason.
+   * @throws {TypeError | RangeError} For arguments `close()` refuses (see
+   * `closeBodyFor`), even while connecting.
    */
   close(options: WebSocketCloseOptions = {}): void {
+    // Now: a close asked for while connecting is sent only once open.
+    closeBodyFor(options);
     if (this.#connection) {
       this.#connection.close(options);
     } else {

@@ -514,3 +514,80 @@ Deno.test("show() writes values as JSON does, and numbers as JS does", () => {
   cycle.self = cycle;
   assertEquals(show(cycle), "[object Object]");
 });
+
+// --- close() ----------------------------------------------------------------
+
+/** Calls `close` with any arguments, as untyped code would. */
+function closeWith(
+  target: { close(...args: never[]): void },
+  ...args: unknown[]
+) {
+  (target.close as (...args: unknown[]) => void)(...args);
+}
+
+/** The close() misuses of browser and native habits, and what they say. */
+const CLOSE_MISUSES: [unknown[], typeof Error, string][] = [
+  [
+    [{ code: 1000 }],
+    TypeError,
+    'Cannot close: unknown option "code" in {"code":1000}; pass { closeCode, reason }',
+  ],
+  [
+    [1000, "bye"],
+    TypeError,
+    "Cannot close: the argument must be { closeCode, reason }, not 1000; for close(code, reason), pass { closeCode: 1000, reason }",
+  ],
+  [
+    ["bye"],
+    TypeError,
+    'Cannot close: the argument must be { closeCode, reason }, not "bye"; for a reason alone, pass { reason: "bye" }',
+  ],
+  [
+    [null],
+    TypeError,
+    "Cannot close: the argument must be { closeCode, reason }, not null",
+  ],
+  [
+    [{ closeCode: 1.5 }],
+    RangeError,
+    "Cannot close: closeCode must be an integer, not 1.5",
+  ],
+  [
+    [{ closeCode: "1000" }],
+    TypeError,
+    'Cannot close: closeCode must be an integer, not "1000"',
+  ],
+  [
+    [{ closeCode: 1000, reason: 42 }],
+    TypeError,
+    "Cannot close: reason must be a string, not 42",
+  ],
+];
+
+Deno.test("WebSocketConnection.close() refuses the browser's arguments instead of sending 1005", async () => {
+  const { server: serverEnd, client: clientEnd } = memoryPair();
+  const client = new WebSocketConnection(clientEnd, { role: "client" });
+  const server = new WebSocketConnection(serverEnd, { role: "server" });
+  for (const [args, ErrorClass, message] of CLOSE_MISUSES) {
+    assertThrows(() => closeWith(client, ...args), ErrorClass, message);
+  }
+  // Nothing was sent: the close that follows is the first.
+  client.close({ closeCode: 4000, reason: "right form" });
+  assertEquals(await server.closed, { closeCode: 4000, reason: "right form" });
+  assertEquals(await client.closed, { closeCode: 4000, reason: "right form" });
+});
+
+Deno.test("the upgrade adapter and WebSocketStream refuse them too, even before opening", async () => {
+  const { connection } = upgradeWebSocket(upgradeRequest());
+  const never = Promise.withResolvers<never>();
+  const stream = new WebSocketStream("ws://127.0.0.1:9/", {
+    dial: () => never.promise,
+  });
+  for (const [args, ErrorClass, message] of CLOSE_MISUSES) {
+    assertThrows(() => closeWith(connection, ...args), ErrorClass, message);
+    assertThrows(() => closeWith(stream, ...args), ErrorClass, message);
+  }
+  stream.close();
+  assertInstanceOf(await stream.opened.catch((error) => error), Error);
+  never.reject(new Error("never dialed"));
+});
