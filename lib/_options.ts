@@ -5,7 +5,8 @@
  * a `NaN` limit compares false with everything and so turned the limit off,
  * and a delay past 2^31 - 1 ms fires at once. The errors read
  * `Cannot <action>: <option> must be <rule>, not <value>`: a `RangeError`
- * for a number out of its rule, a `TypeError` for a value of another type.
+ * for a number out of its rule, a `TypeError` for a value of another type
+ * (and for a number where an object belongs).
  * `undefined` means the default.
  *
  * @module
@@ -17,7 +18,7 @@ export interface NumberRule {
   min: number;
   /** The largest finite value allowed; `Number.MAX_SAFE_INTEGER` if unset. */
   max?: number;
-  /** Fractions are allowed only with a unit (a duration). */
+  /** A duration's unit, named in the message; only durations take fractions. */
   unit?: "milliseconds" | "seconds";
   /** `Infinity` is allowed: it turns a limit off. */
   infinity?: boolean;
@@ -35,28 +36,28 @@ export type Rules = readonly (readonly [string, NumberRule])[];
 const MAX_DELAY = 2 ** 31 - 1;
 
 /** A byte count: 0 or more. */
-export const SIZE: NumberRule = { min: 0 };
+const SIZE: NumberRule = { min: 0 };
 /** A byte count: 1 or more. */
-export const POSITIVE_SIZE: NumberRule = { min: 1 };
+const POSITIVE_SIZE: NumberRule = { min: 1 };
 /** A bound on what a peer sends: 0 or more, or Infinity for none. */
-export const LIMIT: NumberRule = { min: 0, infinity: true };
+const LIMIT: NumberRule = { min: 0, infinity: true };
 /** A count or size that must allow at least one: 1 or more, or Infinity. */
-export const POSITIVE_LIMIT: NumberRule = { min: 1, infinity: true };
+const POSITIVE_LIMIT: NumberRule = { min: 1, infinity: true };
 /** A timer's delay, 0 allowed. */
-export const DELAY: NumberRule = {
+const DELAY: NumberRule = {
   min: 0,
   max: MAX_DELAY,
   unit: "milliseconds",
 };
 /** A timer's delay that must leave time to act: 1 ms or more. */
-export const POSITIVE_DELAY: NumberRule = {
+const POSITIVE_DELAY: NumberRule = {
   min: 1,
   max: MAX_DELAY,
   unit: "milliseconds",
 };
 
 /** The options every connection takes, wherever it is made. */
-export const CONNECTION: Rules = [
+const CONNECTION: Rules = [
   ["closeTimeout", DELAY],
   // 0 would never read: the read loop reads while the queue wants more.
   ["readableHighWaterMark", POSITIVE_SIZE],
@@ -196,24 +197,6 @@ function fits(value: unknown, rule: NumberRule): boolean {
 }
 
 /**
- * Checks one numeric option.
- *
- * @returns The value, or `undefined` for the default.
- * @throws {RangeError | TypeError} When it breaks its rule.
- */
-export function checkNumber(
-  action: string,
-  name: string,
-  value: unknown,
-  rule: NumberRule,
-): number | undefined {
-  if (!fits(value, rule)) {
-    throw optionError(action, name, value, describe(rule));
-  }
-  return value as number | undefined;
-}
-
-/**
  * Checks the options named in `rules`; `prefix` goes before each name in a
  * message (`"heartbeat."`).
  */
@@ -240,7 +223,9 @@ function checkObject(
   what: string,
 ): asserts value is object {
   if (typeof value !== "object" || value === null) {
-    throw optionError(action, name, value, what);
+    throw new TypeError(
+      `Cannot ${action}: ${name} must be ${what}, not ${show(value)}`,
+    );
   }
 }
 
@@ -271,12 +256,12 @@ export function checkDeflateOptions(
   checkOptions(action, options, DEFLATE, prefix);
   const bits = (options as { clientMaxWindowBits?: unknown })
     .clientMaxWindowBits;
-  if (typeof bits !== "boolean") {
-    checkNumber(
+  if (typeof bits !== "boolean" && !fits(bits, CLIENT_WINDOW_BITS)) {
+    throw optionError(
       action,
       prefix + "clientMaxWindowBits",
       bits,
-      CLIENT_WINDOW_BITS,
+      describe(CLIENT_WINDOW_BITS),
     );
   }
 }
@@ -298,7 +283,8 @@ export function checkDeflateChoice(action: string, value: unknown): void {
 }
 
 /**
- * Checks the `perMessageDeflate` a `WebSocketConnection` is given: the outcome of a negotiation, every number required.
+ * Checks the `perMessageDeflate` a `WebSocketConnection` is given: the
+ * outcome of a negotiation, every number required.
  */
 export function checkNegotiatedDeflate(action: string, value: unknown): void {
   if (value === undefined) return;

@@ -380,14 +380,17 @@ function thrownOrNot(fn: () => unknown): unknown {
   return undefined;
 }
 
-/** Asserts that `error` is the refusal of `value` for this option. */
+/**
+ * Asserts that `error` is the refusal of `value` for this option: a
+ * RangeError for a number, unless an object was wanted.
+ */
 function assertRefusal(
   error: unknown,
   action: string,
   name: string,
   value: unknown,
+  expected = typeof value === "number" ? RangeError : TypeError,
 ): void {
-  const expected = typeof value === "number" ? RangeError : TypeError;
   assertInstanceOf(error, expected);
   const message = (error as Error).message;
   const start = `Cannot ${action}: ${name} must be `;
@@ -428,6 +431,7 @@ Deno.test("heartbeat must be an object with both numbers", async () => {
       "create connection",
       "heartbeat",
       heartbeat,
+      TypeError,
     );
   }
   const error = await connect("ws://127.0.0.1:9/", {
@@ -449,7 +453,15 @@ Deno.test("perMessageDeflate: booleans, options, or a list of offers named by in
   for (const clientMaxWindowBits of [true, false, 8]) {
     assertEquals(await attempt({ clientMaxWindowBits }), DIALED);
   }
-  assertRefusal(await attempt("yes"), "connect", "perMessageDeflate", "yes");
+  for (const offer of ["yes", 1]) {
+    assertRefusal(
+      await attempt(offer),
+      "connect",
+      "perMessageDeflate",
+      offer,
+      TypeError,
+    );
+  }
   assertRefusal(
     await attempt([{}, { level: 10 }]),
     "connect",
