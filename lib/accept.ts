@@ -6,6 +6,7 @@
  */
 
 import { type ByteDuplex, toTransport, type Transport } from "./_transport.ts";
+import { checkConnectionOptions, checkDeflateChoice } from "./_options.ts";
 import {
   WebSocketConnection,
   type WebSocketConnectionOptions,
@@ -80,6 +81,8 @@ const DEFAULT_POLICY = {
  * past the request head) and the connection's limits.
  * @returns The open connection.
  * @throws {HandshakeRejection} For an invalid request.
+ * @throws {RangeError | TypeError} For an option out of its range, or not
+ * a number, before the transport is touched.
  *
  * @example Accept over an in-memory pipe
  * ```ts
@@ -112,6 +115,8 @@ export async function acceptWebSocket(
   request: Request,
   options: AcceptOptions = {},
 ): Promise<WebSocketConnection> {
+  checkConnectionOptions("accept WebSocket", options);
+  checkDeflateChoice("accept WebSocket", options.perMessageDeflate);
   return await acceptOn(toTransport(transport), request, options);
 }
 

@@ -6,6 +6,7 @@
 
 import { WebSocketError } from "./errors.ts";
 import { truncateUtf8 } from "./utf8.ts";
+import { optionError, show } from "./_options.ts";
 
 /**
  * The close codes of RFC 6455 §7.4.1 and the IANA "WebSocket Close Code
@@ -239,12 +240,17 @@ export function closeRequestFor(
  * Checks the code and reason given to a connection's `close()`, the same
  * way for every kind of connection: a reason with no code means 1000, the
  * code must be allowed on the wire, and the reason must fit in 123 bytes.
+ * The browser's `close(code, reason)` and `{ code }` are refused, not read
+ * as a close with no code (which the peer would see as 1005).
  *
  * @param options The close code and reason.
  * @returns The code (`undefined` for none, the peer then sees 1005), the
  * reason, and the close frame's body.
- * @throws {RangeError} For a code not allowed on the wire, or a reason over
- * 123 bytes of UTF-8.
+ * @throws {TypeError} For an argument that is not an object, a key other
+ * than `closeCode` and `reason`, a code that is not a number, or a reason
+ * that is not a string.
+ * @throws {RangeError} For a code that is not an integer or not allowed on
+ * the wire, or a reason over 123 bytes of UTF-8.
  *
  * @example A reason alone closes with 1000
  * ```ts
@@ -258,8 +264,17 @@ export function closeRequestFor(
 export function closeBodyFor(
   options: { closeCode?: number; reason?: string },
 ): { closeCode: number | undefined; reason: string; body: Uint8Array } {
+  checkCloseOptions(options);
   const reason = options.reason ?? "";
+  if (typeof reason !== "string") {
+    throw new TypeError(
+      `Cannot close: reason must be a string, not ${show(reason)}`,
+    );
+  }
   const closeCode = options.closeCode ?? (reason !== "" ? 1000 : undefined);
+  if (closeCode !== undefined && !Number.isInteger(closeCode)) {
+    throw optionError("close", "closeCode", closeCode, "an integer");
+  }
   if (closeCode !== undefined && !isValidCloseCode(closeCode)) {
     throw new RangeError(
       `Cannot close: code ${closeCode} is not allowed on the wire`,
@@ -272,4 +287,30 @@ export function closeBodyFor(
     );
   }
   return { closeCode, reason, body: encodeCloseBody(closeCode, reason) };
+}
+
+// The argument's shape, where the browser's habits differ:
+// `close(code, reason)`, and `code` for `closeCode`.
+function checkCloseOptions(options: unknown): void {
+  if (typeof options !== "object" || options === null) {
+    const hint = typeof options === "number"
+      ? `; for close(code, reason), pass { closeCode: ${options}, reason }`
+      : typeof options === "string"
+      ? `; for a reason alone, pass { reason: ${show(options)} }`
+      : "";
+    throw new TypeError(
+      `Cannot close: the argument must be { closeCode, reason }, not ${
+        show(options)
+      }${hint}`,
+    );
+  }
+  for (const key in options) {
+    if (key !== "closeCode" && key !== "reason") {
+      throw new TypeError(
+        `Cannot close: unknown option ${JSON.stringify(key)} in ${
+          show(options)
+        }; pass { closeCode, reason }`,
+      );
+    }
+  }
 }

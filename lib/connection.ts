@@ -10,6 +10,7 @@ import {
   releaseReadBuffer,
   takeReadBuffer,
 } from "./_read_pool.ts";
+import { checkConnectionOptions, checkNegotiatedDeflate } from "./_options.ts";
 import { finishListeners } from "./_finish.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_queue.ts";
 import { frameBits, Outbox, releaseBlock } from "./_outbox.ts";
@@ -318,7 +319,8 @@ export class WebSocketConnection {
    * @param transport A `Deno.Conn` (read and written directly, the fast
    * path) or any `{ readable, writable }` byte pair.
    * @param options The role, the handshake's outcome, and the limits.
-   * @throws {RangeError} For a limit that is not a non-negative integer.
+   * @throws {RangeError | TypeError} For an option out of its range, or
+   * not a number.
    */
   constructor(
     transport: Deno.Conn | ByteDuplex,
@@ -340,19 +342,8 @@ export class WebSocketConnection {
       DEFAULT_HIGH_WATER_MARK;
     this.#fragmentSize = options.fragmentSize ?? Infinity;
     this.#heartbeat = options.heartbeat;
-    for (
-      const [name, value] of [
-        ["closeTimeout", this.#closeTimeout],
-        ["writableHighWaterMark", this.#writableHighWaterMark],
-        ["readableHighWaterMark", options.readableHighWaterMark ?? 0],
-      ] as const
-    ) {
-      if (!Number.isFinite(value) || value < 0) {
-        throw new RangeError(
-          `Cannot create connection: ${name} must be a non-negative number, not ${value}`,
-        );
-      }
-    }
+    checkConnectionOptions("create connection", options);
+    checkNegotiatedDeflate("create connection", options.perMessageDeflate);
 
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     const deflate = options.perMessageDeflate;

@@ -18,6 +18,7 @@
 import type { DeflateRaw, InflateRaw } from "node:zlib";
 import { WebSocketError } from "./errors.ts";
 import type { ExtensionOffer } from "./handshake.ts";
+import { checkDeflateOptions } from "./_options.ts";
 
 /** The extension's token. */
 export const PERMESSAGE_DEFLATE = "permessage-deflate";
@@ -64,7 +65,9 @@ export interface PerMessageDeflateOptions {
    * by `bench/deflate_throughput.ts`: JSON under 128 bytes grows when deflated
    * alone; 128–512 bytes save 23–61%, but each zlib call costs 9–13 µs,
    * about as much CPU as echoing a small message uncompressed. From 1 KiB a
-   * call saves 700 bytes or more for 15 µs. So 1024, as ws chose.
+   * call saves 700 bytes or more for 15 µs. So 1024, as ws chose. A
+   * non-negative integer; `Infinity` sends nothing compressed (received
+   * messages are still inflated).
    *
    * @default {1024}
    */
@@ -116,37 +119,13 @@ const KNOWN = new Set([
   "client_max_window_bits",
 ]);
 
-function checkBits(name: string, value: number | boolean | undefined): void {
-  if (value === undefined || typeof value === "boolean") return;
-  if (!Number.isInteger(value) || value < 8 || value > 15) {
-    throw new RangeError(
-      `Cannot configure permessage-deflate: ${name} must be an integer from 8 to 15, not ${value}`,
-    );
-  }
-}
-
 function engineSettings(options: PerMessageDeflateOptions) {
-  const threshold = options.threshold ?? DEFAULT_THRESHOLD;
-  const level = options.level ?? DEFAULT_LEVEL;
-  const memLevel = options.memLevel ?? DEFAULT_MEM_LEVEL;
-  if (!(threshold >= 0)) {
-    throw new RangeError(
-      `Cannot configure permessage-deflate: threshold must be non-negative, not ${threshold}`,
-    );
-  }
-  if (!Number.isInteger(level) || level < 0 || level > 9) {
-    throw new RangeError(
-      `Cannot configure permessage-deflate: level must be an integer from 0 to 9, not ${level}`,
-    );
-  }
-  if (!Number.isInteger(memLevel) || memLevel < 1 || memLevel > 9) {
-    throw new RangeError(
-      `Cannot configure permessage-deflate: memLevel must be an integer from 1 to 9, not ${memLevel}`,
-    );
-  }
-  checkBits("serverMaxWindowBits", options.serverMaxWindowBits);
-  checkBits("clientMaxWindowBits", options.clientMaxWindowBits);
-  return { threshold, level, memLevel };
+  checkDeflateOptions("configure permessage-deflate", options);
+  return {
+    threshold: options.threshold ?? DEFAULT_THRESHOLD,
+    level: options.level ?? DEFAULT_LEVEL,
+    memLevel: options.memLevel ?? DEFAULT_MEM_LEVEL,
+  };
 }
 
 /**
@@ -155,7 +134,8 @@ function engineSettings(options: PerMessageDeflateOptions) {
  * @param options One offer, or several in order of preference.
  * @default {one offer with a bare client_max_window_bits}
  * @returns The offers, ready for `formatExtensions`.
- * @throws {RangeError} For window bits outside 8–15.
+ * @throws {RangeError | TypeError} For an option out of its range (window
+ * bits outside 8–15, a level outside 0–9), or not a number.
  *
  * @example The default offer
  * ```ts
@@ -253,7 +233,8 @@ function checkParams(
  * @param policy The server's policy.
  * @returns The response element and the negotiated settings, or
  * `undefined` to decline.
- * @throws {RangeError} For a policy with window bits outside 8–15.
+ * @throws {RangeError | TypeError} For a policy with an option out of its
+ * range (window bits outside 8–15, a level outside 0–9), or not a number.
  *
  * @example Accept Chromium's offer
  * ```ts

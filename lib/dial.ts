@@ -11,6 +11,7 @@ import {
   readHttpHead,
 } from "./_http.ts";
 import { type ByteDuplex, toTransport, type Transport } from "./_transport.ts";
+import { checkConnectOptions } from "./_options.ts";
 import {
   WebSocketConnection,
   type WebSocketConnectionOptions,
@@ -62,13 +63,14 @@ export interface ConnectOptions extends
   /** Aborting it while connecting fails the attempt with `ERR_ABORTED`. */
   signal?: AbortSignal;
   /**
-   * Milliseconds for the TCP connect and the handshake together.
+   * Milliseconds for the TCP connect and the handshake together, from 1 to
+   * 2147483647 (2^31 - 1, the longest timer).
    *
    * @default {10000}
    */
   handshakeTimeout?: number;
   /**
-   * The largest response head accepted, in bytes.
+   * The largest response head accepted, in bytes: a positive integer.
    *
    * @default {16384 (16 KiB)}
    */
@@ -105,6 +107,8 @@ const encoder = new TextEncoder();
  * `ERR_HANDSHAKE_TIMEOUT` or `ERR_ABORTED`; the socket is closed.
  * @throws {TypeError} For a URL that is not `ws:` or `wss:`, or has a
  * fragment.
+ * @throws {RangeError | TypeError} For an option out of its range, or not
+ * a number, before anything is dialed.
  *
  * @example Connect to a server on this machine
  * ```ts
@@ -134,6 +138,7 @@ export async function connect(
   if (target.hash !== "") {
     throw new TypeError("Cannot connect: a WebSocket URL has no fragment");
   }
+  checkConnectOptions("connect", options);
   const secure = target.protocol === "wss:";
   const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   const signal = options.signal;

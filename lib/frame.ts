@@ -110,7 +110,7 @@ export interface FrameHeaderOptions {
   role: Role;
   /**
    * Which RSV bits a negotiated extension allows, as a bit set: 4 for RSV1,
-   * 2 for RSV2, 1 for RSV3 (RFC 6455 §5.2).
+   * 2 for RSV2, 1 for RSV3 (RFC 6455 §5.2); an integer from 0 to 7.
    *
    * @default {0}
    */
@@ -118,6 +118,7 @@ export interface FrameHeaderOptions {
   /**
    * The largest payload a frame may declare, in bytes. A larger one fails
    * with 1009 as soon as its header is read, before any payload is buffered.
+   * A non-negative integer, or `Infinity` for no limit.
    *
    * @default {33554432 (32 MiB)}
    */
@@ -253,7 +254,9 @@ export function parseFrameHeader(
     pos += 8;
   }
   const maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
-  if (payloadLength > maxFrameSize) {
+  // Negated, so that a NaN limit (unchecked here, per frame) refuses every
+  // frame instead of none.
+  if (!(payloadLength <= maxFrameSize)) {
     throw new WebSocketError(
       "ERR_FRAME_TOO_LARGE",
       `Cannot decode frame: its ${payloadLength} bytes exceed maxFrameSize (${maxFrameSize})`,

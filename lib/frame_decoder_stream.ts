@@ -6,6 +6,7 @@
 
 import type { Frame } from "./frame.ts";
 import { FrameParser, type FrameParserOptions } from "./frame_parser.ts";
+import { checkOptions, FRAME } from "./_options.ts";
 
 /**
  * A frame, or with `partial` a piece of one, as read from the wire.
@@ -62,8 +63,11 @@ export class FrameDecoderStream
    *
    * @param options The receiving role (required), the allowed RSV bits,
    * `maxFrameSize` (default 32 MiB) and `partial` (default `false`).
+   * @throws {RangeError | TypeError} For `maxFrameSize` or `allowedRsv` out
+   * of its range, or not a number.
    */
   constructor(options: FrameDecoderStreamOptions) {
+    checkOptions("create FrameDecoderStream", options, FRAME);
     let controller!: TransformStreamDefaultController<DecodedFrame>;
     const parser = new FrameParser(options, (header, payload, offset) => {
       controller.enqueue({

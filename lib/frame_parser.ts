@@ -18,6 +18,7 @@ import {
   parseFrameHeader,
 } from "./frame.ts";
 import { mask } from "./mask.ts";
+import { checkOptions, FRAME } from "./_options.ts";
 
 /** Options for {@linkcode FrameParser}. */
 export interface FrameParserOptions extends FrameHeaderOptions {
@@ -113,8 +114,11 @@ export class FrameParser {
    *
    * @param options The receiving role, the limits, and `partial`.
    * @param onFrame Called for every frame, or piece of a frame.
+   * @throws {RangeError | TypeError} For `maxFrameSize` or `allowedRsv` out
+   * of its range, or not a number.
    */
   constructor(options: FrameParserOptions, onFrame: FrameCallback) {
+    checkOptions("create FrameParser", options, FRAME);
     this.#options = options;
     this.#onFrame = onFrame;
     this.#partial = options.partial ?? false;

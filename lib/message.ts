@@ -11,6 +11,7 @@ import { WebSocketError } from "./errors.ts";
 import { type Frame, Opcode } from "./frame.ts";
 import { decodeUtf8, isAscii } from "./utf8.ts";
 import { releaseScratch, takeScratch } from "./_scratch.ts";
+import { checkOptions, ENCODE, MESSAGE } from "./_options.ts";
 
 // Only for bytes already validated: ignoreBOM keeps a leading U+FEFF.
 const looseDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -55,6 +56,8 @@ export interface MessageLimits {
    * of Deno's native limit (64 MiB) and a third of ws's (100 MiB), so that a
    * few hostile connections cannot pin gigabytes.
    *
+   * A non-negative integer, or `Infinity` for no limit.
+   *
    * @default {33554432 (32 MiB)}
    */
   maxMessageSize?: number;
@@ -63,6 +66,8 @@ export interface MessageLimits {
    * so memory is bounded by `maxMessageSize` alone; this bounds only the
    * per-frame work. It sits far above ws's 16,384, which rejects a 4 MiB
    * message sent in 256-byte fragments.
+   *
+   * A positive integer (1 allows no fragmentation), or `Infinity`.
    *
    * @default {1048576}
    */
@@ -202,17 +207,13 @@ export class MessageAssembler {
    *
    * @param options The limits, and whether to copy kept payloads.
    * @param handler Receives messages and control frames.
-   * @throws {RangeError} For a limit that is not a positive integer.
+   * @throws {RangeError | TypeError} For a limit out of its range, or not
+   * a number.
    */
   constructor(options: MessageAssemblerOptions, handler: MessageHandler) {
-    this.#maxMessageSize = checkLimit(
-      "maxMessageSize",
-      options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
-    );
-    this.#maxFragments = checkLimit(
-      "maxFragments",
-      options.maxFragments ?? DEFAULT_MAX_FRAGMENTS,
-    );
+    checkOptions("create MessageAssembler", options, MESSAGE);
+    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
     this.#copy = options.copy ?? false;
     this.#share = options.shareBuffers ?? false;
     this.#handler = handler;
@@ -485,20 +486,11 @@ export class MessageAssembler {
   }
 }
 
-function checkLimit(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `Cannot use ${name}: expected a non-negative integer, got ${value}`,
-    );
-  }
-  return value;
-}
-
 /** Options for {@linkcode encodeMessage}. */
 export interface EncodeMessageOptions {
   /**
-   * Split data messages into frames of at most this many payload bytes. The
-   * default sends every message as one frame.
+   * Split data messages into frames of at most this many payload bytes: a
+   * positive integer, or `Infinity` to send every message as one frame.
    *
    * @default {Infinity}
    */
@@ -591,7 +583,7 @@ export function messagePayload(
  * @param options The fragment size.
  * @returns The frames, unmasked.
  * @throws {TypeError | RangeError} For a value that is not a message, or a
- * `fragmentSize` that is not a positive integer.
+ * `fragmentSize` that is not a positive integer or `Infinity`.
  *
  * @example Fragment "Hello" as RFC 6455 §5.7 does
  * ```ts
@@ -609,15 +601,8 @@ export function encodeMessage(
   message: MessageData | WebSocketMessage,
   options: EncodeMessageOptions = {},
 ): Frame[] {
+  checkOptions("encode message", options, ENCODE);
   const fragmentSize = options.fragmentSize ?? Infinity;
-  if (
-    fragmentSize !== Infinity &&
-    (!Number.isSafeInteger(fragmentSize) || fragmentSize < 1)
-  ) {
-    throw new RangeError(
-      `Cannot encode message: fragmentSize must be a positive integer, not ${fragmentSize}`,
-    );
-  }
   const { opcode, payload } = messagePayload(message);
   if (opcode >= 0x8 || payload.length <= fragmentSize) {
     return [frameOf(true, opcode, payload)];

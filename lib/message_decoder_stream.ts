@@ -12,6 +12,7 @@ import {
   type MessageLimits,
   type WebSocketMessage,
 } from "./message.ts";
+import { checkOptions, MESSAGE } from "./_options.ts";
 
 /** Options for {@linkcode MessageDecoderStream}. */
 export type MessageDecoderStreamOptions = MessageLimits;
@@ -56,8 +57,11 @@ export class MessageDecoderStream
    *
    * @param options The limits: `maxMessageSize` (default 32 MiB) and
    * `maxFragments` (default 1,048,576).
+   * @throws {RangeError | TypeError} For a limit out of its range, or not a
+   * number.
    */
   constructor(options: MessageDecoderStreamOptions = {}) {
+    checkOptions("create MessageDecoderStream", options, MESSAGE);
     let controller!: TransformStreamDefaultController<WebSocketMessage>;
     const assembler = new MessageAssembler(options, {
       message(data) {

@@ -11,6 +11,7 @@ import {
   type MessageData,
   type WebSocketMessage,
 } from "./message.ts";
+import { checkOptions, ENCODE } from "./_options.ts";
 
 /** Options for {@linkcode MessageEncoderStream}. */
 export type MessageEncoderStreamOptions = EncodeMessageOptions;
@@ -44,11 +45,12 @@ export class MessageEncoderStream
    *
    * @param options `fragmentSize`: the largest frame payload (default: no
    * fragmentation).
-   * @throws {RangeError} For a `fragmentSize` that is not a positive integer.
+   * @throws {RangeError | TypeError} For a `fragmentSize` that is not a
+   * positive integer or `Infinity`.
    */
   constructor(options: MessageEncoderStreamOptions = {}) {
-    // Check the options now, not at the first message.
-    encodeMessage("", options);
+    // Now, not at the first message.
+    checkOptions("create MessageEncoderStream", options, ENCODE);
     super({
       transform(message, controller) {
         for (const frame of encodeMessage(message, options)) {

@@ -11,6 +11,13 @@ import {
   readHttpHead,
 } from "./_http.ts";
 import { ConnTransport, type Transport } from "./_transport.ts";
+import {
+  checkConnectionOptions,
+  checkDeflateChoice,
+  checkOptions,
+  HANDSHAKE,
+  PORT,
+} from "./_options.ts";
 import { acceptOn, type AcceptOptions, rejectOn } from "./accept.ts";
 import type { WebSocketConnection } from "./connection.ts";
 import {
@@ -27,7 +34,7 @@ export type UpgradeDecision =
 /** Options for {@linkcode serve}. */
 export interface ServeOptions extends Omit<AcceptOptions, "head"> {
   /**
-   * The port to listen on; 0 picks a free one.
+   * The port to listen on, an integer from 0 to 65535; 0 picks a free one.
    *
    * @default {8080}
    */
@@ -49,14 +56,16 @@ export interface ServeOptions extends Omit<AcceptOptions, "head"> {
    */
   onListen?: (addr: Deno.NetAddr) => void;
   /**
-   * The largest request head accepted, in bytes; a larger one gets 431.
+   * The largest request head accepted, in bytes (a positive integer); a
+   * larger one gets 431.
    *
    * @default {16384 (16 KiB)}
    */
   maxHeaderSize?: number;
   /**
    * Milliseconds a client has to send its whole request head (against
-   * slowloris); past it the socket is closed.
+   * slowloris), from 1 to 2147483647 (2^31 - 1, the longest timer); past it
+   * the socket is closed.
    *
    * @default {10000}
    */
@@ -116,6 +125,8 @@ const encoder = new TextEncoder();
  * the connection options.
  * @param handler Called with each open connection.
  * @returns The running server.
+ * @throws {RangeError | TypeError} For an option out of its range, or not
+ * a number, before listening.
  *
  * @example An echo server
  * ```ts
@@ -144,6 +155,10 @@ export function serve(
     request: Request,
   ) => void | Promise<void>,
 ): WebSocketServer {
+  checkOptions("serve", options, PORT);
+  checkOptions("serve", options, HANDSHAKE);
+  checkConnectionOptions("serve", options);
+  checkDeflateChoice("serve", options.perMessageDeflate);
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 8080;
   const listener = options.tls

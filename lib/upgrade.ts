@@ -14,6 +14,7 @@ import { WebSocketError } from "./errors.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_queue.ts";
 import { isUpgradeRequest } from "./handshake.ts";
 import type { MessageData } from "./message.ts";
+import { checkOptions, UPGRADE } from "./_options.ts";
 
 /** Options for {@linkcode upgradeWebSocket}. */
 export interface UpgradeWebSocketOptions {
@@ -25,7 +26,7 @@ export interface UpgradeWebSocketOptions {
   protocol?: string;
   /**
    * Seconds without a pong before Deno closes the socket (Deno's own
-   * heartbeat; 0 turns it off).
+   * heartbeat), from 0 (off) to 2147483.
    *
    * @default {120}
    */
@@ -35,7 +36,8 @@ export interface UpgradeWebSocketOptions {
    * cannot be paused, so when the application reads slower than the peer
    * sends, the connection is failed with 1008 (`ERR_INBOUND_QUEUE_FULL`)
    * rather than buffer without bound. A single message is always accepted
-   * when nothing else waits.
+   * when nothing else waits. A non-negative integer, or `Infinity` for no
+   * bound (memory then grows with a slow reader).
    *
    * @default {16777216 (16 MiB)}
    */
@@ -44,14 +46,16 @@ export interface UpgradeWebSocketOptions {
    * The largest message accepted, in bytes; a larger one fails the
    * connection with 1009 (`ERR_MESSAGE_TOO_LARGE`). Deno has already
    * received it whole by then: this bounds what reaches the application,
-   * not Deno's own buffering.
+   * not Deno's own buffering. A non-negative integer, or `Infinity` for no
+   * limit.
    *
    * @default {33554432 (32 MiB)}
    */
   maxMessageSize?: number;
   /**
    * `writer.write()` waits while Deno's `bufferedAmount` is above this many
-   * bytes.
+   * bytes: a non-negative integer (0 makes every write wait until Deno has
+   * sent everything).
    *
    * @default {1048576 (1 MiB)}
    */
@@ -59,7 +63,7 @@ export interface UpgradeWebSocketOptions {
   /**
    * Milliseconds a write may wait for `bufferedAmount` to fall before the
    * connection is failed with `ERR_ABNORMAL_CLOSURE`: a peer that stops
-   * reading must not hold the sender forever.
+   * reading must not hold the sender forever. From 0 to 2147483647.
    *
    * @default {30000}
    */
@@ -102,7 +106,8 @@ const MAX_DRAIN_POLL = 16;
  * @param options The subprotocol and the bounds.
  * @returns The 101 response to return, and the connection.
  * @throws {TypeError} When the request is not a WebSocket upgrade.
- * @throws {RangeError} For a bound that is not a non-negative number.
+ * @throws {RangeError | TypeError} For an option out of its range, or not
+ * a number, before the request is upgraded.
  *
  * @example Echo on Deno.serve
  * ```ts
@@ -135,21 +140,7 @@ export function upgradeWebSocket(
       "Cannot upgrade: the request is not a WebSocket upgrade (GET with Upgrade: websocket)",
     );
   }
-  for (
-    const name of [
-      "maxQueuedBytes",
-      "maxMessageSize",
-      "writableHighWaterMark",
-      "sendTimeout",
-    ] as const
-  ) {
-    const value = options[name];
-    if (value !== undefined && !(value >= 0)) {
-      throw new RangeError(
-        `Cannot upgrade: ${name} must be a non-negative number, not ${value}`,
-      );
-    }
-  }
+  checkOptions("upgrade", options, UPGRADE);
   const { socket, response } = Deno.upgradeWebSocket(request, {
     protocol: options.protocol,
     idleTimeout: options.idleTimeout,
@@ -201,8 +192,11 @@ export class UpgradedWebSocket {
    *
    * @param socket A socket from `Deno.upgradeWebSocket`, not yet open.
    * @param options The bounds.
+   * @throws {RangeError | TypeError} For an option out of its range, or not
+   * a number.
    */
   constructor(socket: WebSocket, options: UpgradeWebSocketOptions = {}) {
+    checkOptions("create UpgradedWebSocket", options, UPGRADE);
     this.#socket = socket;
     // Deno's server-side socket reports no protocol; the option is the truth.
     this.#protocol = options.protocol;
@@ -323,6 +317,8 @@ export class UpgradedWebSocket {
    * nothing. Await {@linkcode closed} for the outcome.
    *
    * @param options The close code and reason.
+   * @throws {TypeError} For an argument that is not `{ closeCode, reason }`
+   * (the browser's `close(code, reason)` or `{ code }`).
    * @throws {RangeError} For a code not allowed on the wire, or a reason
    * over 123 bytes.
    */

@@ -12,6 +12,8 @@ import type {
 } from "./connection.ts";
 import { connect, type ConnectOptions } from "./dial.ts";
 import type { MessageData } from "./message.ts";
+import { checkConnectOptions } from "./_options.ts";
+import { closeBodyFor } from "./close.ts";
 
 /** What {@linkcode WebSocketStream.opened} resolves with. */
 export interface WebSocketStreamOpenInfo {
@@ -72,8 +74,11 @@ export class WebSocketStream {
    * @param url A `ws://` or `wss://` URL.
    * @param options Everything {@linkcode connect} takes; `protocols` as in
    * the WHATWG constructor.
+   * @throws {RangeError | TypeError} For an option out of its range, or not
+   * a number (a failure to connect rejects `opened` instead).
    */
   constructor(url: string | URL, options: ConnectOptions = {}) {
+    checkConnectOptions("create WebSocketStream", options);
     this.url = String(url);
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#abort.signal])
@@ -98,8 +103,12 @@ export class WebSocketStream {
    * Closes the connection; while still connecting, abandons the attempt.
    *
    * @param options The close code and reason.
+   * @throws {TypeError | RangeError} For arguments `close()` refuses (see
+   * `closeBodyFor`), even while connecting.
    */
   close(options: WebSocketCloseOptions = {}): void {
+    // Now: a close asked for while connecting is sent only once open.
+    closeBodyFor(options);
     if (this.#connection) {
       this.#connection.close(options);
     } else {
