@@ -59,6 +59,7 @@ const POSITIVE_DELAY: NumberRule = {
 /** The options every connection takes, wherever it is made. */
 const CONNECTION: Rules = [
   ["closeTimeout", DELAY],
+  ["sendTimeout", DELAY],
   // 0 would never read: the read loop reads while the queue wants more.
   ["readableHighWaterMark", POSITIVE_SIZE],
   ["writableHighWaterMark", SIZE],

@@ -343,13 +343,23 @@ export class Outbox {
     return bytes;
   }
 
-  /** Drops everything queued and gives the blocks back. */
-  clear(): void {
+  /**
+   * Drops everything queued and gives the blocks back, but for the one that
+   * holds `inFlight`: bytes of a write that has not settled. A part-filled
+   * block is handed to a write as a view while it stays current, so a
+   * write can hold a block that is still here; pooled again, it would be
+   * filled by another connection while its bytes are being written.
+   *
+   * @param inFlight The bytes of the write under way, if any.
+   */
+  clear(inFlight?: Uint8Array): void {
+    const held = inFlight?.buffer;
     while (this.next() !== undefined) {
-      if (this.nextBlock) releaseBlock(this.nextBlock);
+      const block = this.nextBlock;
+      if (block && block.buffer !== held) releaseBlock(block);
     }
     // An empty current block is still held.
-    if (this.#block) releaseBlock(this.#block);
+    if (this.#block && this.#block.buffer !== held) releaseBlock(this.#block);
     this.#block = this.nextBlock = undefined;
     this.#start = this.#fill = 0;
     this.size = 0;

@@ -114,6 +114,15 @@ export interface WebSocketConnectionOptions extends MessageLimits {
    */
   closeTimeout?: number;
   /**
+   * Milliseconds that bytes may wait for the transport to take any of them
+   * (a peer that stops reading, with the kernel's buffers full). Past it
+   * the transport is closed and `closed` rejects with `ERR_SEND_TIMEOUT`.
+   * A stall is seen between one and two times this after it starts.
+   *
+   * @default {30000}
+   */
+  sendTimeout?: number;
+  /**
    * The bytes of received messages that may wait unread in `readable`
    * before the connection stops reading from the transport. In-process
    * buffering of a flood stays below this plus one read (64 KiB; inside a
@@ -188,8 +197,25 @@ const DIRECT_READ_FROM = 4 * READ_BUFFER_SIZE;
 const MAX_FLUSH_DEFERRALS = 64;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const DEFAULT_CLOSE_TIMEOUT = 5000;
+const DEFAULT_SEND_TIMEOUT = 30_000;
+// How long a protocol failure waits for the application to take the
+// messages received before it, and to answer them (#endInOrder).
+const FAIL_WAIT = 1000;
+// After failing the connection, bytes the peer still sends are read and
+// dropped, up to this many (and for closeTimeout at most), so that closing
+// TCP with unread bytes does not make the kernel send RST, which would
+// make the peer's kernel discard our close frame unread (the lingering
+// close of nginx and ws).
+const LINGER_BYTES = 64 * 1024 * 1024;
 
 function ignore(): void {}
+
+// A received message's size in the readable's queue: one more than its
+// bytes (or UTF-16 units), so that an empty message still counts and an
+// empty queue shows as the whole high-water mark free (#checkEnding).
+function queuedSize(chunk: string | Uint8Array): number {
+  return chunk.length + 1;
+}
 
 interface PendingPing {
   key: string;
@@ -294,7 +320,21 @@ export class WebSocketConnection {
 
   #closeSent = false;
   #closeReceived: WebSocketCloseInfo | undefined;
+  // A failure or the peer's close found in the input, waiting for the
+  // application to take the messages before it (#endInOrder).
+  #ending: (() => void) | undefined;
+  #endingSoon = false;
+  #endingTimer: ReturnType<typeof setTimeout> | undefined;
+  // Set when the connection fails: from then on, what is read is dropped.
+  #failure: WebSocketError | undefined;
+  #lingered = 0;
   #done = false;
+  // The send watchdog: a timer that runs while writes are in flight, and
+  // the count of writes settled when it was set.
+  #sendTimeout: number;
+  #sendTimer: ReturnType<typeof setTimeout> | undefined;
+  #writesSettled = 0;
+  #watchedAt = 0;
   #closeTimeout: number;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #resolveClosed!: (info: WebSocketCloseInfo) => void;
@@ -338,6 +378,7 @@ export class WebSocketConnection {
     this.extensions = options.extensions ?? "";
     this.#head = options.head?.length ? options.head : undefined;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
+    this.#sendTimeout = options.sendTimeout ?? DEFAULT_SEND_TIMEOUT;
     this.#writableHighWaterMark = options.writableHighWaterMark ??
       DEFAULT_HIGH_WATER_MARK;
     this.#fragmentSize = options.fragmentSize ?? Infinity;
@@ -394,7 +435,7 @@ export class WebSocketConnection {
 
     this.readable = new ReadableStream<string | Uint8Array>(glue, {
       highWaterMark: options.readableHighWaterMark ?? DEFAULT_HIGH_WATER_MARK,
-      size: messageSize,
+      size: queuedSize,
     });
 
     const sink = new WebSocketConnection.#Sink(this);
@@ -424,8 +465,13 @@ export class WebSocketConnection {
     start(controller: ReadableStreamDefaultController<string | Uint8Array>) {
       this.connection.#readController = controller;
     }
-    pull(): Promise<void> {
-      return this.connection.#startReading();
+    pull(): Promise<void> | undefined {
+      const connection = this.connection;
+      if (connection.#ending) {
+        connection.#checkEnding();
+        return;
+      }
+      return connection.#startReading();
     }
     cancel(reason: unknown): void {
       this.connection.#readableOpen = false;
@@ -503,19 +549,29 @@ export class WebSocketConnection {
    */
   close(options: WebSocketCloseOptions = {}): void {
     const { body } = closeBodyFor(options);
-    if (this.#closeSent || this.#done) return;
+    // With the peer's close or a failure pending, that decides the code.
+    if (this.#closeSent || this.#done || this.#ending) return;
     this.#sendClose(body);
-    this.#closeTimer = setTimeout(() => {
-      this.#fail(
-        new WebSocketError(
-          "ERR_CLOSE_TIMEOUT",
-          `Cannot close cleanly: the peer did not finish the close handshake in ${this.#closeTimeout} ms`,
-        ),
-      );
-    }, this.#closeTimeout);
+    this.#closeTimer = setTimeout(
+      WebSocketConnection.#closeTimedOut,
+      this.#closeTimeout,
+      this,
+    );
     // Keep reading so the peer's close frame is seen even if the
     // application has stopped reading.
     this.#startReading();
+  }
+
+  // Timer callbacks are static and take the connection as an argument: a
+  // bound method or an arrow would be a closure kept by every connection.
+  static #closeTimedOut(connection: WebSocketConnection): void {
+    connection.#fail(
+      new WebSocketError(
+        "ERR_CLOSE_TIMEOUT",
+        `Cannot close cleanly: the peer did not finish the close handshake in ${connection.#closeTimeout} ms`,
+      ),
+      true,
+    );
   }
 
   /**
@@ -565,15 +621,20 @@ export class WebSocketConnection {
     // closure less per connection (the loop may also end before its first
     // await, where a finally would run before the promise is stored).
     this.#readLoopRunning = true;
+    // A pooled buffer goes back once its bytes are parsed, on every way out.
+    let pooled: Uint8Array | undefined;
     try {
-      while (!this.#done) {
-        const wanted = this.#closeSent || this.#closeReceived !== undefined ||
-          (this.#readableOpen && (this.#readController.desiredSize ?? 0) > 0);
+      while (!this.#done && !this.#ending) {
+        // Read while the application wants messages. After our close, too,
+        // only then: messages that arrive after it are delivered in order,
+        // with backpressure, and closeTimeout bounds the wait. Read freely
+        // when nobody will take them: the readable was cancelled or has
+        // ended, or the connection has failed (then to drop them).
+        const wanted = this.#failure !== undefined || !this.#readableOpen ||
+          this.#closeReceived !== undefined ||
+          (this.#readController.desiredSize ?? 0) > 0;
         if (!wanted) return;
         let bytes: Uint8Array;
-        // A pooled buffer goes back once its bytes are parsed.
-        let pooled = false;
-        let buffer: Uint8Array | undefined;
         let end: number;
         if (this.#head) {
           bytes = this.#head;
@@ -584,20 +645,19 @@ export class WebSocketConnection {
           // Only once the frame's first piece is in: the assembler has then
           // checked the frame against maxMessageSize.
           const direct = remaining >= DIRECT_READ_FROM &&
-              this.#parser.payloadReceived > 0
+              this.#parser.payloadReceived > 0 && this.#failure === undefined
             ? this.#assembler.reserve(remaining)
             : undefined;
-          pooled = !direct && this.#bigReads;
-          buffer = direct ??
-            (this.#bigReads
-              ? takeReadBuffer()
-              : this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE));
+          let buffer: Uint8Array;
+          if (direct) buffer = direct;
+          else if (this.#bigReads) buffer = pooled = takeReadBuffer();
+          else buffer = this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE);
           let n: number | null;
           try {
             n = await this.#transport.read(buffer);
           } catch (cause) {
             if (!isConnectionGone(cause)) {
-              this.#fail(this.#abnormal(cause));
+              this.#fail(this.#abnormal(cause), true);
               return;
             }
             // A reset peer, or our own close racing the read: EOF.
@@ -612,35 +672,47 @@ export class WebSocketConnection {
           end = n;
           this.#bigReads = n > SMALL_READ_SIZE >>> 1;
         }
-        // After the peer's close frame, RFC 6455 §5.5.1: nothing more is read
-        // as data; a client only waits for the server to end TCP.
-        if (!this.#closeReceived) {
+        if (this.#failure) {
+          // Failed: drop what comes, within bounds (see LINGER_BYTES).
+          this.#lingered += end;
+          if (this.#lingered > LINGER_BYTES) {
+            this.#finish(this.#failure);
+            return;
+          }
+        } else if (!this.#closeReceived) {
+          // After the peer's close frame, RFC 6455 §5.5.1: nothing more is
+          // read as data; a client only waits for the server to end TCP.
           try {
             this.#parser.push(bytes, end);
           } catch (error) {
-            this.#failWith(error);
-            return;
+            // Bytes after the close frame are not data: not a failure.
+            if (!this.#closeReceived) {
+              const failure = this.#asFailure(error);
+              this.#endInOrder(() => this.#fail(failure), FAIL_WAIT);
+            }
           }
         }
-        if (pooled) releaseReadBuffer(buffer!);
+        if (pooled) {
+          releaseReadBuffer(pooled);
+          pooled = undefined;
+        }
         // Inflation is asynchronous: finish this read's messages before the
         // next read, so that what waits stays bounded by one read.
         if (this.#inbound) await this.#inbound;
       }
     } finally {
+      if (pooled) releaseReadBuffer(pooled);
       this.#readLoopRunning = false;
     }
   }
 
-  #failWith(error: unknown): void {
-    this.#fail(
-      error instanceof WebSocketError
-        ? error
-        : new WebSocketError("ERR_ABNORMAL_CLOSURE", String(error), {
-          closeCode: 1011,
-          cause: error,
-        }),
-    );
+  #asFailure(error: unknown): WebSocketError {
+    return error instanceof WebSocketError
+      ? error
+      : new WebSocketError("ERR_ABNORMAL_CLOSURE", String(error), {
+        closeCode: 1011,
+        cause: error,
+      });
   }
 
   #onMessage(data: string | Uint8Array): void {
@@ -680,16 +752,18 @@ export class WebSocketConnection {
   #chain(step: () => void | Promise<void>): void {
     this.#inboundDepth++;
     const next = (this.#inbound ?? Promise.resolve()).then(() => {
-      if (this.#done) return;
+      // Nothing is delivered past a pending end.
+      if (this.#done || this.#ending) return;
       return step();
     }).catch((error) => {
-      this.#fail(
-        error instanceof WebSocketError ? error : new WebSocketError(
+      const failure = error instanceof WebSocketError
+        ? error
+        : new WebSocketError(
           "ERR_INVALID_COMPRESSED_DATA",
           `Cannot inflate message: ${error}`,
           { cause: error },
-        ),
-      );
+        );
+      this.#endInOrder(() => this.#fail(failure), FAIL_WAIT, true);
     }).finally(() => {
       if (--this.#inboundDepth === 0) this.#inbound = undefined;
     });
@@ -697,12 +771,8 @@ export class WebSocketConnection {
   }
 
   #deliver(data: string | Uint8Array): void {
-    if (!this.#readableOpen) return;
-    // After our close, keep within the high-water mark; drop the rest.
-    if (this.#closeSent && (this.#readController.desiredSize ?? 0) <= 0) {
-      return;
-    }
-    this.#readController.enqueue(data);
+    // After our close too: the read loop keeps the backpressure.
+    if (this.#readableOpen) this.#readController.enqueue(data);
   }
 
   #onControl(opcode: number, payload: Uint8Array): void {
@@ -721,33 +791,87 @@ export class WebSocketConnection {
         }
       }
     } else {
-      this.#onClose(decodeCloseBody(payload), payload);
+      const info = decodeCloseBody(payload);
+      // Nothing after the close frame is data (RFC 6455 §5.5.1).
+      this.#closeReceived = info;
+      if (this.#closeSent) this.#onClose(payload);
+      else {
+        // Our echo goes after the replies to the messages before it, as
+        // long as closeTimeout allows.
+        const body = payload.slice();
+        this.#endInOrder(() => this.#onClose(body), this.#closeTimeout);
+      }
     }
   }
 
-  #onClose(info: WebSocketCloseInfo, body: Uint8Array): void {
-    this.#closeReceived = info;
-    const endReadable = () => {
-      if (this.#readableOpen) {
-        this.#readableOpen = false;
-        this.#readController.close();
-      }
-    };
-    // Messages still inflating come first.
-    if (this.#inbound) this.#chain(endReadable);
-    else endReadable();
+  /**
+   * Ends what came in with a failure or the peer's close, in order: after
+   * the messages before it have been inflated, taken by the application,
+   * and one more macrotask has let its replies to them be written (so a
+   * `pipeTo` echo, or a loop that writes each message it reads, answers
+   * them before our close frame). Reading stops meanwhile. `wait` bounds
+   * how long the application may take.
+   */
+  #endInOrder(act: () => void, wait: number, chained = false): void {
+    if (this.#ending || this.#done || this.#failure) return;
+    if (this.#inbound && !chained) {
+      // Messages still inflating come first.
+      this.#chain(() => this.#endInOrder(act, wait, true));
+      return;
+    }
+    this.#ending = act;
+    this.#endingTimer = setTimeout(WebSocketConnection.#runEnding, wait, this);
+    this.#checkEnding();
+  }
+
+  /** Acts on the pending end once every message before it has been taken. */
+  #checkEnding(): void {
+    if (this.#endingSoon || !this.#ending) return;
+    // Each message counts at least 1 in the queue (see queuedSize): the
+    // queue is empty when the desired size is the whole high-water mark.
+    if (
+      this.#readableOpen &&
+      (this.#readController.desiredSize ?? 0) < this.#readableHighWaterMark
+    ) return;
+    this.#endingSoon = true;
+    clearTimeout(this.#endingTimer);
+    this.#endingTimer = setTimeout(WebSocketConnection.#runEnding, 0, this);
+  }
+
+  static #runEnding(connection: WebSocketConnection): void {
+    const act = connection.#ending;
+    if (!act || connection.#done) return;
+    clearTimeout(connection.#endingTimer);
+    connection.#ending = undefined;
+    connection.#endingSoon = false;
+    act();
+  }
+
+  #onClose(body: Uint8Array): void {
+    if (this.#readableOpen) {
+      this.#readableOpen = false;
+      this.#readController.close();
+    }
     if (!this.#closeSent) {
       // RFC 6455 §5.5.1: echo the close, keeping its code (and reason).
       this.#sendClose(body);
     }
     clearTimeout(this.#closeTimer);
     if (this.#role === "server") {
-      // RFC 6455 §7.1.1: the server ends TCP first.
+      // RFC 6455 §7.1.1: the server ends TCP first, once its close frame is
+      // out; a peer that does not take it gets closeTimeout.
+      this.#closeTimer = setTimeout(
+        WebSocketConnection.#closeTimedOut,
+        this.#closeTimeout,
+        this,
+      );
       this.#flushed().then(() => this.#finish());
     } else {
       // The client waits for the server to end TCP, but not forever.
       this.#closeTimer = setTimeout(() => this.#finish(), this.#closeTimeout);
     }
+    // Reading stopped while the close waited: read on, to see TCP end.
+    this.#startReading();
   }
 
   #onEnd(): void {
@@ -755,12 +879,19 @@ export class WebSocketConnection {
       this.#finish();
       return;
     }
-    this.#fail(
-      new WebSocketError(
-        "ERR_ABNORMAL_CLOSURE",
-        "Cannot read: the connection ended without a close frame",
-      ),
+    if (this.#failure) {
+      // The peer has ended TCP while we linger: end ours once our close
+      // frame is out (closeTimeout bounds the wait).
+      const failure = this.#failure;
+      this.#flushed().then(() => this.#finish(failure));
+      return;
+    }
+    // The messages before the end are the application's still.
+    const failure = new WebSocketError(
+      "ERR_ABNORMAL_CLOSURE",
+      "Cannot read: the connection ended without a close frame",
     );
+    this.#endInOrder(() => this.#fail(failure), FAIL_WAIT);
   }
 
   #abnormal(cause: unknown): WebSocketError {
@@ -775,9 +906,7 @@ export class WebSocketConnection {
 
   #send(chunk: MessageData): Promise<void> | undefined {
     if (this.#writesComing > 0) this.#writesComing--;
-    if (this.#closeSent || this.#done) {
-      throw new TypeError("Cannot send message: the connection is closing");
-    }
+    if (this.#closeSent || this.#done) throw this.#closingError();
     // Text that will not be compressed (3 bytes per UTF-16 unit at most,
     // under the threshold) and fits one frame is encoded in place.
     if (
@@ -794,7 +923,11 @@ export class WebSocketConnection {
     let opcode: Opcode = Opcode.Binary;
     let payload: Uint8Array;
     if (chunk instanceof Uint8Array) payload = chunk;
-    else ({ opcode, payload } = messagePayload(chunk));
+    else if (
+      typeof chunk === "string" || ArrayBuffer.isView(chunk) ||
+      chunk instanceof ArrayBuffer
+    ) ({ opcode, payload } = messagePayload(chunk));
+    else throw this.#invalidMessage(chunk);
     if (this.#deflater && payload.length >= this.#threshold) {
       return this.#sendCompressed(opcode, payload);
     }
@@ -805,11 +938,37 @@ export class WebSocketConnection {
       : undefined;
   }
 
+  #closingError(): TypeError {
+    return new TypeError(
+      `Cannot send message: the connection is ${
+        this.#done ? "closed" : "closing"
+      }`,
+    );
+  }
+
+  /**
+   * A value that is not a message was written: the application's bug, so
+   * the connection fails with 1011 (RFC 6455 §7.4.1: an unexpected
+   * condition), and the peer hears it, rather than the writable alone
+   * erroring while the connection stays open with nobody writing.
+   */
+  #invalidMessage(chunk: unknown): WebSocketError {
+    const what = chunk === null
+      ? "null"
+      : typeof chunk === "object"
+      ? `an object (${Object.prototype.toString.call(chunk)})`
+      : `${typeof chunk} ${String(chunk).slice(0, 40)}`;
+    const error = new WebSocketError(
+      "ERR_INVALID_MESSAGE",
+      `Cannot send message: expected a string, an ArrayBuffer or a view, not ${what}`,
+    );
+    this.#fail(error);
+    return error;
+  }
+
   async #sendCompressed(opcode: Opcode, payload: Uint8Array): Promise<void> {
     const compressed = await this.#deflater!.deflate(payload);
-    if (this.#closeSent || this.#done) {
-      throw new TypeError("Cannot send message: the connection is closing");
-    }
+    if (this.#closeSent || this.#done) throw this.#closingError();
     this.#sendData(opcode, compressed, true);
     if (this.#outbox.size > this.#writableHighWaterMark) await this.#drained();
   }
@@ -893,13 +1052,9 @@ export class WebSocketConnection {
     this.#closeSent = true;
     this.#sendFrame(Opcode.Close, body);
     this.#rejectPings(new TypeError("Cannot ping: the connection is closing"));
-    try {
-      this.#writeController.error(
-        new TypeError("Cannot send message: the connection is closing"),
-      );
-    } catch {
-      // Already closed or errored.
-    }
+    // The writable is not errored here: a pipe into it (the echo pattern
+    // `readable.pipeTo(writable)`) then closes it when the readable ends,
+    // and resolves. A message written after this is refused by #send.
   }
 
   /**
@@ -942,6 +1097,7 @@ export class WebSocketConnection {
   }
 
   #writeMore(bytes: Uint8Array): void {
+    if (this.#sendTimer === undefined) this.#watchSend();
     let pending: Promise<number>;
     try {
       pending = this.#transport.writeSome(bytes);
@@ -956,6 +1112,7 @@ export class WebSocketConnection {
   }
 
   #onWritten(n: number): void {
+    this.#writesSettled++;
     const bytes = this.#writing!;
     const length = bytes.length;
     this.#written += n;
@@ -981,15 +1138,49 @@ export class WebSocketConnection {
   }
 
   #writeFailed(cause: unknown): void {
+    // The block stays out of the pool: a failed write may still hold it.
     this.#writing = this.#writingBlock = undefined;
+    this.#writesSettled++;
     this.#fail(
       new WebSocketError(
         "ERR_ABNORMAL_CLOSURE",
         `Cannot send message: the transport failed (${cause})`,
         { cause },
       ),
+      true,
     );
     this.#endFlush();
+  }
+
+  /**
+   * The send watchdog, one timer per connection while writes are in
+   * flight (not one per write: a timer costs about as much as a small
+   * write's JS): when it fires with a write in flight and none settled
+   * since it was set, the peer has taken nothing for sendTimeout.
+   */
+  #watchSend(): void {
+    this.#watchedAt = this.#writesSettled;
+    this.#sendTimer = setTimeout(
+      WebSocketConnection.#sendWatched,
+      this.#sendTimeout,
+      this,
+    );
+  }
+
+  static #sendWatched(connection: WebSocketConnection): void {
+    connection.#sendTimer = undefined;
+    if (connection.#done || connection.#writing === undefined) return;
+    if (connection.#writesSettled !== connection.#watchedAt) {
+      connection.#watchSend();
+      return;
+    }
+    connection.#fail(
+      new WebSocketError(
+        "ERR_SEND_TIMEOUT",
+        `Cannot send message: the transport took nothing for ${connection.#sendTimeout} ms`,
+      ),
+      true,
+    );
   }
 
   #endFlush(): void {
@@ -1012,12 +1203,27 @@ export class WebSocketConnection {
   }
 
   /** Fails the connection (RFC 6455 §7.1.7). */
-  #fail(error: WebSocketError): void {
+  /**
+   * Fails the connection (RFC 6455 §7.1.7): sends a close frame with the
+   * error's code when it has one that may go on the wire, lets the bytes
+   * queued before it go out, half-closes, and drops what the peer still
+   * sends until it ends TCP (see LINGER_BYTES). `closeTimeout` bounds all
+   * of that. With `now`, for the timeouts and a broken transport, the
+   * transport is closed at once, whatever is still being written.
+   */
+  #fail(error: WebSocketError, now = false): void {
     if (this.#done) return;
+    if (this.#failure) {
+      // Already failing: a timeout still ends it at once.
+      if (now) this.#finish(this.#failure);
+      return;
+    }
+    this.#failure = error;
     if (this.#readableOpen) {
       this.#readableOpen = false;
       this.#readController.error(error);
     }
+    this.#rejectPings(error);
     if (!this.#closeSent && isValidCloseCode(error.closeCode)) {
       this.#sendClose(encodeCloseBody(error.closeCode, error.reason));
     }
@@ -1026,7 +1232,22 @@ export class WebSocketConnection {
     } catch {
       // Already errored.
     }
-    this.#flushed().then(() => this.#finish(error));
+    if (now) {
+      this.#finish(error);
+      return;
+    }
+    clearTimeout(this.#closeTimer);
+    this.#closeTimer = setTimeout(
+      () => this.#finish(error),
+      this.#closeTimeout,
+    );
+    // Read (and drop) what the peer sends meanwhile: a peer blocked on a
+    // write may read our close frame only once its write is through.
+    this.#startReading();
+    this.#flushed().then(() => {
+      // FIN after our close frame; the read loop sees the peer's end.
+      if (!this.#done) this.#transport.closeWrite();
+    });
   }
 
   #finish(error?: WebSocketError): void {
@@ -1039,10 +1260,15 @@ export class WebSocketConnection {
     }
     clearTimeout(this.#closeTimer);
     clearTimeout(this.#heartbeatTimer);
+    clearTimeout(this.#endingTimer);
+    this.#ending = undefined;
+    clearTimeout(this.#sendTimer);
     this.#transport.close();
     this.#inflater?.close();
     this.#deflater?.close();
-    this.#outbox.clear();
+    // A write may still hold bytes of a block the outbox has: that block
+    // is not pooled again (it goes back, if at all, when the write settles).
+    this.#outbox.clear(this.#writing);
     for (const resolve of this.#drainWaiters?.splice(0) ?? []) resolve();
     this.#smallBuffer = undefined;
     const failure = error ??
@@ -1081,6 +1307,7 @@ export class WebSocketConnection {
             "ERR_HEARTBEAT_TIMEOUT",
             `Cannot keep connection: no pong within ${timeout} ms`,
           ),
+          true,
         );
       }, timeout);
       this.ping().then(() => {

@@ -37,6 +37,8 @@ import { truncateUtf8 } from "./utf8.ts";
  * | `ERR_ABNORMAL_CLOSURE` | 1006 | the transport ended without a close handshake |
  * | `ERR_CLOSE_TIMEOUT` | 1006 | the peer did not finish the close handshake in `closeTimeout` |
  * | `ERR_HEARTBEAT_TIMEOUT` | 1006 | the peer did not answer a heartbeat ping in time |
+ * | `ERR_SEND_TIMEOUT` | 1006 | the transport took none of our bytes for `sendTimeout` (a peer that stops reading) |
+ * | `ERR_INVALID_MESSAGE` | 1011 | the application wrote a value that is not a message (a string, an `ArrayBuffer` or a view) |
  * | `ERR_INBOUND_QUEUE_FULL` | 1008 | `upgradeWebSocket`: unread messages passed `maxQueuedBytes` (a socket that cannot pause) |
  */
 export const ERROR_CODES = {
@@ -64,6 +66,8 @@ export const ERROR_CODES = {
   ERR_ABNORMAL_CLOSURE: 1006,
   ERR_CLOSE_TIMEOUT: 1006,
   ERR_HEARTBEAT_TIMEOUT: 1006,
+  ERR_SEND_TIMEOUT: 1006,
+  ERR_INVALID_MESSAGE: 1011,
   ERR_INBOUND_QUEUE_FULL: 1008,
 } as const;
 
