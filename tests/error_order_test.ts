@@ -14,129 +14,6 @@ import {
 } from "../mod.ts";
 import { concat, rawFrame } from "./_helpers.ts";
 
-/**
- * The cells that fail against the library today, skipped so that the suite
- * stays green. Empty this list with the fix. `RUN_KNOWN_FAILING=1` runs them
- * anyway. Two groups, at both ends alike:
- * - "one write" with the "for await" echo: the application reads the
- *   message, but its write comes after the close frame and fails with
- *   "Cannot send message: the connection is closing".
- * - "in the 101's write" (client): the message is still queued in
- *   `readable` when the error comes, and erroring `readable` drops it; the
- *   application never sees it.
- */
-const KNOWN_FAILING: ReadonlySet<string> = new Set([
-  "server · RSV2 · one write · after text · for await",
-  "server · RSV2 · one write · after binary · for await",
-  "server · RSV2 · one write · after text in two fragments · for await",
-  "server · opcode 0x3 · one write · after text · for await",
-  "server · opcode 0x3 · one write · after binary · for await",
-  "server · opcode 0x3 · one write · after text in two fragments · for await",
-  "server · opcode 0xB · one write · after text · for await",
-  "server · opcode 0xB · one write · after binary · for await",
-  "server · opcode 0xB · one write · after text in two fragments · for await",
-  "server · continuation with no message open · one write · after text · for await",
-  "server · continuation with no message open · one write · after binary · for await",
-  "server · continuation with no message open · one write · after text in two fragments · for await",
-  "server · text inside a fragmented message · one write · after text · for await",
-  "server · text inside a fragmented message · one write · after binary · for await",
-  "server · text inside a fragmented message · one write · after text in two fragments · for await",
-  "server · ping of 126 bytes · one write · after text · for await",
-  "server · ping of 126 bytes · one write · after binary · for await",
-  "server · ping of 126 bytes · one write · after text in two fragments · for await",
-  "server · ping with FIN=0 · one write · after text · for await",
-  "server · ping with FIN=0 · one write · after binary · for await",
-  "server · ping with FIN=0 · one write · after text in two fragments · for await",
-  "server · UTF-8 C0 AF · one write · after text · for await",
-  "server · UTF-8 C0 AF · one write · after binary · for await",
-  "server · UTF-8 C0 AF · one write · after text in two fragments · for await",
-  "server · UTF-8 ED A0 80 · one write · after text · for await",
-  "server · UTF-8 ED A0 80 · one write · after binary · for await",
-  "server · UTF-8 ED A0 80 · one write · after text in two fragments · for await",
-  "client · RSV2 · in the 101's write · after text · pipeTo",
-  "client · RSV2 · in the 101's write · after binary · pipeTo",
-  "client · RSV2 · in the 101's write · after text in two fragments · pipeTo",
-  "client · opcode 0x3 · in the 101's write · after text · pipeTo",
-  "client · opcode 0x3 · in the 101's write · after binary · pipeTo",
-  "client · opcode 0x3 · in the 101's write · after text in two fragments · pipeTo",
-  "client · opcode 0xB · in the 101's write · after text · pipeTo",
-  "client · opcode 0xB · in the 101's write · after binary · pipeTo",
-  "client · opcode 0xB · in the 101's write · after text in two fragments · pipeTo",
-  "client · continuation with no message open · in the 101's write · after text · pipeTo",
-  "client · continuation with no message open · in the 101's write · after binary · pipeTo",
-  "client · continuation with no message open · in the 101's write · after text in two fragments · pipeTo",
-  "client · text inside a fragmented message · in the 101's write · after text · pipeTo",
-  "client · text inside a fragmented message · in the 101's write · after binary · pipeTo",
-  "client · text inside a fragmented message · in the 101's write · after text in two fragments · pipeTo",
-  "client · ping of 126 bytes · in the 101's write · after text · pipeTo",
-  "client · ping of 126 bytes · in the 101's write · after binary · pipeTo",
-  "client · ping of 126 bytes · in the 101's write · after text in two fragments · pipeTo",
-  "client · ping with FIN=0 · in the 101's write · after text · pipeTo",
-  "client · ping with FIN=0 · in the 101's write · after binary · pipeTo",
-  "client · ping with FIN=0 · in the 101's write · after text in two fragments · pipeTo",
-  "client · UTF-8 C0 AF · in the 101's write · after text · pipeTo",
-  "client · UTF-8 C0 AF · in the 101's write · after binary · pipeTo",
-  "client · UTF-8 C0 AF · in the 101's write · after text in two fragments · pipeTo",
-  "client · UTF-8 ED A0 80 · in the 101's write · after text · pipeTo",
-  "client · UTF-8 ED A0 80 · in the 101's write · after binary · pipeTo",
-  "client · UTF-8 ED A0 80 · in the 101's write · after text in two fragments · pipeTo",
-  "client · RSV2 · one write · after text · for await",
-  "client · RSV2 · one write · after binary · for await",
-  "client · RSV2 · one write · after text in two fragments · for await",
-  "client · opcode 0x3 · one write · after text · for await",
-  "client · opcode 0x3 · one write · after binary · for await",
-  "client · opcode 0x3 · one write · after text in two fragments · for await",
-  "client · opcode 0xB · one write · after text · for await",
-  "client · opcode 0xB · one write · after binary · for await",
-  "client · opcode 0xB · one write · after text in two fragments · for await",
-  "client · continuation with no message open · one write · after text · for await",
-  "client · continuation with no message open · one write · after binary · for await",
-  "client · continuation with no message open · one write · after text in two fragments · for await",
-  "client · text inside a fragmented message · one write · after text · for await",
-  "client · text inside a fragmented message · one write · after binary · for await",
-  "client · text inside a fragmented message · one write · after text in two fragments · for await",
-  "client · ping of 126 bytes · one write · after text · for await",
-  "client · ping of 126 bytes · one write · after binary · for await",
-  "client · ping of 126 bytes · one write · after text in two fragments · for await",
-  "client · ping with FIN=0 · one write · after text · for await",
-  "client · ping with FIN=0 · one write · after binary · for await",
-  "client · ping with FIN=0 · one write · after text in two fragments · for await",
-  "client · UTF-8 C0 AF · one write · after text · for await",
-  "client · UTF-8 C0 AF · one write · after binary · for await",
-  "client · UTF-8 C0 AF · one write · after text in two fragments · for await",
-  "client · UTF-8 ED A0 80 · one write · after text · for await",
-  "client · UTF-8 ED A0 80 · one write · after binary · for await",
-  "client · UTF-8 ED A0 80 · one write · after text in two fragments · for await",
-  "client · RSV2 · in the 101's write · after text · for await",
-  "client · RSV2 · in the 101's write · after binary · for await",
-  "client · RSV2 · in the 101's write · after text in two fragments · for await",
-  "client · opcode 0x3 · in the 101's write · after text · for await",
-  "client · opcode 0x3 · in the 101's write · after binary · for await",
-  "client · opcode 0x3 · in the 101's write · after text in two fragments · for await",
-  "client · opcode 0xB · in the 101's write · after text · for await",
-  "client · opcode 0xB · in the 101's write · after binary · for await",
-  "client · opcode 0xB · in the 101's write · after text in two fragments · for await",
-  "client · continuation with no message open · in the 101's write · after text · for await",
-  "client · continuation with no message open · in the 101's write · after binary · for await",
-  "client · continuation with no message open · in the 101's write · after text in two fragments · for await",
-  "client · text inside a fragmented message · in the 101's write · after text · for await",
-  "client · text inside a fragmented message · in the 101's write · after binary · for await",
-  "client · text inside a fragmented message · in the 101's write · after text in two fragments · for await",
-  "client · ping of 126 bytes · in the 101's write · after text · for await",
-  "client · ping of 126 bytes · in the 101's write · after binary · for await",
-  "client · ping of 126 bytes · in the 101's write · after text in two fragments · for await",
-  "client · ping with FIN=0 · in the 101's write · after text · for await",
-  "client · ping with FIN=0 · in the 101's write · after binary · for await",
-  "client · ping with FIN=0 · in the 101's write · after text in two fragments · for await",
-  "client · UTF-8 C0 AF · in the 101's write · after text · for await",
-  "client · UTF-8 C0 AF · in the 101's write · after binary · for await",
-  "client · UTF-8 C0 AF · in the 101's write · after text in two fragments · for await",
-  "client · UTF-8 ED A0 80 · in the 101's write · after text · for await",
-  "client · UTF-8 ED A0 80 · in the 101's write · after binary · for await",
-  "client · UTF-8 ED A0 80 · in the 101's write · after text in two fragments · for await",
-]);
-
-const RUN_KNOWN_FAILING = Deno.env.get("RUN_KNOWN_FAILING") === "1";
 // Every read of a raw peer gives up after this, so a failing cell fails
 // instead of hanging.
 const READ_TIMEOUT = 3000;
@@ -700,13 +577,9 @@ function table(end: End) {
   return async (t: Deno.TestContext) => {
     const ends = new Map<string, string[]>();
     for (const cell of cells(end)) {
-      await t.step({
-        name: cell.name,
-        ignore: KNOWN_FAILING.has(cell.name) && !RUN_KNOWN_FAILING,
-        fn: async () => {
-          const how = await runCell(cell);
-          ends.set(how, [...ends.get(how) ?? [], cell.name]);
-        },
+      await t.step(cell.name, async () => {
+        const how = await runCell(cell);
+        ends.set(how, [...ends.get(how) ?? [], cell.name]);
       });
     }
     // After the close frame TCP ends with a FIN (EOF) or, when the library
@@ -720,7 +593,6 @@ function table(end: End) {
 Deno.test("the table covers every cell once", () => {
   const names = [...cells("server"), ...cells("client")].map((c) => c.name);
   assertEquals(new Set(names).size, names.length);
-  for (const name of KNOWN_FAILING) assert(names.includes(name), name);
 });
 
 Deno.test(
