@@ -13,7 +13,7 @@ import {
 import { checkConnectionOptions, checkNegotiatedDeflate } from "./_options.ts";
 import { finishListeners } from "./_finish.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_queue.ts";
-import { frameBits, Outbox, releaseBlock } from "./_outbox.ts";
+import { type Outbox, releaseBlock } from "./_outbox.ts";
 import {
   type ByteDuplex,
   ConnTransport,
@@ -22,26 +22,17 @@ import {
   toTransport,
   type Transport,
 } from "./_transport.ts";
-import {
-  closeBodyFor,
-  closeRequestFor,
-  decodeCloseBody,
-  encodeCloseBody,
-  isValidCloseCode,
-} from "./close.ts";
+import { closeBodyFor, closeRequestFor } from "./close.ts";
 import { Deflater, Inflater, type NegotiatedDeflate } from "./deflate.ts";
 import { WebSocketError } from "./errors.ts";
 import { decodeUtf8 } from "./utf8.ts";
-import { type FrameHeaderOptions, Opcode, type Role } from "./frame.ts";
-import { FrameParser } from "./frame_parser.ts";
+import { Opcode, type Role } from "./frame.ts";
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
-  MessageAssembler,
   type MessageData,
-  type MessageHandler,
   type MessageLimits,
-  messagePayload,
 } from "./message.ts";
+import { Protocol, type ProtocolEvents } from "./protocol.ts";
 
 export type { ByteDuplex } from "./_transport.ts";
 
@@ -285,8 +276,8 @@ export class WebSocketConnection {
 
   #transport: Transport;
   #role: Role;
-  #parser: FrameParser;
-  #assembler: MessageAssembler;
+  // The protocol rules, with no I/O; this class does the I/O around it.
+  #protocol: Protocol;
   #smallBuffer: Uint8Array | undefined;
   #bigReads = false;
   #head: Uint8Array | undefined;
@@ -316,10 +307,7 @@ export class WebSocketConnection {
   // Made on first use, as is #pings: an idle connection holds none.
   #drainWaiters: (() => void)[] | undefined;
   #flushWaiters: (() => void)[] | undefined;
-  #fragmentSize: number;
 
-  #closeSent = false;
-  #closeReceived: WebSocketCloseInfo | undefined;
   // A failure or the peer's close found in the input, waiting for the
   // application to take the messages before it (#endInOrder).
   #ending: (() => void) | undefined;
@@ -344,7 +332,6 @@ export class WebSocketConnection {
   // messages in order with the ones that follow them.
   #inflater: Inflater | undefined;
   #deflater: Deflater | undefined;
-  #threshold = Infinity;
   #maxMessageSize: number;
   #inbound: Promise<void> | undefined;
   #inboundDepth = 0;
@@ -366,7 +353,6 @@ export class WebSocketConnection {
     transport: Deno.Conn | ByteDuplex,
     options: WebSocketConnectionOptions,
   ) {
-    this.#outbox = new Outbox(options.role === "client");
     this.#readableHighWaterMark = options.readableHighWaterMark ??
       DEFAULT_HIGH_WATER_MARK;
     this.#transport = transport instanceof ConnTransport ||
@@ -381,7 +367,6 @@ export class WebSocketConnection {
     this.#sendTimeout = options.sendTimeout ?? DEFAULT_SEND_TIMEOUT;
     this.#writableHighWaterMark = options.writableHighWaterMark ??
       DEFAULT_HIGH_WATER_MARK;
-    this.#fragmentSize = options.fragmentSize ?? Infinity;
     this.#heartbeat = options.heartbeat;
     checkConnectionOptions("create connection", options);
     checkNegotiatedDeflate("create connection", options.perMessageDeflate);
@@ -404,27 +389,15 @@ export class WebSocketConnection {
           ? deflate.clientNoContextTakeover
           : deflate.serverNoContextTakeover,
       );
-      this.#threshold = deflate.threshold;
     }
-    const headerOptions: FrameHeaderOptions = {
-      // The parser checks masking for the receiving role: ours.
-      role: options.role,
-      maxFrameSize: options.maxFrameSize,
-      // RFC 7692 §6: permessage-deflate owns RSV1.
-      allowedRsv: deflate ? 4 : 0,
-    };
     // The callbacks below are methods of small objects, not arrow functions:
     // each arrow was a closure per connection, kept while it idles.
     const glue = new WebSocketConnection.#Glue(this);
-    this.#assembler = new MessageAssembler(
-      { ...options, copy: true, shareBuffers: options.shareBuffers ?? true },
-      deflate ? new WebSocketConnection.#DeflateGlue(this) : glue,
-    );
-    const assembler = this.#assembler;
-    this.#parser = new FrameParser(
-      { ...headerOptions, partial: true, reuseKey: true },
-      assembler.push.bind(assembler),
-    );
+    this.#protocol = new Protocol({
+      ...options,
+      threshold: deflate ? deflate.threshold : undefined,
+    }, glue);
+    this.#outbox = this.#protocol.outbox;
 
     const { promise, resolve, reject } = Promise.withResolvers<
       WebSocketCloseInfo
@@ -457,7 +430,7 @@ export class WebSocketConnection {
 
   // The readable's source and the assembler's handler.
   static #Glue = class
-    implements UnderlyingDefaultSource<string | Uint8Array>, MessageHandler {
+    implements UnderlyingDefaultSource<string | Uint8Array>, ProtocolEvents {
     connection: WebSocketConnection;
     constructor(connection: WebSocketConnection) {
       this.connection = connection;
@@ -480,15 +453,20 @@ export class WebSocketConnection {
     message(data: string | Uint8Array): void {
       this.connection.#onMessage(data);
     }
-    control(opcode: number, payload: Uint8Array): void {
-      this.connection.#onControl(opcode, payload);
-    }
-  };
-
-  // With permessage-deflate, the handler also takes compressed messages.
-  static #DeflateGlue = class extends WebSocketConnection.#Glue {
     compressed(opcode: number, payload: Uint8Array): void {
       this.connection.#onCompressed(opcode, payload);
+    }
+    pong(payload: Uint8Array): void {
+      this.connection.#onPong(payload);
+    }
+    close(_info: WebSocketCloseInfo, body: Uint8Array): void {
+      this.connection.#onPeerClose(body);
+    }
+    output(): void {
+      this.connection.#scheduleFlush();
+    }
+    compress(opcode: Opcode, payload: Uint8Array): Promise<void> {
+      return this.connection.#sendCompressed(opcode, payload);
     }
   };
 
@@ -550,7 +528,7 @@ export class WebSocketConnection {
   close(options: WebSocketCloseOptions = {}): void {
     const { body } = closeBodyFor(options);
     // With the peer's close or a failure pending, that decides the code.
-    if (this.#closeSent || this.#done || this.#ending) return;
+    if (this.#protocol.closeSent || this.#done || this.#ending) return;
     this.#sendClose(body);
     this.#closeTimer = setTimeout(
       WebSocketConnection.#closeTimedOut,
@@ -593,7 +571,7 @@ export class WebSocketConnection {
         ),
       );
     }
-    if (this.#closeSent || this.#done) {
+    if (this.#protocol.closeSent || this.#done) {
       return Promise.reject(
         new TypeError("Cannot ping: the connection is closing"),
       );
@@ -605,7 +583,7 @@ export class WebSocketConnection {
         resolve,
         reject,
       });
-      this.#sendFrame(Opcode.Ping, payload);
+      this.#protocol.ping(payload);
     });
   }
 
@@ -631,7 +609,7 @@ export class WebSocketConnection {
         // when nobody will take them: the readable was cancelled or has
         // ended, or the connection has failed (then to drop them).
         const wanted = this.#failure !== undefined || !this.#readableOpen ||
-          this.#closeReceived !== undefined ||
+          this.#protocol.closeReceived !== undefined ||
           (this.#readController.desiredSize ?? 0) > 0;
         if (!wanted) return;
         let bytes: Uint8Array;
@@ -641,12 +619,13 @@ export class WebSocketConnection {
           end = bytes.length;
           this.#head = undefined;
         } else {
-          const remaining = this.#parser.payloadRemaining;
+          const protocol = this.#protocol;
+          const remaining = protocol.payloadRemaining;
           // Only once the frame's first piece is in: the assembler has then
           // checked the frame against maxMessageSize.
           const direct = remaining >= DIRECT_READ_FROM &&
-              this.#parser.payloadReceived > 0 && this.#failure === undefined
-            ? this.#assembler.reserve(remaining)
+              protocol.payloadReceived > 0 && this.#failure === undefined
+            ? protocol.reserve(remaining)
             : undefined;
           let buffer: Uint8Array;
           if (direct) buffer = direct;
@@ -679,14 +658,14 @@ export class WebSocketConnection {
             this.#finish(this.#failure);
             return;
           }
-        } else if (!this.#closeReceived) {
+        } else if (!this.#protocol.closeReceived) {
           // After the peer's close frame, RFC 6455 §5.5.1: nothing more is
           // read as data; a client only waits for the server to end TCP.
           try {
-            this.#parser.push(bytes, end);
+            this.#protocol.receive(bytes, end);
           } catch (error) {
             // Bytes after the close frame are not data: not a failure.
-            if (!this.#closeReceived) {
+            if (!this.#protocol.closeReceived) {
               const failure = this.#asFailure(error);
               this.#endInOrder(() => this.#fail(failure), FAIL_WAIT);
             }
@@ -716,7 +695,7 @@ export class WebSocketConnection {
   }
 
   #onMessage(data: string | Uint8Array): void {
-    if (this.#closeReceived || !this.#readableOpen) return;
+    if (!this.#readableOpen) return;
     if (this.#inbound) {
       // Behind an inflating message: keep the order.
       this.#chain(() => this.#deliver(data));
@@ -726,7 +705,7 @@ export class WebSocketConnection {
   }
 
   #onCompressed(opcode: number, payload: Uint8Array): void {
-    if (this.#closeReceived || !this.#readableOpen) return;
+    if (!this.#readableOpen) return;
     const inflater = this.#inflater!;
     this.#chain(async () => {
       const bytes = await inflater.inflate(payload, this.#maxMessageSize);
@@ -775,32 +754,26 @@ export class WebSocketConnection {
     if (this.#readableOpen) this.#readController.enqueue(data);
   }
 
-  #onControl(opcode: number, payload: Uint8Array): void {
-    if (opcode === Opcode.Ping) {
-      // RFC 6455 §5.5.3: answer with a pong carrying the same data.
-      if (!this.#closeSent) this.#sendFrame(Opcode.Pong, payload);
-    } else if (opcode === Opcode.Pong) {
-      const key = payload.join();
-      const index = this.#pings?.findIndex((ping) => ping.key === key) ?? -1;
-      // A pong answers its ping and every earlier one (§5.5.3 allows a pong
-      // for only the latest ping).
-      if (index >= 0) {
-        const now = performance.now();
-        for (const ping of this.#pings!.splice(0, index + 1)) {
-          ping.resolve(now - ping.start);
-        }
+  #onPong(payload: Uint8Array): void {
+    const key = payload.join();
+    const index = this.#pings?.findIndex((ping) => ping.key === key) ?? -1;
+    // A pong answers its ping and every earlier one (§5.5.3 allows a pong
+    // for only the latest ping).
+    if (index >= 0) {
+      const now = performance.now();
+      for (const ping of this.#pings!.splice(0, index + 1)) {
+        ping.resolve(now - ping.start);
       }
-    } else {
-      const info = decodeCloseBody(payload);
-      // Nothing after the close frame is data (RFC 6455 §5.5.1).
-      this.#closeReceived = info;
-      if (this.#closeSent) this.#onClose(payload);
-      else {
-        // Our echo goes after the replies to the messages before it, as
-        // long as closeTimeout allows.
-        const body = payload.slice();
-        this.#endInOrder(() => this.#onClose(body), this.#closeTimeout);
-      }
+    }
+  }
+
+  #onPeerClose(payload: Uint8Array): void {
+    if (this.#protocol.closeSent) this.#onClose(payload);
+    else {
+      // Our echo goes after the replies to the messages before it, as long
+      // as closeTimeout allows.
+      const body = payload.slice();
+      this.#endInOrder(() => this.#onClose(body), this.#closeTimeout);
     }
   }
 
@@ -852,10 +825,8 @@ export class WebSocketConnection {
       this.#readableOpen = false;
       this.#readController.close();
     }
-    if (!this.#closeSent) {
-      // RFC 6455 §5.5.1: echo the close, keeping its code (and reason).
-      this.#sendClose(body);
-    }
+    // RFC 6455 §5.5.1: echo the close, keeping its code (and reason).
+    if (!this.#protocol.closeSent) this.#sendClose(body);
     clearTimeout(this.#closeTimer);
     if (this.#role === "server") {
       // RFC 6455 §7.1.1: the server ends TCP first, once its close frame is
@@ -875,7 +846,7 @@ export class WebSocketConnection {
   }
 
   #onEnd(): void {
-    if (this.#closeReceived) {
+    if (this.#protocol.closeReceived) {
       this.#finish();
       return;
     }
@@ -906,32 +877,19 @@ export class WebSocketConnection {
 
   #send(chunk: MessageData): Promise<void> | undefined {
     if (this.#writesComing > 0) this.#writesComing--;
-    if (this.#closeSent || this.#done) throw this.#closingError();
-    // Text that will not be compressed (3 bytes per UTF-16 unit at most,
-    // under the threshold) and fits one frame is encoded in place.
-    if (
-      typeof chunk === "string" && !this.#done &&
-      chunk.length * 3 < this.#threshold &&
-      chunk.length * 3 <= this.#fragmentSize && this.#outbox.pushText(chunk)
-    ) {
-      this.#scheduleFlush();
-      return this.#outbox.size > this.#writableHighWaterMark
-        ? this.#drained()
-        : undefined;
+    if (this.#done) throw this.#closingError();
+    let compressing: Promise<void> | undefined;
+    try {
+      compressing = this.#protocol.send(chunk);
+    } catch (error) {
+      // A value that is not a message: the application's bug, so the
+      // connection fails with 1011 (RFC 6455 §7.4.1) and the peer hears
+      // it, rather than the writable alone erroring while the connection
+      // stays open with nobody writing.
+      if (error instanceof WebSocketError) this.#fail(error);
+      throw error;
     }
-    // Bytes, the usual binary message, need no {opcode, payload} object.
-    let opcode: Opcode = Opcode.Binary;
-    let payload: Uint8Array;
-    if (chunk instanceof Uint8Array) payload = chunk;
-    else if (
-      typeof chunk === "string" || ArrayBuffer.isView(chunk) ||
-      chunk instanceof ArrayBuffer
-    ) ({ opcode, payload } = messagePayload(chunk));
-    else throw this.#invalidMessage(chunk);
-    if (this.#deflater && payload.length >= this.#threshold) {
-      return this.#sendCompressed(opcode, payload);
-    }
-    this.#sendData(opcode, payload, false);
+    if (compressing) return compressing;
     // No promise on the fast path: the stream resolves the write itself.
     return this.#outbox.size > this.#writableHighWaterMark
       ? this.#drained()
@@ -946,66 +904,17 @@ export class WebSocketConnection {
     );
   }
 
-  /**
-   * A value that is not a message was written: the application's bug, so
-   * the connection fails with 1011 (RFC 6455 §7.4.1: an unexpected
-   * condition), and the peer hears it, rather than the writable alone
-   * erroring while the connection stays open with nobody writing.
-   */
-  #invalidMessage(chunk: unknown): WebSocketError {
-    const what = chunk === null
-      ? "null"
-      : typeof chunk === "object"
-      ? `an object (${Object.prototype.toString.call(chunk)})`
-      : `${typeof chunk} ${String(chunk).slice(0, 40)}`;
-    const error = new WebSocketError(
-      "ERR_INVALID_MESSAGE",
-      `Cannot send message: expected a string, an ArrayBuffer or a view, not ${what}`,
-    );
-    this.#fail(error);
-    return error;
-  }
-
   async #sendCompressed(opcode: Opcode, payload: Uint8Array): Promise<void> {
     const compressed = await this.#deflater!.deflate(payload);
-    if (this.#closeSent || this.#done) throw this.#closingError();
-    this.#sendData(opcode, compressed, true);
+    if (this.#done) throw this.#closingError();
+    this.#protocol.sendCompressed(opcode, compressed);
     if (this.#outbox.size > this.#writableHighWaterMark) await this.#drained();
-  }
-
-  #sendData(opcode: Opcode, payload: Uint8Array, compressed: boolean): void {
-    const size = this.#fragmentSize;
-    if (payload.length <= size) {
-      this.#sendFrame(opcode, payload, true, compressed);
-      return;
-    }
-    for (let start = 0; start < payload.length; start += size) {
-      const end = Math.min(start + size, payload.length);
-      this.#sendFrame(
-        start === 0 ? opcode : Opcode.Continuation,
-        payload.subarray(start, end),
-        end === payload.length,
-        // RFC 7692 §6.1: RSV1 on the first frame only.
-        compressed && start === 0,
-      );
-    }
   }
 
   #drained(): Promise<void> {
     return new Promise<void>((resolve) =>
       (this.#drainWaiters ??= []).push(resolve)
     );
-  }
-
-  #sendFrame(
-    opcode: Opcode,
-    payload: Uint8Array,
-    fin = true,
-    rsv1 = false,
-  ): void {
-    if (this.#done) return;
-    this.#outbox.push(frameBits(opcode, fin, rsv1), payload);
-    this.#scheduleFlush();
   }
 
   // Connections whose flush runs at the next microtask: one microtask for
@@ -1049,8 +958,7 @@ export class WebSocketConnection {
   }
 
   #sendClose(body: Uint8Array): void {
-    this.#closeSent = true;
-    this.#sendFrame(Opcode.Close, body);
+    this.#protocol.close(body);
     this.#rejectPings(new TypeError("Cannot ping: the connection is closing"));
     // The writable is not errored here: a pipe into it (the echo pattern
     // `readable.pipeTo(writable)`) then closes it when the readable ends,
@@ -1068,7 +976,7 @@ export class WebSocketConnection {
   #deferFlush(): void {
     if (
       this.#flushHops < MAX_FLUSH_DEFERRALS && this.#readableOpen &&
-      !this.#closeSent &&
+      !this.#protocol.closeSent &&
       ((this.#readController.desiredSize ?? 0) < this.#readableHighWaterMark ||
         (this.#writesComing > 0 && !this.#drainWaiters?.length))
     ) {
@@ -1224,9 +1132,7 @@ export class WebSocketConnection {
       this.#readController.error(error);
     }
     this.#rejectPings(error);
-    if (!this.#closeSent && isValidCloseCode(error.closeCode)) {
-      this.#sendClose(encodeCloseBody(error.closeCode, error.reason));
-    }
+    this.#protocol.fail(error);
     try {
       this.#writeController.error(error);
     } catch {
@@ -1272,7 +1178,7 @@ export class WebSocketConnection {
     for (const resolve of this.#drainWaiters?.splice(0) ?? []) resolve();
     this.#smallBuffer = undefined;
     const failure = error ??
-      (this.#closeReceived ? undefined : new WebSocketError(
+      (this.#protocol.closeReceived ? undefined : new WebSocketError(
         "ERR_ABNORMAL_CLOSURE",
         "Cannot close cleanly: the connection ended without a close frame",
       ));
@@ -1290,7 +1196,7 @@ export class WebSocketConnection {
       // was a promise and a reaction kept by every idle connection.
       this.closed.catch(ignore);
       this.#rejectClosed(failure);
-    } else this.#resolveClosed(this.#closeReceived!);
+    } else this.#resolveClosed(this.#protocol.closeReceived!);
   }
 
   #rejectPings(error: unknown): void {
@@ -1300,7 +1206,7 @@ export class WebSocketConnection {
   #scheduleHeartbeat(): void {
     const { interval, timeout } = this.#heartbeat!;
     this.#heartbeatTimer = setTimeout(() => {
-      if (this.#done || this.#closeSent) return;
+      if (this.#done || this.#protocol.closeSent) return;
       this.#heartbeatTimer = setTimeout(() => {
         this.#fail(
           new WebSocketError(
