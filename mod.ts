@@ -39,7 +39,6 @@ export * from "./lib/mask.ts";
 export * from "./lib/utf8.ts";
 export * from "./lib/frame_parser.ts";
 export * from "./lib/frame_decoder_stream.ts";
-export * from "./lib/frame_writer.ts";
 export * from "./lib/frame_encoder_stream.ts";
 export * from "./lib/message.ts";
 export * from "./lib/message_decoder_stream.ts";

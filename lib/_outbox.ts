@@ -152,10 +152,12 @@ export class Outbox {
    *
    * @param frame The frame's bits (see {@linkcode frameBits}).
    * @param payload Its payload, unmasked.
+   * @param maskKey A client's key for this frame, instead of a fresh one
+   * (`FrameEncoderStream` takes a frame's own).
    */
-  push(frame: FrameBits, payload: Uint8Array): void {
+  push(frame: FrameBits, payload: Uint8Array, maskKey?: Uint8Array): void {
     const length = payload.length;
-    const key = this.#key ? fillMaskKey(this.#key) : undefined;
+    const key = this.#key ? maskKey ?? fillMaskKey(this.#key) : undefined;
     const headerLength = encodedHeaderLength(length, this.#masked);
     this.size += headerLength + length;
     if (!this.#masked && length > COPY_LIMIT) {

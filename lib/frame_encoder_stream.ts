@@ -4,8 +4,8 @@
  * @module
  */
 
-import type { Frame, Role } from "./frame.ts";
-import { encodeFrameChunks } from "./frame_writer.ts";
+import { Outbox, releaseBlock } from "./_outbox.ts";
+import { assertSendableFrame, type Frame, type Role } from "./frame.ts";
 
 /** Options for {@linkcode FrameEncoderStream}. */
 export interface FrameEncoderStreamOptions {
@@ -19,14 +19,16 @@ export interface FrameEncoderStreamOptions {
 /**
  * Encodes frames into bytes (RFC 6455 §5.2).
  *
+ * It runs the connection's framer (one framing path for every face). Each
+ * chunk it hands on is the reader's own.
+ *
  * - A client masks every frame. It uses the frame's own `mask` when one is
  *   given, else a fresh key from `crypto.getRandomValues`, drawn from a
  *   pooled buffer. The caller's payload is never changed: the masked bytes
  *   go into a new buffer along with the header.
- * - A server never masks. A payload of up to
- *   `MAX_COALESCED_PAYLOAD` bytes is written with its header as one
- *   chunk; a larger one follows its header uncopied, so it must not be
- *   changed until it has been written.
+ * - A server never masks. A payload of up to 16 KiB is written with its
+ *   header as one chunk; a larger one follows its header uncopied, so it
+ *   must not be changed until it has been written.
  *
  * Frames that cannot be sent (a fragmented or oversized control frame, an
  * undefined opcode, a masked frame from a server) error the stream with a
@@ -55,9 +57,27 @@ export class FrameEncoderStream extends TransformStream<Frame, Uint8Array> {
    */
   constructor(options: FrameEncoderStreamOptions) {
     const role = options.role;
+    const outbox = new Outbox(role === "client");
     super({
       transform(frame, controller) {
-        encodeFrameChunks(frame, role, (chunk) => controller.enqueue(chunk));
+        assertSendableFrame(frame);
+        if (role === "server" && frame.mask !== undefined) {
+          throw new TypeError(
+            "Cannot encode frame: a server must not mask (RFC 6455 §5.1)",
+          );
+        }
+        outbox.push(frame, frame.payload, frame.mask);
+        for (let bytes = outbox.next(); bytes; bytes = outbox.next()) {
+          // A pooled block goes back at once: the reader gets a copy of its
+          // bytes. Anything else (a header of its own, a large payload sent
+          // by reference) is handed on as it is.
+          const block = outbox.nextBlock;
+          if (block) {
+            controller.enqueue(bytes.slice());
+            releaseBlock(block);
+          } else controller.enqueue(bytes);
+        }
+        outbox.size = 0;
       },
     });
   }
