@@ -143,7 +143,11 @@ export class StreamTransport implements Transport {
   }
 
   writeSome(bytes: Uint8Array): Promise<number> {
-    return this.#writer.write(bytes).then(() => bytes.length);
+    // A written chunk is the sink's (WHATWG Streams): a TransformStream's
+    // write resolves once the chunk is queued, not read. The connection's
+    // bytes are views of pooled blocks that go back once the write
+    // resolves, so the sink gets a copy.
+    return this.#writer.write(bytes.slice()).then(() => bytes.length);
   }
 
   async closeWrite(): Promise<void> {
