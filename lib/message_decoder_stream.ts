@@ -4,18 +4,49 @@
  * @module
  */
 
-import type { Frame } from "./frame.ts";
+import { Inflater } from "./deflate.ts";
+import { WebSocketError } from "./errors.ts";
+import { type Frame, Opcode } from "./frame.ts";
 import type { DecodedFrame } from "./frame_decoder_stream.ts";
 import {
   controlMessage,
+  DEFAULT_MAX_MESSAGE_SIZE,
   MessageAssembler,
   type MessageLimits,
   type WebSocketMessage,
 } from "./message.ts";
+import { decodeUtf8 } from "./utf8.ts";
 import { checkOptions, MESSAGE } from "./_options.ts";
 
+/** How the peer compresses, with permessage-deflate (RFC 7692). */
+export interface InflateOptions {
+  /**
+   * The peer's LZ77 window, 8–15 bits: `client_max_window_bits` when the
+   * peer is a client, `server_max_window_bits` when it is a server.
+   *
+   * @default {15}
+   */
+  windowBits?: number;
+  /**
+   * Whether the peer resets its context after each message
+   * (`client_no_context_takeover` or `server_no_context_takeover`).
+   *
+   * @default {false}
+   */
+  noContextTakeover?: boolean;
+}
+
 /** Options for {@linkcode MessageDecoderStream}. */
-export type MessageDecoderStreamOptions = MessageLimits;
+export interface MessageDecoderStreamOptions extends MessageLimits {
+  /**
+   * permessage-deflate as negotiated, from the peer's side: messages with
+   * RSV1 set are inflated (bounded by `maxMessageSize`). Without it, RSV1
+   * fails the stream with 1002.
+   *
+   * @default {undefined (no compression)}
+   */
+  inflate?: InflateOptions;
+}
 
 /**
  * Reassembles frames into messages, and passes control frames on as
@@ -62,36 +93,92 @@ export class MessageDecoderStream
    */
   constructor(options: MessageDecoderStreamOptions = {}) {
     checkOptions("create MessageDecoderStream", options, MESSAGE);
+    const inflate = options.inflate;
+    if (inflate !== undefined && (typeof inflate !== "object" || !inflate)) {
+      throw new TypeError(
+        `Cannot create MessageDecoderStream: inflate must be an object, not ${inflate}`,
+      );
+    }
+    const inflater = inflate
+      ? new Inflater(
+        inflate.windowBits ?? 15,
+        inflate.noContextTakeover ?? false,
+      )
+      : undefined;
+    const limit = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     let controller!: TransformStreamDefaultController<WebSocketMessage>;
-    const assembler = new MessageAssembler(options, {
-      message(data) {
+    // A compressed message completed by the frame being pushed: inflated
+    // before the next frame, so that messages keep their order.
+    let pending: { opcode: number; payload: Uint8Array } | undefined;
+    const handler = {
+      message(data: string | Uint8Array) {
         controller.enqueue(
           typeof data === "string"
             ? { type: "text", data }
             : { type: "binary", data },
         );
       },
-      control(opcode, payload) {
+      control(opcode: number, payload: Uint8Array) {
         controller.enqueue(controlMessage(opcode, payload));
       },
+      compressed(opcode: number, payload: Uint8Array) {
+        pending = { opcode, payload };
+      },
+    };
+    // Without the extension, the assembler refuses RSV1 (1002).
+    const assembler = new MessageAssembler(options, {
+      message: handler.message,
+      control: handler.control,
+      ...(inflater ? { compressed: handler.compressed } : {}),
     });
     super({
       start(c) {
         controller = c;
       },
-      transform(frame) {
+      async transform(frame) {
         const decoded = frame as Partial<DecodedFrame> & Frame;
+        // RFC 6455 §5.2: RSV2 and RSV3 belong to no extension we negotiate.
+        if (frame.rsv2 || frame.rsv3) {
+          throw new WebSocketError(
+            "ERR_UNEXPECTED_RSV",
+            "Cannot decode message: RSV2 or RSV3 is set and no extension allows it",
+          );
+        }
         assembler.push(
           {
             fin: frame.fin,
             opcode: frame.opcode,
             payloadLength: decoded.payloadLength ?? frame.payload.length,
+            rsv1: frame.rsv1,
           },
           frame.payload,
           decoded.payloadOffset ?? 0,
         );
+        if (pending === undefined) return;
+        const { opcode, payload } = pending;
+        pending = undefined;
+        const bytes = await inflater!.inflate(payload, limit);
+        if (opcode === Opcode.Binary) {
+          controller.enqueue({ type: "binary", data: bytes });
+          return;
+        }
+        let data: string;
+        try {
+          data = decodeUtf8(bytes);
+        } catch (cause) {
+          throw new WebSocketError(
+            "ERR_INVALID_UTF8",
+            "Cannot decode text message: invalid UTF-8",
+            { cause },
+          );
+        }
+        controller.enqueue({ type: "text", data });
+      },
+      cancel() {
+        inflater?.close();
       },
       flush() {
+        inflater?.close();
         assembler.finish();
       },
     });
