@@ -45,6 +45,7 @@ export * from "./lib/message_decoder_stream.ts";
 export * from "./lib/message_encoder_stream.ts";
 export * from "./lib/handshake.ts";
 export * from "./lib/connection.ts";
+export * from "./lib/duplex.ts";
 export { type AcceptOptions, acceptWebSocket } from "./lib/accept.ts";
 export * from "./lib/serve.ts";
 export * from "./lib/dial.ts";
