@@ -40,6 +40,7 @@ export * from "./lib/utf8.ts";
 export * from "./lib/frame_parser.ts";
 export * from "./lib/frame_decoder_stream.ts";
 export * from "./lib/frame_encoder_stream.ts";
+export * from "./lib/assembler.ts";
 export * from "./lib/message.ts";
 export * from "./lib/message_decoder_stream.ts";
 export * from "./lib/message_encoder_stream.ts";

@@ -27,11 +27,8 @@ import { Deflater, Inflater, type NegotiatedDeflate } from "./deflate.ts";
 import { WebSocketError } from "./errors.ts";
 import { decodeUtf8 } from "./utf8.ts";
 import { Opcode, type Role } from "./frame.ts";
-import {
-  DEFAULT_MAX_MESSAGE_SIZE,
-  type MessageData,
-  type MessageLimits,
-} from "./message.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE, type MessageLimits } from "./assembler.ts";
+import type { MessageData } from "./message.ts";
 import { Protocol, type ProtocolEvents } from "./protocol.ts";
 
 export type { ByteDuplex } from "./_transport.ts";

@@ -9,12 +9,11 @@ import { WebSocketError } from "./errors.ts";
 import { type Frame, Opcode } from "./frame.ts";
 import type { DecodedFrame } from "./frame_decoder_stream.ts";
 import {
-  controlMessage,
   DEFAULT_MAX_MESSAGE_SIZE,
   MessageAssembler,
   type MessageLimits,
-  type WebSocketMessage,
-} from "./message.ts";
+} from "./assembler.ts";
+import { controlMessage, type WebSocketMessage } from "./message.ts";
 import { decodeUtf8 } from "./utf8.ts";
 import { checkOptions, MESSAGE } from "./_options.ts";
 

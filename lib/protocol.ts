@@ -19,11 +19,10 @@ import { Opcode, type Role } from "./frame.ts";
 import { FrameParser } from "./frame_parser.ts";
 import {
   MessageAssembler,
-  type MessageData,
   type MessageHandler,
   type MessageLimits,
-  messagePayload,
-} from "./message.ts";
+} from "./assembler.ts";
+import { type MessageData, messagePayload } from "./message.ts";
 
 /** How a close frame read: its code (1005 when none) and reason. */
 export interface CloseInfo {
