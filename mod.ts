@@ -33,23 +33,30 @@
  */
 
 export * from "./lib/errors.ts";
-export * from "./lib/close.ts";
-export * from "./lib/frame.ts";
-export * from "./lib/mask.ts";
-export * from "./lib/utf8.ts";
-export * from "./lib/frame_parser.ts";
-export * from "./lib/frame_decoder_stream.ts";
-export * from "./lib/frame_encoder_stream.ts";
-export * from "./lib/assembler.ts";
-export * from "./lib/message.ts";
-export * from "./lib/message_decoder_stream.ts";
-export * from "./lib/message_encoder_stream.ts";
+export * from "./lib/codec/close.ts";
+export * from "./lib/codec/frame.ts";
+export * from "./lib/codec/mask.ts";
+export * from "./lib/codec/utf8.ts";
+export * from "./lib/codec/frame_parser.ts";
+export * from "./lib/codec/frame_decoder_stream.ts";
+export * from "./lib/codec/frame_encoder_stream.ts";
+export * from "./lib/codec/assembler.ts";
+export * from "./lib/codec/message.ts";
+export * from "./lib/codec/message_decoder_stream.ts";
+export * from "./lib/codec/message_encoder_stream.ts";
 export * from "./lib/handshake.ts";
-export * from "./lib/connection.ts";
-export * from "./lib/duplex.ts";
-export { type AcceptOptions, acceptWebSocket } from "./lib/accept.ts";
-export * from "./lib/serve.ts";
-export * from "./lib/dial.ts";
-export * from "./lib/upgrade.ts";
-export * from "./lib/websocket_stream.ts";
-export * from "./lib/deflate.ts";
+export {
+  type ByteDuplex,
+  type HeartbeatOptions,
+  type WebSocketCloseInfo,
+  type WebSocketCloseOptions,
+  WebSocketConnection,
+  type WebSocketConnectionOptions,
+} from "./lib/net/connection.ts";
+export * from "./lib/net/duplex.ts";
+export { type AcceptOptions, acceptWebSocket } from "./lib/net/accept.ts";
+export * from "./lib/net/serve.ts";
+export * from "./lib/net/connect.ts";
+export * from "./lib/net/upgrade.ts";
+export * from "./lib/net/websocket_stream.ts";
+export * from "./lib/deflate/deflate.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { truncateUtf8 } from "./utf8.ts";
+import { truncateUtf8 } from "./codec/utf8.ts";
 
 /**
  * Every stable error code, with the close code it fails the connection with

@@ -12,17 +12,21 @@
  * @module
  */
 
-import { frameBits, Outbox } from "./_outbox.ts";
-import { decodeCloseBody, encodeCloseBody, isValidCloseCode } from "./close.ts";
+import { frameBits, Outbox } from "./codec/_outbox.ts";
+import {
+  decodeCloseBody,
+  encodeCloseBody,
+  isValidCloseCode,
+} from "./codec/close.ts";
 import { WebSocketError } from "./errors.ts";
-import { Opcode, type Role } from "./frame.ts";
-import { FrameParser } from "./frame_parser.ts";
+import { Opcode, type Role } from "./codec/frame.ts";
+import { FrameParser } from "./codec/frame_parser.ts";
 import {
   MessageAssembler,
   type MessageHandler,
   type MessageLimits,
-} from "./assembler.ts";
-import { type MessageData, messagePayload } from "./message.ts";
+} from "./codec/assembler.ts";
+import { type MessageData, messagePayload } from "./codec/message.ts";
 
 /** How a close frame read: its code (1005 when none) and reason. */
 export interface CloseInfo {

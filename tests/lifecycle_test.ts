@@ -11,7 +11,7 @@ import {
   WebSocketError,
   type WebSocketServer,
 } from "../mod.ts";
-import { readBufferStats } from "../lib/_read_pool.ts";
+import { readBufferStats } from "../lib/_pools.ts";
 import {
   assertWsError,
   concat,

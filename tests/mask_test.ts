@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { mask } from "../mod.ts";
-import { unmaskAscii } from "../lib/_unmask.ts";
+import { unmaskAscii } from "../lib/codec/_unmask.ts";
 import { prng, randomBytes } from "./_helpers.ts";
 
 function reference(

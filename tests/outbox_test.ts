@@ -4,7 +4,8 @@
 // crossing from one to the next, through the real decoder.
 
 import { assert, assertEquals } from "@std/assert";
-import { frameBits, Outbox, releaseBlock } from "../lib/_outbox.ts";
+import { frameBits, Outbox } from "../lib/codec/_outbox.ts";
+import { releaseBlock } from "../lib/_pools.ts";
 import { concat, decodeFrames, prng, randInt } from "./_helpers.ts";
 
 function drain(outbox: Outbox): Uint8Array {

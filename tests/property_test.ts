@@ -15,8 +15,8 @@ import {
   type WebSocketMessage,
 } from "../mod.ts";
 import { chunk, concat, prng, randInt, randomBytes } from "./_helpers.ts";
-import { encodeFrame } from "../lib/frame.ts";
-import { nextMaskKey } from "../lib/_mask_key.ts";
+import { encodeFrame } from "../lib/codec/frame.ts";
+import { nextMaskKey } from "../lib/codec/_mask_key.ts";
 
 const SIZES = [0, 1, 125, 126, 127, 65535, 65536, 1 << 20];
 

@@ -3,7 +3,7 @@
 // tail (length % 64) to the caller.
 
 import { assertEquals } from "@std/assert";
-import { takeReadSlot, unmaskSimd } from "../lib/_simd.ts";
+import { takeReadSlot, unmaskSimd } from "../lib/codec/_simd.ts";
 import { mask } from "../mod.ts";
 import { prng, randomBytes } from "./_helpers.ts";
 

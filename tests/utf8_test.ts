@@ -2,7 +2,7 @@
 // on every input: valid text, a real U+FFFD, a BOM, and each invalid form.
 
 import { assertEquals, assertThrows } from "@std/assert";
-import { decodeUtf8 } from "../lib/utf8.ts";
+import { decodeUtf8 } from "../lib/codec/utf8.ts";
 import { MessageAssembler, Opcode } from "../mod.ts";
 import { assertWsError, hex, prng, randInt } from "./_helpers.ts";
 

@@ -3,8 +3,8 @@
 // headers) and in time (against slowloris); bytes after the blank line
 // belong to the first WebSocket frames and are handed back, not lost.
 
-import { WebSocketError } from "./errors.ts";
-import { HandshakeRejection } from "./handshake.ts";
+import { WebSocketError } from "../errors.ts";
+import { HandshakeRejection } from "../handshake.ts";
 import { isConnectionGone, type Transport } from "./_transport.ts";
 
 /** The default limit on the size of a handshake head: 16 KiB. */

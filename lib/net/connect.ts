@@ -11,25 +11,25 @@ import {
   readHttpHead,
 } from "./_http.ts";
 import { type ByteDuplex, toTransport, type Transport } from "./_transport.ts";
-import { checkConnectOptions } from "./_options.ts";
+import { checkConnectOptions } from "../_options.ts";
 import {
   WebSocketConnection,
   type WebSocketConnectionOptions,
 } from "./connection.ts";
-import { WebSocketError } from "./errors.ts";
+import { WebSocketError } from "../errors.ts";
 import {
   deflateOffers,
   PERMESSAGE_DEFLATE,
   type PerMessageDeflateOptions,
   validateDeflateResponse,
-} from "./deflate.ts";
+} from "../deflate/deflate.ts";
 import {
   formatExtensions,
   generateKey,
   HandshakeRejection,
   parseExtensions,
   validateServerResponse,
-} from "./handshake.ts";
+} from "../handshake.ts";
 
 /** Options for {@linkcode connect}. */
 export interface ConnectOptions extends

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { MessageData } from "./message.ts";
+import type { MessageData } from "../codec/message.ts";
 
 /**
  * Bytes the writable's own queue may hold before it signals backpressure,

@@ -6,19 +6,22 @@
  */
 
 import { type ByteDuplex, toTransport, type Transport } from "./_transport.ts";
-import { checkConnectionOptions, checkDeflateChoice } from "./_options.ts";
+import { checkConnectionOptions, checkDeflateChoice } from "../_options.ts";
 import {
   WebSocketConnection,
   type WebSocketConnectionOptions,
 } from "./connection.ts";
-import { acceptDeflate, type PerMessageDeflateOptions } from "./deflate.ts";
+import {
+  acceptDeflate,
+  type PerMessageDeflateOptions,
+} from "../deflate/deflate.ts";
 import {
   errorResponse,
   formatExtensions,
   HandshakeRejection,
   serverResponseHead,
   validateUpgradeRequest,
-} from "./handshake.ts";
+} from "../handshake.ts";
 
 /** Options for {@linkcode acceptWebSocket}. */
 export interface AcceptOptions extends

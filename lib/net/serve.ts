@@ -4,7 +4,6 @@
  * @module
  */
 
-import { finishListeners } from "./_finish.ts";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_MAX_HEADER_SIZE,
@@ -17,14 +16,14 @@ import {
   checkOptions,
   HANDSHAKE,
   PORT,
-} from "./_options.ts";
+} from "../_options.ts";
 import { acceptOn, type AcceptOptions, rejectOn } from "./accept.ts";
-import type { WebSocketConnection } from "./connection.ts";
+import { finishListeners, type WebSocketConnection } from "./connection.ts";
 import {
   HandshakeRejection,
   isUpgradeRequest,
   validateUpgradeRequest,
-} from "./handshake.ts";
+} from "../handshake.ts";
 
 /** What `onUpgrade` decides for one request. */
 export type UpgradeDecision =

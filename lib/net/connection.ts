@@ -7,13 +7,13 @@
 
 import {
   READ_BUFFER_SIZE,
+  releaseBlock,
   releaseReadBuffer,
   takeReadBuffer,
-} from "./_read_pool.ts";
-import { checkConnectionOptions, checkNegotiatedDeflate } from "./_options.ts";
-import { finishListeners } from "./_finish.ts";
-import { messageSize, WRITE_QUEUE_BYTES } from "./_queue.ts";
-import { type Outbox, releaseBlock } from "./_outbox.ts";
+} from "../_pools.ts";
+import { checkConnectionOptions, checkNegotiatedDeflate } from "../_options.ts";
+import { messageSize, WRITE_QUEUE_BYTES } from "./_message_size.ts";
+import type { Outbox } from "../codec/_outbox.ts";
 import {
   type ByteDuplex,
   ConnTransport,
@@ -22,16 +22,32 @@ import {
   toTransport,
   type Transport,
 } from "./_transport.ts";
-import { closeBodyFor, closeRequestFor } from "./close.ts";
-import { Deflater, Inflater, type NegotiatedDeflate } from "./deflate.ts";
-import { WebSocketError } from "./errors.ts";
-import { decodeUtf8 } from "./utf8.ts";
-import { Opcode, type Role } from "./frame.ts";
-import { DEFAULT_MAX_MESSAGE_SIZE, type MessageLimits } from "./assembler.ts";
-import type { MessageData } from "./message.ts";
-import { Protocol, type ProtocolEvents } from "./protocol.ts";
+import { closeBodyFor, closeRequestFor } from "../codec/close.ts";
+import {
+  Deflater,
+  Inflater,
+  type NegotiatedDeflate,
+} from "../deflate/deflate.ts";
+import { WebSocketError } from "../errors.ts";
+import { decodeUtf8 } from "../codec/utf8.ts";
+import { Opcode, type Role } from "../codec/frame.ts";
+import {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  type MessageLimits,
+} from "../codec/assembler.ts";
+import type { MessageData } from "../codec/message.ts";
+import { Protocol, type ProtocolEvents } from "../protocol.ts";
 
 export type { ByteDuplex } from "./_transport.ts";
+
+/**
+ * @internal Who wants to hear that a connection has finished, without a
+ * promise reaction per connection: `serve()` keeps its live set with it
+ * (`closed.then(forget, forget)` cost each idle connection a promise, two
+ * reactions and a closure). The connection calls and drops its own.
+ */
+export const finishListeners: WeakMap<object, (connection: object) => void> =
+  new WeakMap();
 
 /** How a connection ended cleanly: the close code and reason received. */
 export interface WebSocketCloseInfo {
@@ -173,7 +189,7 @@ export interface WebSocketConnectionOptions extends MessageLimits {
 // Reads start in a small buffer of the connection's own, so that an idle
 // connection (whose pending read holds its buffer) costs little; a read that
 // fills it moves the next reads to 64 KiB buffers from the shared pool
-// (_read_pool.ts), until a read comes back small again.
+// (_pools.ts), until a read comes back small again.
 const SMALL_READ_SIZE = 2 * 1024;
 // Inside a frame with at least this much payload still to come, reads go
 // straight into the message's own buffer (MessageAssembler.reserve): no

@@ -11,7 +11,7 @@ import {
   type MessageData,
   type WebSocketMessage,
 } from "./message.ts";
-import { checkOptions, ENCODE } from "./_options.ts";
+import { checkOptions, ENCODE } from "../_options.ts";
 
 /** Options for {@linkcode MessageEncoderStream}. */
 export type MessageEncoderStreamOptions = EncodeMessageOptions;

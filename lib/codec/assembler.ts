@@ -6,11 +6,11 @@
  * @module
  */
 
-import { WebSocketError } from "./errors.ts";
+import { WebSocketError } from "../errors.ts";
 import { Opcode } from "./frame.ts";
 import { decodeUtf8, isAscii } from "./utf8.ts";
-import { releaseScratch, takeScratch } from "./_scratch.ts";
-import { checkOptions, MESSAGE } from "./_options.ts";
+import { releaseScratch, takeScratch } from "../_pools.ts";
+import { checkOptions, MESSAGE } from "../_options.ts";
 
 // Only for bytes already validated: ignoreBOM keeps a leading U+FEFF.
 const looseDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -29,7 +29,6 @@ function endsInsideCodePoint(bytes: Uint8Array): boolean {
   // Only continuation bytes: assume more may follow, and keep checking.
   return true;
 }
-
 
 /** The limits on received messages. */
 export interface MessageLimits {

@@ -24,7 +24,7 @@
  * @module
  */
 
-import { WebSocketError } from "./errors.ts";
+import { WebSocketError } from "../errors.ts";
 import { mask as applyMask } from "./mask.ts";
 
 /** The opcodes of RFC 6455 §5.2 (§11.8). 0x3–0x7 and 0xB–0xF are reserved. */

@@ -4,9 +4,9 @@
  * @module
  */
 
-import { WebSocketError } from "./errors.ts";
+import { WebSocketError } from "../errors.ts";
 import { truncateUtf8 } from "./utf8.ts";
-import { optionError, show } from "./_options.ts";
+import { optionError, show } from "../_options.ts";
 
 /**
  * The close codes of RFC 6455 §7.4.1 and the IANA "WebSocket Close Code

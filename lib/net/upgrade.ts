@@ -9,12 +9,16 @@ import type {
   WebSocketCloseInfo,
   WebSocketCloseOptions,
 } from "./connection.ts";
-import { closeBodyFor, closeRequestFor, isValidCloseCode } from "./close.ts";
-import { WebSocketError } from "./errors.ts";
-import { messageSize, WRITE_QUEUE_BYTES } from "./_queue.ts";
-import { isUpgradeRequest } from "./handshake.ts";
-import type { MessageData } from "./message.ts";
-import { checkOptions, UPGRADE } from "./_options.ts";
+import {
+  closeBodyFor,
+  closeRequestFor,
+  isValidCloseCode,
+} from "../codec/close.ts";
+import { WebSocketError } from "../errors.ts";
+import { messageSize, WRITE_QUEUE_BYTES } from "./_message_size.ts";
+import { isUpgradeRequest } from "../handshake.ts";
+import type { MessageData } from "../codec/message.ts";
+import { checkOptions, UPGRADE } from "../_options.ts";
 
 /** Options for {@linkcode upgradeWebSocket}. */
 export interface UpgradeWebSocketOptions {

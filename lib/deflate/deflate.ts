@@ -16,9 +16,9 @@
  */
 
 import type { DeflateRaw, InflateRaw } from "node:zlib";
-import { WebSocketError } from "./errors.ts";
-import type { ExtensionOffer } from "./handshake.ts";
-import { checkDeflateOptions } from "./_options.ts";
+import { WebSocketError } from "../errors.ts";
+import type { ExtensionOffer } from "../handshake.ts";
+import { checkDeflateOptions } from "../_options.ts";
 
 /** The extension's token. */
 export const PERMESSAGE_DEFLATE = "permessage-deflate";

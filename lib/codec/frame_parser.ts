@@ -8,7 +8,7 @@
 
 import { unmaskSimd } from "./_simd.ts";
 import { unmaskAscii } from "./_unmask.ts";
-import { WebSocketError } from "./errors.ts";
+import { WebSocketError } from "../errors.ts";
 import {
   type FrameHeader,
   frameHeaderLength,
@@ -18,7 +18,7 @@ import {
   parseFrameHeader,
 } from "./frame.ts";
 import { mask } from "./mask.ts";
-import { checkOptions, FRAME } from "./_options.ts";
+import { checkOptions, FRAME } from "../_options.ts";
 
 /** Options for {@linkcode FrameParser}. */
 export interface FrameParserOptions extends FrameHeaderOptions {

@@ -7,7 +7,7 @@
 
 import { decodeCloseBody, encodeCloseBody } from "./close.ts";
 import { type Frame, Opcode } from "./frame.ts";
-import { checkOptions, ENCODE } from "./_options.ts";
+import { checkOptions, ENCODE } from "../_options.ts";
 
 /** A message, as the message streams carry it. */
 export type WebSocketMessage =
@@ -23,7 +23,6 @@ export type WebSocketMessage =
  */
 export type MessageData = string | ArrayBuffer | ArrayBufferView;
 
-
 /** Options for {@linkcode encodeMessage}. */
 export interface EncodeMessageOptions {
   /**
@@ -37,7 +36,6 @@ export interface EncodeMessageOptions {
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
-
 
 /**
  * Converts a message given as {@linkcode MessageData} or a

@@ -15,17 +15,14 @@ import {
   writeFrameHeader,
 } from "./frame.ts";
 import { mask } from "./mask.ts";
-import { releaseScratch, takeScratch } from "./_scratch.ts";
+import {
+  BLOCK_SIZE,
+  releaseBlock,
+  SMALL_BLOCK_SIZE,
+  takeBlock,
+  takeScratch,
+} from "../_pools.ts";
 
-/** The size of a large pooled block: one socket write at most. */
-export const BLOCK_SIZE = 64 * 1024;
-/**
- * A burst starts in a small block: most bursts are a few small frames, and
- * with many connections writing at once, each holds a block until its write
- * completes (measured: 100 connections on 64 KiB blocks spent 4.5 µs per
- * message more, zeroing fresh blocks the pool could not supply).
- */
-const SMALL_BLOCK_SIZE = 4 * 1024;
 /** Unmasked payloads above this are queued by reference, not copied. */
 const COPY_LIMIT = 16 * 1024;
 /**
@@ -34,34 +31,6 @@ const COPY_LIMIT = 16 * 1024;
  * buffer costs a page fault per 4 KiB.
  */
 const SCRATCH_LIMIT = 16 * 1024 * 1024;
-// Free blocks shared by all connections, so an idle connection holds none:
-// at most 16 MiB of small and 8 MiB of large blocks are kept.
-const SMALL_POOL_LIMIT = 4096;
-const POOL_LIMIT = 128;
-const smallPool: Uint8Array[] = [];
-const pool: Uint8Array[] = [];
-
-function takeBlock(small: boolean): Uint8Array {
-  return small
-    ? smallPool.pop() ?? new Uint8Array(SMALL_BLOCK_SIZE)
-    : pool.pop() ?? new Uint8Array(BLOCK_SIZE);
-}
-
-/** Returns a block to the shared pool once the socket has taken it. */
-export function releaseBlock(block: Uint8Array): void {
-  // The block itself goes back, not a fresh view of it: a view per release
-  // was an allocation per flush. Only whole buffers are pooled.
-  const whole = block.byteOffset === 0 &&
-    block.buffer.byteLength === block.byteLength;
-  if (block.byteLength === SMALL_BLOCK_SIZE) {
-    if (whole && smallPool.length < SMALL_POOL_LIMIT) smallPool.push(block);
-  } else if (block.byteLength === BLOCK_SIZE) {
-    if (whole && pool.length < POOL_LIMIT) pool.push(block);
-  } else {
-    releaseScratch(block);
-  }
-}
-
 /** A frame's first byte, as `writeFrameHeader` reads it. */
 export type FrameBits = Omit<Frame, "payload" | "mask">;
 

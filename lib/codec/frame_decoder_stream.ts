@@ -6,7 +6,7 @@
 
 import type { Frame } from "./frame.ts";
 import { FrameParser, type FrameParserOptions } from "./frame_parser.ts";
-import { checkOptions, FRAME } from "./_options.ts";
+import { checkOptions, FRAME } from "../_options.ts";
 
 /**
  * A frame, or with `partial` a piece of one, as read from the wire.

@@ -10,10 +10,10 @@ import type {
   WebSocketCloseOptions,
   WebSocketConnection,
 } from "./connection.ts";
-import { connect, type ConnectOptions } from "./dial.ts";
-import type { MessageData } from "./message.ts";
-import { checkConnectOptions } from "./_options.ts";
-import { closeBodyFor } from "./close.ts";
+import { connect, type ConnectOptions } from "./connect.ts";
+import type { MessageData } from "../codec/message.ts";
+import { checkConnectOptions } from "../_options.ts";
+import { closeBodyFor } from "../codec/close.ts";
 
 /** What {@linkcode WebSocketStream.opened} resolves with. */
 export interface WebSocketStreamOpenInfo {

@@ -4,7 +4,8 @@
  * @module
  */
 
-import { Outbox, releaseBlock } from "./_outbox.ts";
+import { Outbox } from "./_outbox.ts";
+import { releaseBlock } from "../_pools.ts";
 import { assertSendableFrame, type Frame, type Role } from "./frame.ts";
 
 /** Options for {@linkcode FrameEncoderStream}. */

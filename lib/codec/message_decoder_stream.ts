@@ -4,8 +4,8 @@
  * @module
  */
 
-import { Inflater } from "./deflate.ts";
-import { WebSocketError } from "./errors.ts";
+import { Inflater } from "../deflate/deflate.ts";
+import { WebSocketError } from "../errors.ts";
 import { type Frame, Opcode } from "./frame.ts";
 import type { DecodedFrame } from "./frame_decoder_stream.ts";
 import {
@@ -15,7 +15,7 @@ import {
 } from "./assembler.ts";
 import { controlMessage, type WebSocketMessage } from "./message.ts";
 import { decodeUtf8 } from "./utf8.ts";
-import { checkOptions, MESSAGE } from "./_options.ts";
+import { checkOptions, MESSAGE } from "../_options.ts";
 
 /** How the peer compresses, with permessage-deflate (RFC 7692). */
 export interface InflateOptions {
