@@ -44,7 +44,19 @@ export * from "./lib/codec/assembler.ts";
 export * from "./lib/codec/message.ts";
 export * from "./lib/codec/message_decoder_stream.ts";
 export * from "./lib/codec/message_encoder_stream.ts";
-export * from "./lib/handshake.ts";
+export { acceptKey, generateKey, WEBSOCKET_GUID } from "./lib/handshake/key.ts";
+export {
+  type ExtensionOffer,
+  formatExtensions,
+  parseExtensions,
+} from "./lib/handshake/extensions.ts";
+export {
+  type ClientOffer,
+  type HandshakeResult,
+  validateServerResponse,
+} from "./lib/handshake/client.ts";
+export * from "./lib/handshake/server.ts";
+export * from "./lib/handshake/http_error.ts";
 export {
   type ByteDuplex,
   type HeartbeatOptions,
@@ -59,4 +71,5 @@ export * from "./lib/net/serve.ts";
 export * from "./lib/net/connect.ts";
 export * from "./lib/net/upgrade.ts";
 export * from "./lib/net/websocket_stream.ts";
-export * from "./lib/deflate/deflate.ts";
+export * from "./lib/deflate/negotiate.ts";
+export * from "./lib/deflate/zlib.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Inflater } from "../deflate/deflate.ts";
+import { Inflater } from "../deflate/zlib.ts";
 import { WebSocketError } from "../errors.ts";
 import { type Frame, Opcode } from "./frame.ts";
 import type { DecodedFrame } from "./frame_decoder_stream.ts";

@@ -4,7 +4,7 @@
 // belong to the first WebSocket frames and are handed back, not lost.
 
 import { WebSocketError } from "../errors.ts";
-import { HandshakeRejection } from "../handshake.ts";
+import { HandshakeRejection } from "../handshake/server.ts";
 import { isConnectionGone, type Transport } from "./_transport.ts";
 
 /** The default limit on the size of a handshake head: 16 KiB. */

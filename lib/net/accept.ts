@@ -14,14 +14,14 @@ import {
 import {
   acceptDeflate,
   type PerMessageDeflateOptions,
-} from "../deflate/deflate.ts";
+} from "../deflate/negotiate.ts";
+import { formatExtensions } from "../handshake/extensions.ts";
+import { errorResponse } from "../handshake/http_error.ts";
 import {
-  errorResponse,
-  formatExtensions,
   HandshakeRejection,
   serverResponseHead,
   validateUpgradeRequest,
-} from "../handshake.ts";
+} from "../handshake/server.ts";
 
 /** Options for {@linkcode acceptWebSocket}. */
 export interface AcceptOptions extends

@@ -22,14 +22,11 @@ import {
   PERMESSAGE_DEFLATE,
   type PerMessageDeflateOptions,
   validateDeflateResponse,
-} from "../deflate/deflate.ts";
-import {
-  formatExtensions,
-  generateKey,
-  HandshakeRejection,
-  parseExtensions,
-  validateServerResponse,
-} from "../handshake.ts";
+} from "../deflate/negotiate.ts";
+import { formatExtensions, parseExtensions } from "../handshake/extensions.ts";
+import { generateKey } from "../handshake/key.ts";
+import { validateServerResponse } from "../handshake/client.ts";
+import { HandshakeRejection } from "../handshake/server.ts";
 
 /** Options for {@linkcode connect}. */
 export interface ConnectOptions extends

@@ -23,11 +23,8 @@ import {
   type Transport,
 } from "./_transport.ts";
 import { closeBodyFor, closeRequestFor } from "../codec/close.ts";
-import {
-  Deflater,
-  Inflater,
-  type NegotiatedDeflate,
-} from "../deflate/deflate.ts";
+import type { NegotiatedDeflate } from "../deflate/negotiate.ts";
+import { Deflater, Inflater } from "../deflate/zlib.ts";
 import { WebSocketError } from "../errors.ts";
 import { decodeUtf8 } from "../codec/utf8.ts";
 import { Opcode, type Role } from "../codec/frame.ts";

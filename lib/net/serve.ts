@@ -23,7 +23,7 @@ import {
   HandshakeRejection,
   isUpgradeRequest,
   validateUpgradeRequest,
-} from "../handshake.ts";
+} from "../handshake/server.ts";
 
 /** What `onUpgrade` decides for one request. */
 export type UpgradeDecision =

@@ -16,7 +16,7 @@ import {
 } from "../codec/close.ts";
 import { WebSocketError } from "../errors.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_message_size.ts";
-import { isUpgradeRequest } from "../handshake.ts";
+import { isUpgradeRequest } from "../handshake/server.ts";
 import type { MessageData } from "../codec/message.ts";
 import { checkOptions, UPGRADE } from "../_options.ts";
 
