@@ -7,13 +7,13 @@
 
 import {
   READ_BUFFER_SIZE,
-  releaseBlock,
   releaseReadBuffer,
   takeReadBuffer,
 } from "../_pools.ts";
 import { checkConnectionOptions, checkNegotiatedDeflate } from "../_options.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_message_size.ts";
 import type { Outbox } from "../codec/_outbox.ts";
+import { OutboxWriter, type WriterHost } from "./_writer.ts";
 import {
   type ByteDuplex,
   ConnTransport,
@@ -23,19 +23,28 @@ import {
   type Transport,
 } from "./_transport.ts";
 import { closeBodyFor, closeRequestFor } from "../codec/close.ts";
-import type { NegotiatedDeflate } from "../deflate/negotiate.ts";
 import { Deflater, Inflater } from "../deflate/zlib.ts";
 import { WebSocketError } from "../errors.ts";
 import { decodeUtf8 } from "../codec/utf8.ts";
 import { Opcode, type Role } from "../codec/frame.ts";
-import {
-  DEFAULT_MAX_MESSAGE_SIZE,
-  type MessageLimits,
-} from "../codec/assembler.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE } from "../codec/assembler.ts";
 import type { MessageData } from "../codec/message.ts";
 import { Protocol, type ProtocolEvents } from "../protocol.ts";
 
+import type {
+  HeartbeatOptions,
+  WebSocketCloseInfo,
+  WebSocketCloseOptions,
+  WebSocketConnectionOptions,
+} from "./connection_options.ts";
+
 export type { ByteDuplex } from "./_transport.ts";
+export type {
+  HeartbeatOptions,
+  WebSocketCloseInfo,
+  WebSocketCloseOptions,
+  WebSocketConnectionOptions,
+} from "./connection_options.ts";
 
 /**
  * @internal Who wants to hear that a connection has finished, without a
@@ -45,143 +54,6 @@ export type { ByteDuplex } from "./_transport.ts";
  */
 export const finishListeners: WeakMap<object, (connection: object) => void> =
   new WeakMap();
-
-/** How a connection ended cleanly: the close code and reason received. */
-export interface WebSocketCloseInfo {
-  /** The code of the peer's close frame; 1005 when it carried none. */
-  closeCode: number;
-  /** The reason of the peer's close frame; `""` when none. */
-  reason: string;
-}
-
-/** What {@linkcode WebSocketConnection.close} sends. */
-export interface WebSocketCloseOptions {
-  /**
-   * The close code: 1000, or any other code allowed on the wire.
-   *
-   * @default {1000 when a reason is given, else no code (the peer sees 1005)}
-   */
-  closeCode?: number;
-  /**
-   * The reason, at most 123 bytes of UTF-8.
-   *
-   * @default {""}
-   */
-  reason?: string;
-}
-
-/** Automatic pings that fail a dead peer. */
-export interface HeartbeatOptions {
-  /** Milliseconds between pings. */
-  interval: number;
-  /** Milliseconds to wait for each pong before failing the connection. */
-  timeout: number;
-}
-
-/** Options for {@linkcode WebSocketConnection}. */
-export interface WebSocketConnectionOptions extends MessageLimits {
-  /** Which end this is: it decides masking (RFC 6455 §5.1). */
-  role: Role;
-  /**
-   * The largest frame accepted, in bytes.
-   *
-   * @default {33554432 (32 MiB)}
-   */
-  maxFrameSize?: number;
-  /**
-   * The subprotocol the handshake settled on.
-   *
-   * @default {""}
-   */
-  protocol?: string;
-  /**
-   * The extensions the handshake settled on.
-   *
-   * @default {""}
-   */
-  extensions?: string;
-  /**
-   * Bytes already read past the handshake: the start of the first frames.
-   *
-   * @default {none}
-   */
-  head?: Uint8Array;
-  /**
-   * Milliseconds to wait for the peer's half of the close handshake, and for
-   * a server to end TCP after it. Past it the transport is closed and
-   * `closed` rejects with `ERR_CLOSE_TIMEOUT`.
-   *
-   * @default {5000}
-   */
-  closeTimeout?: number;
-  /**
-   * Milliseconds that bytes may wait for the transport to take any of them
-   * (a peer that stops reading, with the kernel's buffers full). Past it
-   * the transport is closed and `closed` rejects with `ERR_SEND_TIMEOUT`.
-   * A stall is seen between one and two times this after it starts.
-   *
-   * @default {30000}
-   */
-  sendTimeout?: number;
-  /**
-   * The bytes of received messages that may wait unread in `readable`
-   * before the connection stops reading from the transport. In-process
-   * buffering of a flood stays below this plus one read (64 KiB; inside a
-   * frame with 256 KiB or more still to come, reads go straight into the
-   * message's buffer) plus one message being assembled.
-   *
-   * @default {1048576 (1 MiB)}
-   */
-  readableHighWaterMark?: number;
-  /**
-   * The bytes that may wait to be written before `writer.write()` waits for
-   * the transport to take them. 0 makes every write wait for the socket.
-   * While writes wait, the writable's own queue holds up to
-   * `min(writableHighWaterMark, 64 KiB)` more before `writer.ready` waits.
-   *
-   * @default {1048576 (1 MiB)}
-   */
-  writableHighWaterMark?: number;
-  /**
-   * Split outgoing data messages into frames of at most this many bytes.
-   *
-   * @default {Infinity (one frame per message)}
-   */
-  fragmentSize?: number;
-  /**
-   * Ping the peer every `interval` ms and fail the connection (closed
-   * rejects with `ERR_HEARTBEAT_TIMEOUT`) when a pong is not back within
-   * `timeout` ms.
-   *
-   * @default {off}
-   */
-  heartbeat?: HeartbeatOptions;
-  /**
-   * permessage-deflate as the handshake negotiated it (`connect`,
-   * `acceptWebSocket` and `serve` fill it in). With it, RSV1 messages are
-   * inflated, with `maxMessageSize` bounding the inflated size, and
-   * messages of at least `threshold` bytes are sent compressed.
-   *
-   * @default {none (no compression)}
-   */
-  perMessageDeflate?: NegotiatedDeflate;
-  /**
-   * Let a binary message of up to 512 bytes (and a ping or pong payload)
-   * be a view into a 2 KiB `ArrayBuffer` it shares with this connection's
-   * earlier small messages, as Node's `Buffer` pool and `ws` do, instead of
-   * owning an `ArrayBuffer`. In Deno a fresh `ArrayBuffer` costs about
-   * 280 ns, a quarter of the JS work of echoing a small message.
-   *
-   * The message's bytes are its own either way: nothing is written over
-   * them later. But its `buffer` is larger than it, starts at `byteOffset`,
-   * and holds the connection's other messages; transferring that buffer
-   * (`postMessage(data, [data.buffer])`) detaches them too. Transfer a
-   * `slice()`, or set `false`.
-   *
-   * @default {true}
-   */
-  shareBuffers?: boolean;
-}
 
 // Reads start in a small buffer of the connection's own, so that an idle
 // connection (whose pending read holds its buffer) costs little; a read that
@@ -194,8 +66,6 @@ const SMALL_READ_SIZE = 2 * 1024;
 // holds (measured: the read op was 20% of the server's CPU on 1 MiB echoes
 // in 64 KiB reads).
 const DIRECT_READ_FROM = 4 * READ_BUFFER_SIZE;
-// How many microtasks a flush may wait for the application's answers.
-const MAX_FLUSH_DEFERRALS = 64;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const DEFAULT_CLOSE_TIMEOUT = 5000;
 const DEFAULT_SEND_TIMEOUT = 30_000;
@@ -299,24 +169,11 @@ export class WebSocketConnection {
   #readLoopRunning = false;
   #bytesReceived = 0;
 
-  // Outbound: bytes waiting for the flush, and who waits on them.
+  // Outbound: the engine's frames, and the writer that sends them.
   #outbox: Outbox;
-  #flushing = false;
-  #flushHops = 0;
+  #writer: OutboxWriter;
   // Chunks the application has written that write() has not yet taken.
   #writesComing = 0;
-  // The bytes being written, and the block they come from.
-  #writing: Uint8Array | undefined;
-  #writingBlock: Uint8Array | undefined;
-  #written = 0;
-  #writableHighWaterMark: number;
-  // The write callbacks, bound once on the first write, not two closures
-  // per write.
-  #onWrittenBound: ((n: number) => void) | undefined;
-  #writeFailedBound: ((cause: unknown) => void) | undefined;
-  // Made on first use, as is #pings: an idle connection holds none.
-  #drainWaiters: (() => void)[] | undefined;
-  #flushWaiters: (() => void)[] | undefined;
 
   // A failure or the peer's close found in the input, waiting for the
   // application to take the messages before it (#endInOrder).
@@ -327,12 +184,6 @@ export class WebSocketConnection {
   #failure: WebSocketError | undefined;
   #lingered = 0;
   #done = false;
-  // The send watchdog: a timer that runs while writes are in flight, and
-  // the count of writes settled when it was set.
-  #sendTimeout: number;
-  #sendTimer: ReturnType<typeof setTimeout> | undefined;
-  #writesSettled = 0;
-  #watchedAt = 0;
   #closeTimeout: number;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #resolveClosed!: (info: WebSocketCloseInfo) => void;
@@ -374,8 +225,7 @@ export class WebSocketConnection {
     this.extensions = options.extensions ?? "";
     this.#head = options.head?.length ? options.head : undefined;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
-    this.#sendTimeout = options.sendTimeout ?? DEFAULT_SEND_TIMEOUT;
-    this.#writableHighWaterMark = options.writableHighWaterMark ??
+    const writableHighWaterMark = options.writableHighWaterMark ??
       DEFAULT_HIGH_WATER_MARK;
     this.#heartbeat = options.heartbeat;
     checkConnectionOptions("create connection", options);
@@ -408,6 +258,13 @@ export class WebSocketConnection {
       threshold: deflate ? deflate.threshold : undefined,
     }, glue);
     this.#outbox = this.#protocol.outbox;
+    this.#writer = new OutboxWriter(
+      this.#outbox,
+      this.#transport,
+      glue,
+      writableHighWaterMark,
+      options.sendTimeout ?? DEFAULT_SEND_TIMEOUT,
+    );
 
     const { promise, resolve, reject } = Promise.withResolvers<
       WebSocketCloseInfo
@@ -429,7 +286,7 @@ export class WebSocketConnection {
       // message, measured with bench/pipeline.ts).
       highWaterMark: Math.max(
         1,
-        Math.min(this.#writableHighWaterMark, WRITE_QUEUE_BYTES),
+        Math.min(writableHighWaterMark, WRITE_QUEUE_BYTES),
       ),
       // Bound, not an arrow: the strategy calls it with no `this`.
       size: sink.size.bind(sink),
@@ -440,7 +297,10 @@ export class WebSocketConnection {
 
   // The readable's source and the assembler's handler.
   static #Glue = class
-    implements UnderlyingDefaultSource<string | Uint8Array>, ProtocolEvents {
+    implements
+      UnderlyingDefaultSource<string | Uint8Array>,
+      ProtocolEvents,
+      WriterHost {
     connection: WebSocketConnection;
     constructor(connection: WebSocketConnection) {
       this.connection = connection;
@@ -473,10 +333,16 @@ export class WebSocketConnection {
       this.connection.#onPeerClose(body);
     }
     output(): void {
-      this.connection.#scheduleFlush();
+      this.connection.#writer.schedule();
     }
     compress(opcode: Opcode, payload: Uint8Array): Promise<void> {
       return this.connection.#sendCompressed(opcode, payload);
+    }
+    answersComing(draining: boolean): boolean {
+      return this.connection.#answersComing(draining);
+    }
+    writeFailed(error: WebSocketError): void {
+      this.connection.#fail(error, true);
     }
   };
 
@@ -500,7 +366,7 @@ export class WebSocketConnection {
     }
     close(): Promise<void> {
       this.connection.close();
-      return this.connection.#flushed();
+      return this.connection.#writer.flushed();
     }
     abort(reason: unknown): void {
       this.connection.#closeWith(reason);
@@ -846,7 +712,7 @@ export class WebSocketConnection {
         this.#closeTimeout,
         this,
       );
-      this.#flushed().then(() => this.#finish());
+      this.#writer.flushed().then(() => this.#finish());
     } else {
       // The client waits for the server to end TCP, but not forever.
       this.#closeTimer = setTimeout(() => this.#finish(), this.#closeTimeout);
@@ -864,7 +730,7 @@ export class WebSocketConnection {
       // The peer has ended TCP while we linger: end ours once our close
       // frame is out (closeTimeout bounds the wait).
       const failure = this.#failure;
-      this.#flushed().then(() => this.#finish(failure));
+      this.#writer.flushed().then(() => this.#finish(failure));
       return;
     }
     // The messages before the end are the application's still.
@@ -901,9 +767,7 @@ export class WebSocketConnection {
     }
     if (compressing) return compressing;
     // No promise on the fast path: the stream resolves the write itself.
-    return this.#outbox.size > this.#writableHighWaterMark
-      ? this.#drained()
-      : undefined;
+    return this.#writer.full ? this.#writer.drained() : undefined;
   }
 
   #closingError(): TypeError {
@@ -918,53 +782,7 @@ export class WebSocketConnection {
     const compressed = await this.#deflater!.deflate(payload);
     if (this.#done) throw this.#closingError();
     this.#protocol.sendCompressed(opcode, compressed);
-    if (this.#outbox.size > this.#writableHighWaterMark) await this.#drained();
-  }
-
-  #drained(): Promise<void> {
-    return new Promise<void>((resolve) =>
-      (this.#drainWaiters ??= []).push(resolve)
-    );
-  }
-
-  // Connections whose flush runs at the next microtask: one microtask for
-  // all of them, and no closure per flush.
-  static #flushQueue: WebSocketConnection[] = [];
-  static #spareFlushQueue: WebSocketConnection[] = [];
-  static #flushQueued = false;
-
-  static #queueFlush(connection: WebSocketConnection): void {
-    WebSocketConnection.#flushQueue.push(connection);
-    if (!WebSocketConnection.#flushQueued) {
-      WebSocketConnection.#flushQueued = true;
-      queueMicrotask(WebSocketConnection.#runFlushes);
-    }
-  }
-
-  static #runFlushes = (): void => {
-    const queue = WebSocketConnection.#flushQueue;
-    WebSocketConnection.#flushQueue = WebSocketConnection.#spareFlushQueue;
-    WebSocketConnection.#flushQueued = false;
-    for (let i = 0; i < queue.length; i++) {
-      const connection = queue[i]!;
-      try {
-        connection.#deferFlush();
-      } catch (cause) {
-        // Not expected; but one connection's failure must neither strand
-        // the others in the queue nor leave its own flush marked running.
-        connection.#writeFailed(cause);
-      }
-    }
-    queue.length = 0;
-    WebSocketConnection.#spareFlushQueue = queue;
-  };
-
-  #scheduleFlush(): void {
-    if (!this.#flushing) {
-      this.#flushing = true;
-      this.#flushHops = 0;
-      WebSocketConnection.#queueFlush(this);
-    }
+    if (this.#writer.full) await this.#writer.drained();
   }
 
   #sendClose(body: Uint8Array): void {
@@ -975,142 +793,11 @@ export class WebSocketConnection {
     // and resolves. A message written after this is refused by #send.
   }
 
-  /**
-   * Waits, a bounded number of microtasks, while the application still has
-   * received messages queued, or written messages still in the writable's
-   * queue on their way to write(): its answers are on their way, and they
-   * should share one socket write (a pipelined echo then costs one write
-   * per read, not one per message). Not while write() itself waits for the
-   * socket to drain: the flush is what drains it.
-   */
-  #deferFlush(): void {
-    if (
-      this.#flushHops < MAX_FLUSH_DEFERRALS && this.#readableOpen &&
-      !this.#protocol.closeSent &&
+  /** The writer's question: see `WriterHost.answersComing`. */
+  #answersComing(draining: boolean): boolean {
+    return this.#readableOpen && !this.#protocol.closeSent &&
       ((this.#readController.desiredSize ?? 0) < this.#readableHighWaterMark ||
-        (this.#writesComing > 0 && !this.#drainWaiters?.length))
-    ) {
-      this.#flushHops++;
-      WebSocketConnection.#queueFlush(this);
-      return;
-    }
-    this.#flush();
-  }
-
-  /**
-   * Writes the next chunk, or ends the flush when none waits. Written with
-   * callbacks, not as an async loop: an async function cost 930 B of
-   * garbage per flush (measured with bench/pipeline.ts).
-   */
-  #flush(): void {
-    const bytes = this.#done ? undefined : this.#outbox.next();
-    if (bytes === undefined) {
-      this.#endFlush();
-      return;
-    }
-    this.#writing = bytes;
-    this.#writingBlock = this.#outbox.nextBlock;
-    this.#written = 0;
-    this.#writeMore(bytes);
-  }
-
-  #writeMore(bytes: Uint8Array): void {
-    if (this.#sendTimer === undefined) this.#watchSend();
-    let pending: Promise<number>;
-    try {
-      pending = this.#transport.writeSome(bytes);
-    } catch (cause) {
-      this.#writeFailed(cause);
-      return;
-    }
-    pending.then(
-      this.#onWrittenBound ??= this.#onWritten.bind(this),
-      this.#writeFailedBound ??= this.#writeFailed.bind(this),
-    );
-  }
-
-  #onWritten(n: number): void {
-    this.#writesSettled++;
-    const bytes = this.#writing!;
-    const length = bytes.length;
-    this.#written += n;
-    if (this.#written < length && !this.#done) {
-      this.#writeMore(bytes.subarray(this.#written));
-      return;
-    }
-    const block = this.#writingBlock;
-    this.#writing = this.#writingBlock = undefined;
-    if (block) releaseBlock(block);
-    if (this.#done) {
-      this.#endFlush();
-      return;
-    }
-    this.#outbox.size -= length;
-    if (
-      this.#drainWaiters?.length &&
-      this.#outbox.size <= this.#writableHighWaterMark
-    ) {
-      for (const resolve of this.#drainWaiters.splice(0)) resolve();
-    }
-    this.#flush();
-  }
-
-  #writeFailed(cause: unknown): void {
-    // The block stays out of the pool: a failed write may still hold it.
-    this.#writing = this.#writingBlock = undefined;
-    this.#writesSettled++;
-    this.#fail(
-      new WebSocketError(
-        "ERR_ABNORMAL_CLOSURE",
-        `Cannot send message: the transport failed (${cause})`,
-        { cause },
-      ),
-      true,
-    );
-    this.#endFlush();
-  }
-
-  /**
-   * The send watchdog, one timer per connection while writes are in
-   * flight (not one per write: a timer costs about as much as a small
-   * write's JS): when it fires with a write in flight and none settled
-   * since it was set, the peer has taken nothing for sendTimeout.
-   */
-  #watchSend(): void {
-    this.#watchedAt = this.#writesSettled;
-    this.#sendTimer = setTimeout(
-      WebSocketConnection.#sendWatched,
-      this.#sendTimeout,
-      this,
-    );
-  }
-
-  static #sendWatched(connection: WebSocketConnection): void {
-    connection.#sendTimer = undefined;
-    if (connection.#done || connection.#writing === undefined) return;
-    if (connection.#writesSettled !== connection.#watchedAt) {
-      connection.#watchSend();
-      return;
-    }
-    connection.#fail(
-      new WebSocketError(
-        "ERR_SEND_TIMEOUT",
-        `Cannot send message: the transport took nothing for ${connection.#sendTimeout} ms`,
-      ),
-      true,
-    );
-  }
-
-  #endFlush(): void {
-    this.#flushing = false;
-    if (this.#flushWaiters?.length) {
-      for (const resolve of this.#flushWaiters.splice(0)) resolve();
-    }
-  }
-
-  #flushed(): Promise<void> {
-    if (!this.#flushing) return Promise.resolve();
-    return new Promise((resolve) => (this.#flushWaiters ??= []).push(resolve));
+        (this.#writesComing > 0 && !draining));
   }
 
   // --- ending ----------------------------------------------------------
@@ -1160,7 +847,7 @@ export class WebSocketConnection {
     // Read (and drop) what the peer sends meanwhile: a peer blocked on a
     // write may read our close frame only once its write is through.
     this.#startReading();
-    this.#flushed().then(() => {
+    this.#writer.flushed().then(() => {
       // FIN after our close frame; the read loop sees the peer's end.
       if (!this.#done) this.#transport.closeWrite();
     });
@@ -1178,14 +865,12 @@ export class WebSocketConnection {
     clearTimeout(this.#heartbeatTimer);
     clearTimeout(this.#endingTimer);
     this.#ending = undefined;
-    clearTimeout(this.#sendTimer);
     this.#transport.close();
     this.#inflater?.close();
     this.#deflater?.close();
     // A write may still hold bytes of a block the outbox has: that block
     // is not pooled again (it goes back, if at all, when the write settles).
-    this.#outbox.clear(this.#writing);
-    for (const resolve of this.#drainWaiters?.splice(0) ?? []) resolve();
+    this.#writer.stop();
     this.#smallBuffer = undefined;
     const failure = error ??
       (this.#protocol.closeReceived ? undefined : new WebSocketError(
