@@ -504,3 +504,28 @@ Deno.test("a fragment flood past maxFragments: the peer reads 1009 before TCP en
   assertEquals(heard.code, 1009, `${heard.reason}; write error: ${writeError}`);
   await server.shutdown();
 });
+
+Deno.test("closing by cancelling readable drops what is still coming and completes the handshake", async () => {
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    async (connection) => {
+      const writer = connection.writable.getWriter();
+      // 8 MiB the client will not read: more than its queue and the kernel's.
+      const chunk = new Uint8Array(64 * 1024);
+      for (let i = 0; i < 128; i++) await writer.write(chunk).catch(() => {});
+      writer.releaseLock();
+      await connection.closed.catch(() => {});
+    },
+  );
+  const client = await connect(`ws://127.0.0.1:${server.addr.port}/`, {
+    readableHighWaterMark: 64 * 1024,
+    perMessageDeflate: false,
+  });
+  await delay(100);
+  await client.readable.cancel(
+    new WebSocketError("ERR_ABORTED", "Cannot read: done", { closeCode: 1000 }),
+  );
+  const info = await within(client.closed, 5000, "closed after cancel");
+  assertEquals(info.closeCode, 1000);
+  await server.shutdown();
+});

@@ -111,10 +111,16 @@ interface PendingPing {
  * - **Control frames**: pings are answered with pongs at once; `ping()`
  *   measures a round trip; a close frame is echoed with its code (RFC 6455
  *   §5.5.1) and ends `readable`.
- * - **Errors**: a protocol violation sends a close frame with its code
- *   (1002, 1007, 1009), closes the transport, errors `readable` and rejects
- *   `closed` with the {@linkcode WebSocketError}. A transport that ends with
- *   no close handshake rejects `closed` with 1006.
+ * - **Errors**: a protocol violation, after the messages before it (see
+ *   {@linkcode readable}), sends a close frame with its code (1002, 1007,
+ *   1009), errors `readable` and `writable`, half-closes TCP, and reads and
+ *   drops what the peer still sends (at most 64 MiB, for at most
+ *   `closeTimeout`) so that the peer reads the close frame instead of a
+ *   reset; then `closed` rejects with the {@linkcode WebSocketError}. A
+ *   transport that ends with no close handshake rejects `closed` with 1006.
+ * - **Timeouts end the transport at once**, whatever is still being
+ *   written: `closeTimeout`, the heartbeat's, and `sendTimeout` (a peer
+ *   that stops reading).
  *
  * Most code gets one from `connect()`, `serve()`, or `acceptWebSocket()`.
  *
@@ -140,9 +146,30 @@ interface PendingPing {
  * ```
  */
 export class WebSocketConnection {
-  /** Received messages: a string per text message, a `Uint8Array` per binary one. */
+  /**
+   * Received messages: a string per text message, a `Uint8Array` per binary
+   * one.
+   *
+   * Events keep their order: a failure takes effect after the messages
+   * before it. When a protocol error (or the peer's close) follows valid
+   * messages, this readable yields those messages first, and a reply that
+   * the application writes as soon as it reads one (a `pipeTo` echo, or a
+   * loop that writes each message it reads) goes out before our close
+   * frame. Only then does the readable error (or end). The application gets
+   * at most 1 s for a failure, `closeTimeout` for the peer's close; past it
+   * the readable errors and drops what is still queued. Reading stops while
+   * it waits.
+   */
   readonly readable: ReadableStream<string | Uint8Array>;
-  /** Messages to send: a string as text, bytes as binary. */
+  /**
+   * Messages to send: a string as text, an `ArrayBuffer` or a view as
+   * binary. A clean close does not error it, so `readable.pipeTo(writable)`
+   * resolves when the peer closes cleanly (and rejects when the connection
+   * fails). A message written after our close frame is refused with a
+   * `TypeError` ("is closing", then "is closed" once `closed` has settled);
+   * a value that is not a message fails the connection with 1011
+   * (`ERR_INVALID_MESSAGE`).
+   */
   readonly writable: WritableStream<MessageData>;
   /** The subprotocol the handshake settled on, or `""`. */
   readonly protocol: string;
@@ -394,12 +421,23 @@ export class WebSocketConnection {
   /**
    * Starts the close handshake (RFC 6455 §7.1.2): sends a close frame, after
    * which no data frame is sent, and waits up to `closeTimeout` for the
-   * peer's. Calling it again does nothing. Await {@linkcode closed} for the
-   * outcome.
+   * peer's. Calling it again does nothing, and so does calling it once the
+   * peer's close or a failure is being acted on. Await {@linkcode closed}
+   * for the outcome.
    *
-   * @param options The close code and reason.
+   * Messages the peer sent before its close frame are all delivered, in
+   * order, with backpressure: reading from TCP goes on only as fast as
+   * `readable` is read, and `closeTimeout` bounds the whole handshake (past
+   * it `closed` rejects with `ERR_CLOSE_TIMEOUT` and `readable` errors,
+   * dropping what it still holds). To close without reading what is still
+   * coming, cancel `readable`: what arrives is then read and dropped.
+   *
+   * @param options The close code and reason, as `{ closeCode, reason }`.
+   * @default {{} (no code: the peer sees 1005)}
    * @throws {RangeError} For a code not allowed on the wire, or a reason
    * over 123 bytes.
+   * @throws {TypeError} For an argument in another shape (the browser's
+   * `close(1000, "bye")` or `{ code }`).
    */
   close(options: WebSocketCloseOptions = {}): void {
     const { body } = closeBodyFor(options);
