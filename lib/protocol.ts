@@ -329,11 +329,13 @@ export class Protocol implements MessageHandler {
 
 /** The error for a written value that is not a message, naming it. */
 function invalidMessage(chunk: unknown): WebSocketError {
-  const what = chunk === null
-    ? "null"
+  const what = chunk === null || chunk === undefined
+    ? String(chunk)
     : typeof chunk === "object"
-    ? `an object (${Object.prototype.toString.call(chunk)})`
-    : `${typeof chunk} ${String(chunk).slice(0, 40)}`;
+    ? `an object (${
+      Object.prototype.toString.call(chunk)
+    }; serialize it first, for example with JSON.stringify)`
+    : `the ${typeof chunk} ${String(chunk).slice(0, 40)}`;
   return new WebSocketError(
     "ERR_INVALID_MESSAGE",
     `Cannot send message: expected a string, an ArrayBuffer or a view, not ${what}`,

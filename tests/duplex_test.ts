@@ -273,6 +273,39 @@ Deno.test("a connection over a byte pair hands out bytes that stay the reader's"
   );
 });
 
+Deno.test("the wire's pipes resolve on a clean close and reject on a failure", async (t) => {
+  await t.step("clean", async () => {
+    const client = new WebSocketDuplex({ role: "client" });
+    const server = new WebSocketDuplex({ role: "server" });
+    const wire = Promise.all([
+      client.readable.pipeTo(server.writable),
+      server.readable.pipeTo(client.writable),
+    ]);
+    server.connection.readable.pipeTo(server.connection.writable);
+    client.connection.close({ closeCode: 1000 });
+    await client.connection.closed;
+    await wire;
+  });
+
+  await t.step("failed", async () => {
+    // A short linger: the peer here never ends its side.
+    const server = new WebSocketDuplex({ role: "server", closeTimeout: 100 });
+    server.connection.closed.catch(() => {});
+    const out = server.readable.pipeTo(new WritableStream());
+    // An unmasked frame from a client: 1002; what follows is refused.
+    const writer = server.writable.getWriter();
+    await writer.write(rawFrame(0x81, new Uint8Array([0x68, 0x69])));
+    await server.connection.closed.catch(() => {});
+    const error = await writer.write(new Uint8Array(4)).then(
+      () => undefined,
+      (e) => e,
+    );
+    assertWsError(error, "ERR_EXPECTED_MASK", 1002);
+    await out;
+    writer.releaseLock();
+  });
+});
+
 Deno.test("MessageDecoderStream: RSV1 fails with 1002 without the extension, inflates with it", async (t) => {
   const compressed = (text: string) => {
     const bytes = deflateRawSync(new TextEncoder().encode(text), {

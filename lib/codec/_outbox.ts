@@ -105,6 +105,12 @@ export class Outbox {
   #fill = 0;
   /** Bytes queued and not yet handed to the socket. */
   size = 0;
+  /**
+   * Set when a payload was queued by reference (a server's payload over
+   * 16 KiB): its bytes are still the caller's until written. The caller
+   * clears it.
+   */
+  byReference = false;
 
   constructor(masked: boolean) {
     this.#masked = masked;
@@ -137,6 +143,7 @@ export class Outbox {
       this.#seal();
       this.#sealed.push({ bytes: header, block: undefined });
       this.#sealed.push({ bytes: payload, block: undefined });
+      this.byReference = true;
       return;
     }
     const need = headerLength + length;

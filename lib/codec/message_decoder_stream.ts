@@ -40,7 +40,8 @@ export interface MessageDecoderStreamOptions extends MessageLimits {
   /**
    * permessage-deflate as negotiated, from the peer's side: messages with
    * RSV1 set are inflated (bounded by `maxMessageSize`). Without it, RSV1
-   * fails the stream with 1002.
+   * fails the stream with 1002. The `FrameDecoderStream` in front must let
+   * RSV1 through: `allowedRsv: 4`.
    *
    * @default {undefined (no compression)}
    */
@@ -97,6 +98,19 @@ export class MessageDecoderStream
       throw new TypeError(
         `Cannot create MessageDecoderStream: inflate must be an object, not ${inflate}`,
       );
+    }
+    if (inflate) {
+      checkOptions("create MessageDecoderStream", inflate, [
+        ["windowBits", { min: 8, max: 15 }],
+      ], "inflate.");
+      const takeover = inflate.noContextTakeover;
+      if (takeover !== undefined && typeof takeover !== "boolean") {
+        throw new TypeError(
+          `Cannot create MessageDecoderStream: inflate.noContextTakeover must be a boolean, not ${
+            JSON.stringify(takeover)
+          }`,
+        );
+      }
     }
     const inflater = inflate
       ? new Inflater(

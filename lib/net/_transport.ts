@@ -92,6 +92,7 @@ export class StreamTransport implements Transport {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #leftover: Uint8Array | undefined;
   #closed = false;
+  #writesPending = 0;
 
   constructor(duplex: ByteDuplex) {
     let reader;
@@ -147,7 +148,14 @@ export class StreamTransport implements Transport {
     // write resolves once the chunk is queued, not read. The connection's
     // bytes are views of pooled blocks that go back once the write
     // resolves, so the sink gets a copy.
-    return this.#writer.write(bytes.slice()).then(() => bytes.length);
+    this.#writesPending++;
+    return this.#writer.write(bytes.slice()).then(() => {
+      this.#writesPending--;
+      return bytes.length;
+    }, (error) => {
+      this.#writesPending--;
+      throw error;
+    });
   }
 
   async closeWrite(): Promise<void> {
@@ -162,8 +170,14 @@ export class StreamTransport implements Transport {
     if (this.#closed) return;
     this.#closed = true;
     this.#reader.cancel().catch(() => {});
-    // Close, not abort: abort would drop the close frame still queued.
-    this.#writer.close().catch(() => {});
+    // Close, not abort, when every write has been taken: the close frame is
+    // out. A write the sink has not taken by now never will be (the
+    // connection ends on a timeout): abort, so that nothing waits on it.
+    if (this.#writesPending > 0) {
+      this.#writer.abort(
+        new TypeError("Cannot send message: the connection is closed"),
+      ).catch(() => {});
+    } else this.#writer.close().catch(() => {});
   }
 }
 

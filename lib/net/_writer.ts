@@ -247,6 +247,9 @@ export class OutboxWriter {
       this.#sendTimeout,
       this,
     );
+    // It may stay set for up to sendTimeout after the last write: it must
+    // not keep a process alive that has nothing else to do.
+    Deno.unrefTimer(this.#sendTimer as unknown as number);
   }
 
   static #sendWatched(writer: OutboxWriter): void {
@@ -281,5 +284,8 @@ export class OutboxWriter {
     clearTimeout(this.#sendTimer);
     this.#outbox.clear(this.#writing);
     for (const resolve of this.#drainWaiters?.splice(0) ?? []) resolve();
+    // A write that never settles must not hold `flushed()` (and so a
+    // writable's close) for ever.
+    this.#endFlush();
   }
 }

@@ -241,6 +241,15 @@ export class WebSocketConnection {
     transport: Deno.Conn | ByteDuplex,
     options: WebSocketConnectionOptions,
   ) {
+    const role = (options as Partial<WebSocketConnectionOptions> | undefined)
+      ?.role;
+    if (role !== "client" && role !== "server") {
+      throw new TypeError(
+        `Cannot create connection: role must be "client" or "server", not ${
+          JSON.stringify(role) ?? "undefined"
+        }`,
+      );
+    }
     this.#readableHighWaterMark = options.readableHighWaterMark ??
       DEFAULT_HIGH_WATER_MARK;
     this.#transport = transport instanceof ConnTransport ||
@@ -344,8 +353,11 @@ export class WebSocketConnection {
       return connection.#startReading();
     }
     cancel(reason: unknown): void {
-      this.connection.#readableOpen = false;
-      this.connection.#closeWith(reason);
+      const connection = this.connection;
+      connection.#readableOpen = false;
+      // Nobody will take the messages a pending end waits on.
+      if (connection.#ending) connection.#endSoon();
+      else connection.#closeWith(reason);
     }
     message(data: string | Uint8Array): void {
       this.connection.#onMessage(data);
@@ -441,16 +453,21 @@ export class WebSocketConnection {
    */
   close(options: WebSocketCloseOptions = {}): void {
     const { body } = closeBodyFor(options);
-    // With the peer's close or a failure pending, that decides the code.
-    if (this.#protocol.closeSent || this.#done || this.#ending) return;
+    if (this.#protocol.closeSent || this.#done) return;
+    if (this.#ending) {
+      // The peer's close or a failure is pending: it decides the code, and
+      // the application, closing, has no more replies to wait for.
+      this.#endSoon();
+      return;
+    }
     this.#sendClose(body);
     this.#closeTimer = setTimeout(
       WebSocketConnection.#closeTimedOut,
       this.#closeTimeout,
       this,
     );
-    // Keep reading so the peer's close frame is seen even if the
-    // application has stopped reading.
+    // Read on while the readable wants more: after our close, reading
+    // keeps its backpressure (or reads freely once readable is cancelled).
     this.#startReading();
   }
 
@@ -487,7 +504,9 @@ export class WebSocketConnection {
     }
     if (this.#protocol.closeSent || this.#done) {
       return Promise.reject(
-        new TypeError("Cannot ping: the connection is closing"),
+        new TypeError(
+          `Cannot ping: the connection is ${this.#done ? "closed" : "closing"}`,
+        ),
       );
     }
     return new Promise<number>((resolve, reject) => {
@@ -682,8 +701,14 @@ export class WebSocketConnection {
   }
 
   #onPeerClose(payload: Uint8Array): void {
-    if (this.#protocol.closeSent) this.#onClose(payload);
-    else {
+    if (this.#protocol.closeSent) {
+      // Our close went first: nothing to answer, but messages still
+      // inflating are delivered before the readable ends.
+      if (this.#inbound) {
+        const body = payload.slice();
+        this.#chain(() => this.#onClose(body));
+      } else this.#onClose(payload);
+    } else {
       // Our echo goes after the replies to the messages before it, as long
       // as closeTimeout allows.
       const body = payload.slice();
@@ -720,6 +745,12 @@ export class WebSocketConnection {
       this.#readableOpen &&
       (this.#readController.desiredSize ?? 0) < this.#readableHighWaterMark
     ) return;
+    this.#endSoon();
+  }
+
+  /** Acts on the pending end after one macrotask (for the last replies). */
+  #endSoon(): void {
+    if (this.#endingSoon || !this.#ending) return;
     this.#endingSoon = true;
     clearTimeout(this.#endingTimer);
     this.#endingTimer = setTimeout(WebSocketConnection.#runEnding, 0, this);
@@ -761,7 +792,14 @@ export class WebSocketConnection {
 
   #onEnd(): void {
     if (this.#protocol.closeReceived) {
-      this.#finish();
+      // The peer has ended TCP after its close: what we still have queued
+      // (replies, our close echo) goes out first; the close timer set by
+      // #onClose bounds the wait. Messages still inflating come before.
+      const end = () => {
+        this.#writer.flushed().then(() => this.#finish());
+      };
+      if (this.#inbound) this.#chain(end);
+      else end();
       return;
     }
     if (this.#failure) {
@@ -804,6 +842,12 @@ export class WebSocketConnection {
       throw error;
     }
     if (compressing) return compressing;
+    if (this.#outbox.byReference) {
+      // The payload goes to the socket uncopied: write() resolves once the
+      // socket has it, so that the application may reuse its buffer then.
+      this.#outbox.byReference = false;
+      return this.#writer.flushed();
+    }
     // No promise on the fast path: the stream resolves the write itself.
     return this.#writer.full ? this.#writer.drained() : undefined;
   }
@@ -820,11 +864,16 @@ export class WebSocketConnection {
     const compressed = await this.#deflater!.deflate(payload);
     if (this.#done) throw this.#closingError();
     this.#protocol.sendCompressed(opcode, compressed);
+    // The deflater's output is ours: no need to wait for the socket.
+    this.#outbox.byReference = false;
     if (this.#writer.full) await this.#writer.drained();
   }
 
   #sendClose(body: Uint8Array): void {
     this.#protocol.close(body);
+    // The heartbeat's pongs no longer count (its pings are rejected):
+    // closeTimeout bounds the rest.
+    clearTimeout(this.#heartbeatTimer);
     this.#rejectPings(new TypeError("Cannot ping: the connection is closing"));
     // The writable is not errored here: a pipe into it (the echo pattern
     // `readable.pipeTo(writable)`) then closes it when the readable ends,
@@ -862,6 +911,11 @@ export class WebSocketConnection {
       return;
     }
     this.#failure = error;
+    // It supersedes a pending end (the peer's close waiting for the
+    // application): the failure decides the close code and the outcome.
+    clearTimeout(this.#endingTimer);
+    this.#ending = undefined;
+    this.#endingSoon = false;
     if (this.#readableOpen) {
       this.#readableOpen = false;
       this.#readController.error(error);

@@ -10,6 +10,9 @@ import {
   type WebSocketConnectionOptions,
 } from "./connection.ts";
 
+// The bytes for the peer that may wait in `readable` unread.
+const BUFFERED_BYTES = 64 * 1024;
+
 /** Options for {@linkcode WebSocketDuplex}: those of a connection. */
 export type WebSocketDuplexOptions = WebSocketConnectionOptions;
 
@@ -28,7 +31,9 @@ export type WebSocketDuplexOptions = WebSocketConnectionOptions;
  * duplex.
  *
  * Every chunk that comes out of `readable` is the reader's own: nothing
- * writes over it later.
+ * writes over it later. Up to 64 KiB of it may wait there unread, as in a
+ * socket's send buffer; past that the connection's writes wait for the
+ * reader (and `sendTimeout` bounds the wait).
  *
  * @example Two ends of the protocol over in-memory pipes
  * ```ts
@@ -37,9 +42,12 @@ export type WebSocketDuplexOptions = WebSocketConnectionOptions;
  *
  * const client = new WebSocketDuplex({ role: "client" });
  * const server = new WebSocketDuplex({ role: "server" });
- * // Each end's bytes go to the other: the wire.
- * client.readable.pipeTo(server.writable).catch(() => {});
- * server.readable.pipeTo(client.writable).catch(() => {});
+ * // Each end's bytes go to the other: the wire. Its pipes resolve on a
+ * // clean close, and reject with the WebSocketError on a failure.
+ * const wire = Promise.all([
+ *   client.readable.pipeTo(server.writable),
+ *   server.readable.pipeTo(client.writable),
+ * ]);
  *
  * const writer = client.connection.writable.getWriter();
  * await writer.write("hello");
@@ -50,6 +58,7 @@ export type WebSocketDuplexOptions = WebSocketConnectionOptions;
  * client.connection.close({ closeCode: 1000, reason: "done" });
  * assertEquals(await server.connection.closed, { closeCode: 1000, reason: "done" });
  * assertEquals(await client.connection.closed, { closeCode: 1000, reason: "done" });
+ * await wire;
  * ```
  */
 export class WebSocketDuplex {
@@ -69,12 +78,36 @@ export class WebSocketDuplex {
    */
   constructor(options: WebSocketDuplexOptions) {
     const inbound = new TransformStream<Uint8Array, Uint8Array>();
-    const outbound = new TransformStream<Uint8Array, Uint8Array>();
-    this.writable = inbound.writable;
-    this.readable = outbound.readable;
-    this.connection = new WebSocketConnection(
+    // Like a socket's send buffer: up to 64 KiB of frames wait for a reader
+    // of `readable` before the connection's writes wait, so that a close
+    // handshake completes before the bytes are read.
+    const outbound = new TransformStream<Uint8Array, Uint8Array>(
+      undefined,
+      undefined,
+      { highWaterMark: BUFFERED_BYTES, size: (chunk) => chunk.byteLength },
+    );
+    const connection = new WebSocketConnection(
       { readable: inbound.readable, writable: outbound.writable },
       options,
     );
+    this.connection = connection;
+    this.readable = outbound.readable;
+    // The connection's end cancels its side of `inbound` (as a server ends
+    // TCP first). What is written after that is dropped when the end was
+    // clean, so that the pipe feeding this writable resolves, and refused
+    // with the connection's error when it failed.
+    const forward = inbound.writable.getWriter();
+    const afterEnd = () => connection.closed.then(() => {});
+    this.writable = new WritableStream<Uint8Array>({
+      write(chunk) {
+        return forward.write(chunk).catch(afterEnd);
+      },
+      close() {
+        return forward.close().catch(afterEnd);
+      },
+      abort(reason) {
+        return forward.abort(reason).catch(() => {});
+      },
+    });
   }
 }
