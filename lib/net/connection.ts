@@ -166,9 +166,12 @@ export class WebSocketConnection {
    * binary. A clean close does not error it, so `readable.pipeTo(writable)`
    * resolves when the peer closes cleanly (and rejects when the connection
    * fails). A message written after our close frame is refused with a
-   * `TypeError` ("is closing", then "is closed" once `closed` has settled);
-   * a value that is not a message fails the connection with 1011
-   * (`ERR_INVALID_MESSAGE`).
+   * `TypeError` ("is closing", or "is closed" once `closed` has settled),
+   * which leaves the writable errored with it; a value that is not a
+   * message fails the connection with 1011 (`ERR_INVALID_MESSAGE`). The
+   * bytes of a message are the application's again once its `write()` has
+   * resolved: a server's binary message over 16 KiB, sent uncopied,
+   * resolves only once the socket has taken it.
    */
   readonly writable: WritableStream<MessageData>;
   /** The subprotocol the handshake settled on, or `""`. */
