@@ -221,13 +221,22 @@ export function serve(
         );
       }
       const host = head.headers.get("host") ?? addr.hostname;
-      request = new Request(
-        `${options.tls ? "https" : "http"}://${host}${target}`,
-        {
-          method,
-          headers: head.headers,
-        },
-      );
+      try {
+        request = new Request(
+          `${options.tls ? "https" : "http"}://${host}${target}`,
+          {
+            method,
+            headers: head.headers,
+          },
+        );
+      } catch {
+        // A Host or a request target that makes no URL, or a method that
+        // is no token: the request is malformed (RFC 7230 §5.4), not ours.
+        throw new HandshakeRejection(
+          400,
+          `Cannot upgrade: the request target or Host makes no URL`,
+        );
+      }
       if (!isUpgradeRequest(request)) {
         await answerPlain(transport, request, options.fetch);
         return;
