@@ -56,6 +56,11 @@ export interface ProtocolEvents {
   /** Bytes were queued in the outbox. */
   output(): void;
   /**
+   * A ping waits for the outbox to drain (`pongLimit`): call
+   * {@linkcode Protocol.sendPendingPong} once it has.
+   */
+  pongWaits(): void;
+  /**
    * A message to send compressed: the face deflates `payload` and calls
    * {@linkcode Protocol.sendCompressed}. Called only with a threshold.
    */
@@ -72,6 +77,15 @@ export interface ProtocolOptions extends MessageLimits {
   fragmentSize?: number;
   /** See `WebSocketConnectionOptions.shareBuffers`. */
   shareBuffers?: boolean;
+  /**
+   * Queued bytes past which pings are answered only once the outbox has
+   * drained (see {@linkcode Protocol.sendPendingPong}), and then with one
+   * pong for the latest ping, as RFC 6455 §5.5.3 allows: a peer that floods
+   * pings and reads nothing cannot grow the outbox without bound.
+   *
+   * @default {Infinity}
+   */
+  pongLimit?: number;
   /**
    * With permessage-deflate negotiated, the size from which messages are
    * sent compressed; RSV1 is then allowed on received messages.
@@ -96,6 +110,9 @@ export class Protocol implements MessageHandler {
   #fragmentSize: number;
   #threshold: number;
   #deflate: boolean;
+  #pongLimit: number;
+  /** The latest ping's payload, answered once the outbox drains. */
+  pendingPong: Uint8Array | undefined;
 
   /**
    * Makes an engine for one connection whose handshake is done.
@@ -107,6 +124,7 @@ export class Protocol implements MessageHandler {
     this.#events = events;
     this.outbox = new Outbox(options.role === "client");
     this.#fragmentSize = options.fragmentSize ?? Infinity;
+    this.#pongLimit = options.pongLimit ?? Infinity;
     this.#deflate = options.threshold !== undefined;
     this.#threshold = options.threshold ?? Infinity;
     this.#assembler = new MessageAssembler(
@@ -192,10 +210,15 @@ export class Protocol implements MessageHandler {
     if (opcode === Opcode.Ping) {
       // RFC 6455 §5.5.3: answer with a pong carrying the same data; none
       // after our close frame (§5.5.1).
-      if (!this.closeSent) {
-        this.outbox.push(frameBits(Opcode.Pong, true, false), payload);
-        this.#events.output();
+      if (this.closeSent) return;
+      if (this.outbox.size > this.#pongLimit) {
+        // The peer is not reading: keep only the latest ping to answer.
+        if (this.pendingPong === undefined) this.#events.pongWaits();
+        this.pendingPong = payload.slice();
+        return;
       }
+      this.outbox.push(frameBits(Opcode.Pong, true, false), payload);
+      this.#events.output();
     } else if (opcode === Opcode.Pong) {
       this.#events.pong(payload);
     } else if (!this.closeReceived) {
@@ -207,6 +230,18 @@ export class Protocol implements MessageHandler {
   }
 
   // --- outbound ----------------------------------------------------------
+
+  /**
+   * Answers the latest ping that waited for the outbox to drain, if any.
+   */
+  sendPendingPong(): void {
+    const payload = this.pendingPong;
+    if (payload === undefined) return;
+    this.pendingPong = undefined;
+    if (this.closeSent) return;
+    this.outbox.push(frameBits(Opcode.Pong, true, false), payload);
+    this.#events.output();
+  }
 
   /**
    * Encodes a data message: a string as text, bytes as binary; split at

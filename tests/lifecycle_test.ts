@@ -529,3 +529,60 @@ Deno.test("closing by cancelling readable drops what is still coming and complet
   assertEquals(info.closeCode, 1000);
   await server.shutdown();
 });
+
+Deno.test("a ping flood from a peer that reads nothing keeps our outbox bounded", async () => {
+  const highWaterMark = 64 * 1024;
+  const serverSide = Promise.withResolvers<WebSocketConnection>();
+  const server = serve(
+    {
+      port: 0,
+      hostname: "127.0.0.1",
+      onListen() {},
+      writableHighWaterMark: highWaterMark,
+    },
+    (connection) => {
+      serverSide.resolve(connection);
+      connection.readable.pipeTo(new WritableStream()).catch(() => {});
+    },
+  );
+  const { conn, frames } = await rawClient(server.addr.port);
+  const peer = await serverSide.promise;
+  // 100,000 pings of 125 bytes (13 MB of pongs to answer), none read.
+  const ping = rawFrame(0x89, new Uint8Array(125).fill(7), KEY);
+  const batch = concat(...Array.from({ length: 1000 }, () => ping));
+  let most = 0;
+  const flood = async () => {
+    for (let i = 0; i < 100; i++) {
+      for (let at = 0; at < batch.length;) {
+        at += await conn.write(batch.subarray(at));
+      }
+      most = Math.max(most, peer.bufferedAmount);
+    }
+    // The last ping, with a payload of its own: its pong must come back.
+    await conn.write(rawFrame(0x89, new Uint8Array([1, 2, 3]), KEY));
+  };
+  await within(flood(), 20000, "the flood");
+  // Bounded: the high-water mark, one pong past it, and one write's worth.
+  assert(
+    most <= highWaterMark + 256 * 1024,
+    `our outbox held ${most} bytes`,
+  );
+  // Now read: pongs come back, the last one for the latest ping.
+  const buffer = new Uint8Array(65536);
+  let last: Uint8Array | undefined;
+  const read = async () => {
+    while (!last || last.length !== 3) {
+      for (let frame = frames.next(); frame; frame = frames.next()) {
+        if (frame.opcode === 0xa) last = frame.payload;
+      }
+      if (last?.length === 3) break;
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      frames.push(buffer.subarray(0, n));
+    }
+  };
+  await within(read(), 10000, "the last pong");
+  assertEquals(last, new Uint8Array([1, 2, 3]));
+  conn.close();
+  await server.shutdown();
+});

@@ -33,6 +33,8 @@ export interface WriterHost {
   answersComing(draining: boolean): boolean;
   /** The transport failed, or took nothing for `sendTimeout`. */
   writeFailed(error: WebSocketError): void;
+  /** The outbox is back within the high-water mark (see `notifyDrained`). */
+  drained(): void;
 }
 
 /** Writes an outbox to a transport; see the module doc. */
@@ -76,6 +78,12 @@ export class OutboxWriter {
     this.#highWaterMark = highWaterMark;
     this.#sendTimeout = sendTimeout;
   }
+
+  /**
+   * Set by the host to hear (once) when the outbox is back within the
+   * high-water mark: `WriterHost.drained`.
+   */
+  notifyDrained = false;
 
   /** Whether `write()` callers wait for the outbox to drain. */
   get draining(): boolean {
@@ -212,8 +220,14 @@ export class OutboxWriter {
       return;
     }
     this.#outbox.size -= length;
-    if (this.draining && this.#outbox.size <= this.#highWaterMark) {
-      for (const resolve of this.#drainWaiters!.splice(0)) resolve();
+    if (this.#outbox.size <= this.#highWaterMark) {
+      if (this.draining) {
+        for (const resolve of this.#drainWaiters!.splice(0)) resolve();
+      }
+      if (this.notifyDrained) {
+        this.notifyDrained = false;
+        this.#host.drained();
+      }
     }
     this.#flush();
   }

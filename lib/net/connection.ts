@@ -295,6 +295,7 @@ export class WebSocketConnection {
     this.#protocol = new Protocol({
       ...options,
       threshold: deflate ? deflate.threshold : undefined,
+      pongLimit: writableHighWaterMark,
     }, glue);
     this.#outbox = this.#protocol.outbox;
     this.#writer = new OutboxWriter(
@@ -385,6 +386,12 @@ export class WebSocketConnection {
     }
     writeFailed(error: WebSocketError): void {
       this.connection.#fail(error, true);
+    }
+    drained(): void {
+      this.connection.#protocol.sendPendingPong();
+    }
+    pongWaits(): void {
+      this.connection.#writer.notifyDrained = true;
     }
   };
 

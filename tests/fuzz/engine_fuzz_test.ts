@@ -37,6 +37,7 @@ function run(role: Role, deflate: boolean, chunks: Uint8Array[]): Outcome {
     pong: (payload) => events.push({ pong: payload.length }),
     close: (info) => events.push(info),
     output: () => {},
+    pongWaits: () => {},
     compress: () => Promise.resolve(),
   };
   const protocol = new Protocol(
