@@ -383,41 +383,34 @@ Deno.test("a peer that stops reading: every timeout still ends the transport", a
     await peer.done;
   });
 
-  await t.step("heartbeat", async () => {
-    const { peer, socket, release } = deafPeer();
-    const client = await connect(`ws://127.0.0.1:${peer.port}/`, {
-      heartbeat: { interval: 50, timeout: 100 },
-      perMessageDeflate: false,
+  for (
+    const [name, options, code] of [
+      [
+        "heartbeat",
+        { heartbeat: { interval: 50, timeout: 100 } },
+        "ERR_HEARTBEAT_TIMEOUT",
+      ],
+      ["sendTimeout", { sendTimeout: 200 }, "ERR_SEND_TIMEOUT"],
+    ] as const
+  ) {
+    await t.step(name, async () => {
+      const { peer, socket, release } = deafPeer();
+      const client = await connect(`ws://127.0.0.1:${peer.port}/`, {
+        ...options,
+        perMessageDeflate: false,
+      });
+      await stuffUntilStalled(client);
+      const error = await within(
+        client.closed.then(() => undefined, (e) => e),
+        5000,
+        `closed after ${name}`,
+      );
+      assertWsError(error, code);
+      await within(drainsToEnd(await socket), 5000, "the peer sees the end");
+      release.resolve();
+      await peer.done;
     });
-    await stuffUntilStalled(client);
-    const error = await within(
-      client.closed.then(() => undefined, (e) => e),
-      5000,
-      "closed after the heartbeat timeout",
-    );
-    assertWsError(error, "ERR_HEARTBEAT_TIMEOUT");
-    await within(drainsToEnd(await socket), 5000, "the peer sees the end");
-    release.resolve();
-    await peer.done;
-  });
-
-  await t.step("sendTimeout", async () => {
-    const { peer, socket, release } = deafPeer();
-    const client = await connect(`ws://127.0.0.1:${peer.port}/`, {
-      sendTimeout: 200,
-      perMessageDeflate: false,
-    });
-    await stuffUntilStalled(client);
-    const error = await within(
-      client.closed.then(() => undefined, (e) => e),
-      5000,
-      "closed after sendTimeout",
-    );
-    assertWsError(error, "ERR_SEND_TIMEOUT");
-    await within(drainsToEnd(await socket), 5000, "the peer sees the end");
-    release.resolve();
-    await peer.done;
-  });
+  }
 
   await t.step("server.shutdown()", async () => {
     const ready = Promise.withResolvers<void>();

@@ -6,7 +6,7 @@
 
 import { Inflater } from "../deflate/zlib.ts";
 import { WebSocketError } from "../errors.ts";
-import { type Frame, Opcode } from "./frame.ts";
+import type { Frame } from "./frame.ts";
 import type { DecodedFrame } from "./frame_decoder_stream.ts";
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
@@ -14,7 +14,6 @@ import {
   type MessageLimits,
 } from "./assembler.ts";
 import { controlMessage, type WebSocketMessage } from "./message.ts";
-import { decodeUtf8 } from "./utf8.ts";
 import { checkOptions, MESSAGE } from "../_options.ts";
 
 /** How the peer compresses, with permessage-deflate (RFC 7692). */
@@ -170,22 +169,12 @@ export class MessageDecoderStream
         if (pending === undefined) return;
         const { opcode, payload } = pending;
         pending = undefined;
-        const bytes = await inflater!.inflate(payload, limit);
-        if (opcode === Opcode.Binary) {
-          controller.enqueue({ type: "binary", data: bytes });
-          return;
-        }
-        let data: string;
-        try {
-          data = decodeUtf8(bytes);
-        } catch (cause) {
-          throw new WebSocketError(
-            "ERR_INVALID_UTF8",
-            "Cannot decode text message: invalid UTF-8",
-            { cause },
-          );
-        }
-        controller.enqueue({ type: "text", data });
+        const data = await inflater!.inflateMessage(opcode, payload, limit);
+        controller.enqueue(
+          typeof data === "string"
+            ? { type: "text", data }
+            : { type: "binary", data },
+        );
       },
       cancel() {
         inflater?.close();

@@ -14,7 +14,11 @@
  */
 
 import type { DeflateRaw, InflateRaw } from "node:zlib";
+import { decodeUtf8 } from "../codec/utf8.ts";
 import { WebSocketError } from "../errors.ts";
+
+// RFC 6455 §5.2: the text opcode.
+const TEXT = 0x1;
 
 // RFC 7692 §7.2.1: a sync flush ends with this empty stored block; the
 // sender strips it and the receiver appends it.
@@ -238,6 +242,35 @@ export class Inflater {
   /** Releases the zlib stream (after the message in progress, if any). */
   close(): void {
     this.#engine.close();
+  }
+
+  /**
+   * Inflates one message and decodes it by its opcode: text as strict
+   * UTF-8, binary as the bytes.
+   *
+   * @param opcode The message's opcode (1 text, 2 binary).
+   * @param data Its compressed payload, trailer stripped.
+   * @param limit The most bytes the inflated message may have.
+   * @returns The string or the bytes.
+   * @throws {WebSocketError} As {@linkcode Inflater.inflate}, and
+   * `ERR_INVALID_UTF8` (1007) for text that is not UTF-8.
+   */
+  async inflateMessage(
+    opcode: number,
+    data: Uint8Array,
+    limit: number,
+  ): Promise<string | Uint8Array> {
+    const bytes = await this.inflate(data, limit);
+    if (opcode !== TEXT) return bytes;
+    try {
+      return decodeUtf8(bytes);
+    } catch (cause) {
+      throw new WebSocketError(
+        "ERR_INVALID_UTF8",
+        "Cannot decode text message: invalid UTF-8",
+        { cause },
+      );
+    }
   }
 
   /**

@@ -25,8 +25,7 @@ import {
 import { closeBodyFor, closeRequestFor } from "../codec/close.ts";
 import { Deflater, Inflater } from "../deflate/zlib.ts";
 import { WebSocketError } from "../errors.ts";
-import { decodeUtf8 } from "../codec/utf8.ts";
-import { Opcode, type Role } from "../codec/frame.ts";
+import type { Opcode, Role } from "../codec/frame.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "../codec/assembler.ts";
 import type { MessageData } from "../codec/message.ts";
 import { Protocol, type ProtocolEvents } from "../protocol.ts";
@@ -651,22 +650,9 @@ export class WebSocketConnection {
     if (!this.#readableOpen) return;
     const inflater = this.#inflater!;
     this.#chain(async () => {
-      const bytes = await inflater.inflate(payload, this.#maxMessageSize);
-      if (opcode !== Opcode.Text) {
-        this.#deliver(bytes);
-        return;
-      }
-      let text: string;
-      try {
-        text = decodeUtf8(bytes);
-      } catch (cause) {
-        throw new WebSocketError(
-          "ERR_INVALID_UTF8",
-          "Cannot decode text message: invalid UTF-8",
-          { cause },
-        );
-      }
-      this.#deliver(text);
+      this.#deliver(
+        await inflater.inflateMessage(opcode, payload, this.#maxMessageSize),
+      );
     });
   }
 
