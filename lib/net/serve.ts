@@ -174,7 +174,16 @@ export function serve(
     ((a) => console.log(`Listening on ${scheme}://${a.hostname}:${a.port}/`)))(
       addr,
     );
-  const onError = options.onError ?? (() => {});
+  // The user's onError may throw: that must neither skip what follows it
+  // nor become an unhandled rejection that ends the process.
+  const report = (error: unknown, fallback: (error: unknown) => void) => {
+    try {
+      (options.onError ?? fallback)(error);
+    } catch (failure) {
+      console.error(failure);
+    }
+  };
+  const onError = (error: unknown) => report(error, () => {});
   const live = new Set<WebSocketConnection>();
   // One listener for all connections: no closure or promise per connection.
   const forget = (connection: object) =>
@@ -185,7 +194,9 @@ export function serve(
 
   const track = (task: Promise<void>) => {
     tasks.add(task);
-    task.finally(() => tasks.delete(task));
+    // Never rejects: handle() reports its errors; this is the last guard.
+    task.catch((error) => report(error, console.error))
+      .finally(() => tasks.delete(task));
   };
 
   // The handshake, apart from the connection's life: its locals (the
@@ -287,8 +298,9 @@ export function serve(
       accepted = undefined;
       await handling;
     } catch (error) {
-      (options.onError ?? console.error)(error);
+      // RFC 6455 §7.4.1: 1011, an unexpected condition on our side.
       connection.close({ closeCode: 1011, reason: "internal error" });
+      report(error, console.error);
     }
     // Not awaiting `closed` here: an idle connection then keeps no frame
     // of ours alive; shutdown() waits on the live set instead.

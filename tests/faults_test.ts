@@ -1,0 +1,158 @@
+// Faults: a peer that resets TCP in the middle of a frame, of the opening
+// handshake and of the close handshake; an application that throws in its
+// handler, and an onError that throws. `closed` rejects with 1006 each
+// time, the server goes on serving, and no rejection goes unhandled.
+
+import { assert, assertEquals } from "@std/assert";
+import { connect, serve, type WebSocketServer } from "../mod.ts";
+import {
+  assertWsError,
+  rawFrame,
+  rawServer,
+  upgradeRequest,
+} from "./_helpers.ts";
+
+const KEY = new Uint8Array([1, 2, 3, 4]);
+
+/**
+ * Runs `body` and fails if any promise rejection went unhandled meanwhile
+ * (or in the few turns after it).
+ */
+async function noUnhandledRejection(body: () => Promise<void>) {
+  const seen: unknown[] = [];
+  const listener = (event: PromiseRejectionEvent) => {
+    event.preventDefault();
+    seen.push(event.reason);
+  };
+  globalThis.addEventListener("unhandledrejection", listener);
+  try {
+    await body();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", listener);
+  }
+  assertEquals(seen, [], "unhandled rejections");
+}
+
+/** A client that echoes one message through `server`: it still serves. */
+async function stillServes(server: WebSocketServer) {
+  const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+  const writer = client.writable.getWriter();
+  await writer.write("still here");
+  const reader = client.readable.getReader();
+  assertEquals((await reader.read()).value, "still here");
+  reader.releaseLock();
+  writer.releaseLock();
+  client.close();
+  await client.closed;
+}
+
+/**
+ * A raw client that resets: it never reads the 101 response, so closing
+ * with those bytes unread makes the kernel send RST instead of FIN.
+ */
+async function resettingClient(port: number, bytes: Uint8Array[]) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  for (const chunk of bytes) {
+    await conn.write(chunk);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  conn.close();
+}
+
+Deno.test("a reset in the middle of a frame or of the handshake: 1006, and the server goes on", async (t) => {
+  await noUnhandledRejection(async () => {
+    const outcomes: unknown[] = [];
+    const server = serve(
+      { port: 0, hostname: "127.0.0.1", onListen() {} },
+      (connection) => {
+        connection.closed.then(
+          (info) => outcomes.push(info),
+          (error) => outcomes.push(error),
+        );
+        connection.readable.pipeTo(connection.writable).catch(() => {});
+      },
+    );
+    const frame = rawFrame(0x82, new Uint8Array(1000), KEY);
+
+    await t.step("in the middle of a frame", async () => {
+      await resettingClient(server.addr.port, [
+        upgradeRequest(),
+        frame.subarray(0, 500),
+      ]);
+      while (outcomes.length < 1) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assertWsError(outcomes[0], "ERR_ABNORMAL_CLOSURE", 1006);
+      await stillServes(server);
+    });
+
+    await t.step("in the middle of the handshake", async () => {
+      const head = upgradeRequest();
+      await resettingClient(server.addr.port, [head.subarray(0, 40)]);
+      await stillServes(server);
+    });
+
+    await t.step("in the middle of the close handshake", async () => {
+      // Our client closes; the raw server resets instead of answering.
+      const peer = rawServer(async (conn) => {
+        // Wait for our close frame, leave it unread, and close: RST.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        conn.close();
+      });
+      const client = await connect(`ws://127.0.0.1:${peer.port}/`);
+      client.close({ closeCode: 1000 });
+      const error = await client.closed.then(() => undefined, (e) => e);
+      assertWsError(error, "ERR_ABNORMAL_CLOSURE", 1006);
+      await peer.done;
+    });
+
+    await server.shutdown();
+  });
+});
+
+Deno.test("a handler that throws closes its connection with 1011; a throwing onError crashes nothing", async (t) => {
+  await noUnhandledRejection(async () => {
+    const reported: unknown[] = [];
+    let throwInOnError = false;
+    const server = serve(
+      {
+        port: 0,
+        hostname: "127.0.0.1",
+        onListen() {},
+        onError(error) {
+          reported.push(error);
+          if (throwInOnError) throw new Error("onError itself failed");
+        },
+      },
+      (connection, request) => {
+        if (new URL(request.url).pathname === "/throw") {
+          throw new Error("the handler failed");
+        }
+        connection.readable.pipeTo(connection.writable).catch(() => {});
+      },
+    );
+
+    for (const throwing of [false, true]) {
+      await t.step(`onError ${throwing ? "throws" : "reports"}`, async () => {
+        throwInOnError = throwing;
+        const client = await connect(
+          `ws://127.0.0.1:${server.addr.port}/throw`,
+        );
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const info = await Promise.race([
+          client.closed,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error("no close")), 3000);
+          }),
+        ]).finally(() => clearTimeout(timer));
+        assertEquals(info.closeCode, 1011);
+        assert(
+          reported.some((e) => (e as Error).message === "the handler failed"),
+        );
+        await stillServes(server);
+      });
+    }
+    await server.shutdown();
+  });
+});
