@@ -156,3 +156,67 @@ Deno.test("a handler that throws closes its connection with 1011; a throwing onE
     await server.shutdown();
   });
 });
+
+Deno.test("maxConnections: an upgrade past the cap gets 503, and the count recovers", async () => {
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {}, maxConnections: 2 },
+    (connection) => {
+      connection.readable.pipeTo(connection.writable).catch(() => {});
+    },
+  );
+  const url = `ws://127.0.0.1:${server.addr.port}/`;
+  const first = await connect(url);
+  const second = await connect(url);
+  assertEquals(server.connections, 2);
+  const refused = await connect(url).then(() => undefined, (e) => e);
+  assertWsError(refused, "ERR_HANDSHAKE", 1006);
+  assert(String(refused.message).includes("503"), refused.message);
+  first.close();
+  await first.closed;
+  // The count goes down as connections end; a new one is let in.
+  while (server.connections > 1) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const third = await connect(url);
+  third.close();
+  await third.closed;
+  second.close();
+  await second.closed;
+  await server.shutdown();
+});
+
+Deno.test("a frame that declares 2^62 bytes, or one past maxFrameSize, gets 1009 from its header", async () => {
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {}, maxFrameSize: 1 << 20 },
+    (connection) => {
+      connection.readable.pipeTo(connection.writable).catch(() => {});
+    },
+  );
+  for (const length of [2n ** 62n, (1n << 20n) + 1n]) {
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+    });
+    await conn.write(upgradeRequest());
+    // The header alone: 64-bit length, masked, no payload.
+    const header = new Uint8Array(14);
+    header[0] = 0x82;
+    header[1] = 0x80 | 127;
+    new DataView(header.buffer).setBigUint64(2, length);
+    await conn.write(header);
+    const chunks: number[] = [];
+    const buffer = new Uint8Array(4096);
+    while (true) {
+      const n = await conn.read(buffer).catch(() => null);
+      if (n === null) break;
+      chunks.push(...buffer.subarray(0, n));
+    }
+    conn.close();
+    const bytes = new Uint8Array(chunks);
+    const text = new TextDecoder().decode(bytes);
+    const frame = bytes.subarray(text.indexOf("\r\n\r\n") + 4);
+    assertEquals(frame[0], 0x88);
+    assertEquals((frame[2]! << 8) | frame[3]!, 1009);
+  }
+  await server.shutdown();
+});

@@ -49,6 +49,14 @@ export interface ServeOptions extends Omit<AcceptOptions, "head"> {
   /** Aborting it shuts the server down, as {@linkcode WebSocketServer.shutdown}. */
   signal?: AbortSignal;
   /**
+   * The most WebSocket connections open at once. An upgrade past it gets
+   * `503 Service Unavailable` with `Retry-After: 1`, before any WebSocket
+   * state is made; the count goes down as connections end.
+   *
+   * @default {Infinity}
+   */
+  maxConnections?: number;
+  /**
    * Called once the server listens.
    *
    * @default {logs "Listening on ws://host:port/"}
@@ -155,6 +163,10 @@ export function serve(
   ) => void | Promise<void>,
 ): WebSocketServer {
   checkOptions("serve", options, PORT);
+  checkOptions("serve", options, [["maxConnections", {
+    min: 0,
+    infinity: true,
+  }]]);
   checkOptions("serve", options, HANDSHAKE);
   checkConnectionOptions("serve", options);
   checkDeflateChoice("serve", options.perMessageDeflate);
@@ -189,6 +201,9 @@ export function serve(
   const forget = (connection: object) =>
     live.delete(connection as WebSocketConnection);
   const pending = new Set<Transport>();
+  const maxConnections = options.maxConnections ?? Infinity;
+  // Upgrades past the cap check whose connection is not live yet.
+  let accepting = 0;
   const tasks = new Set<Promise<void>>();
   let stopping = false;
 
@@ -269,12 +284,29 @@ export function serve(
           "Cannot upgrade: the server is shutting down",
         );
       }
-      connection = await acceptOn(transport, request, {
-        ...options,
-        protocol: decision?.protocol ?? options.protocol,
-        headers: decision?.headers ?? options.headers,
-        head: head.rest,
-      });
+      // Counted with the handshakes under way past this point, so that a
+      // burst cannot overshoot the cap.
+      if (live.size + accepting >= maxConnections) {
+        throw new HandshakeRejection(
+          503,
+          `Cannot upgrade: the server has ${maxConnections} connections open`,
+          { "Retry-After": "1" },
+        );
+      }
+      accepting++;
+      try {
+        connection = await acceptOn(transport, request, {
+          ...options,
+          protocol: decision?.protocol ?? options.protocol,
+          headers: decision?.headers ?? options.headers,
+          head: head.rest,
+        });
+        // Live from here, in the same turn as the cap check's count.
+        live.add(connection);
+        finishListeners.set(connection, forget);
+      } finally {
+        accepting--;
+      }
     } catch (error) {
       if (error instanceof HandshakeRejection) await rejectOn(transport, error);
       else transport.close();
@@ -290,8 +322,6 @@ export function serve(
     let accepted = await upgrade(conn);
     if (!accepted) return;
     const connection = accepted.connection;
-    live.add(connection);
-    finishListeners.set(connection, forget);
     try {
       const handling = handler(connection, accepted.request);
       // The request is the handler's now.
