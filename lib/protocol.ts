@@ -207,6 +207,9 @@ export class Protocol implements MessageHandler {
 
   /** @internal The assembler's handler for control frames. */
   control(opcode: number, payload: Uint8Array): void {
+    // §5.5.1: nothing after the peer's close (the parser runs on to the
+    // end of the chunk that held it).
+    if (this.closeReceived) return;
     if (opcode === Opcode.Ping) {
       // RFC 6455 §5.5.3: answer with a pong carrying the same data; none
       // after our close frame (§5.5.1).

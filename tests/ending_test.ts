@@ -3,10 +3,17 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { deflateRawSync } from "node:zlib";
-import { serve, WebSocketConnection, WebSocketDuplex } from "../mod.ts";
+import {
+  serve,
+  WebSocketConnection,
+  WebSocketDuplex,
+  WebSocketError,
+} from "../mod.ts";
 import { concat, rawFrame, upgradeRequest } from "./_helpers.ts";
+import { Protocol } from "../lib/protocol.ts";
 
 const KEY = new Uint8Array([1, 2, 3, 4]);
+const te = new TextEncoder();
 
 // (R1 of the review)
 // R1: after our close, a compressed message and the peer's close that arrive
@@ -388,4 +395,145 @@ Deno.test("a large binary write resolves only once the socket has the bytes, so 
   const all = concat(...out);
   // frame 1: 4-byte header, 20000 bytes of 1
   assertEquals(all[4], 1, "the first message went out with the second's bytes");
+});
+
+function pair(options: Record<string, unknown>) {
+  let input!: ReadableStreamDefaultController<Uint8Array>;
+  const out: Uint8Array[] = [];
+  const server = new WebSocketConnection({
+    readable: new ReadableStream({ start: (c) => void (input = c) }),
+    writable: new WritableStream({ write: (c) => void out.push(c.slice()) }),
+  }, { role: "server", closeTimeout: 2000, ...options });
+  return { server, input, out };
+}
+
+// (A second review.) A1: the connection fails (1011, an invalid value written) while the peer's
+// close waits for the application; the peer then ends TCP. readable and
+// writable error with 1011, but `closed` resolves with the peer's 1000.
+Deno.test("a failure after the peer's close rejects closed (invalid write)", async () => {
+  const { server, input } = pair({});
+  input.enqueue(concat(
+    rawFrame(0x81, te.encode("a"), KEY),
+    rawFrame(0x88, new Uint8Array([0x03, 0xe8]), KEY),
+  ));
+  await new Promise((r) => setTimeout(r, 20)); // parsed; close waits for "a"
+  const writer = server.writable.getWriter();
+  await writer.write({} as never).catch(() => {});
+  input.close(); // the peer ends TCP
+  const outcome = await server.closed.then((v) => v, (e) => e);
+  assert(
+    outcome instanceof WebSocketError,
+    `closed resolved ${JSON.stringify(outcome)} after failing with 1011`,
+  );
+});
+
+// A2: same through permessage-deflate: a corrupt compressed message, the
+// peer's close and EOF in one read. We send 1007, readable errors with 1007,
+// and closed resolves {1000}.
+Deno.test("a failure after the peer's close rejects closed (bad deflate)", async () => {
+  const { server, input, out } = pair({
+    perMessageDeflate: {
+      serverNoContextTakeover: false,
+      clientNoContextTakeover: false,
+      serverMaxWindowBits: 15,
+      clientMaxWindowBits: 15,
+      threshold: 1024,
+      level: 6,
+      memLevel: 8,
+    },
+  });
+  const z = deflateRawSync(te.encode("hello"), { finishFlush: 2 });
+  const bad = z.slice(0, z.length - 4);
+  bad[0]! ^= 0xff; // corrupt
+  input.enqueue(concat(
+    rawFrame(0xc1, bad, KEY),
+    rawFrame(0x88, new Uint8Array([0x03, 0xe8]), KEY),
+  ));
+  input.close();
+  const reading = server.readable.pipeTo(new WritableStream()).catch((e) => e);
+  const outcome = await server.closed.then((v) => v, (e) => e);
+  const readError = await reading;
+  // We sent 1007 for the corrupt message, not the peer's 1000.
+  const sent = concat(...out);
+  assertEquals((sent[2]! << 8) | sent[3]!, 1007);
+  assert(
+    outcome instanceof WebSocketError,
+    `closed resolved ${JSON.stringify(outcome)}; readable: ${readError}`,
+  );
+});
+
+// B: a ping received before our close, while the outbox is over the
+// high-water mark, is never answered (before 4e5e156 its pong was queued at
+// once, ahead of the close frame; RFC 6455 §5.5.2: MUST answer unless a
+// close was received).
+Deno.test("a ping that waited for the drain is answered before our close", async () => {
+  let input!: ReadableStreamDefaultController<Uint8Array>;
+  const wire: Uint8Array[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const server = new WebSocketConnection({
+    readable: new ReadableStream({ start: (c) => void (input = c) }),
+    writable: new WritableStream({
+      async write(c) {
+        wire.push(c.slice());
+        await gate; // the peer reads nothing until released
+      },
+    }, { highWaterMark: 1 }),
+  }, { role: "server", writableHighWaterMark: 1024, closeTimeout: 2000 });
+  const reading = server.readable.pipeTo(new WritableStream()).catch(() => {});
+  const writer = server.writable.getWriter();
+  writer.write(new Uint8Array(8000)).catch(() => {});
+  await new Promise((r) => setTimeout(r, 20));
+  assert(server.bufferedAmount > 1024);
+  input.enqueue(rawFrame(0x89, new Uint8Array([9, 9]), KEY));
+  await new Promise((r) => setTimeout(r, 20));
+  server.close({ closeCode: 1000 });
+  release();
+  await new Promise((r) => setTimeout(r, 50));
+  input.enqueue(rawFrame(0x88, new Uint8Array([0x03, 0xe8]), KEY));
+  input.close();
+  await server.closed.catch(() => {});
+  await reading;
+  // Find frames on the wire (unmasked, server -> client).
+  const bytes = concat(...wire);
+  const opcodes: number[] = [];
+  for (let at = 0; at < bytes.length;) {
+    const op = bytes[at]! & 0x0f;
+    let len = bytes[at + 1]! & 0x7f;
+    let head = 2;
+    if (len === 126) {
+      len = (bytes[at + 2]! << 8) | bytes[at + 3]!;
+      head = 4;
+    }
+    opcodes.push(op);
+    at += head + len;
+  }
+  assertEquals(opcodes, [0x2, 0xa, 0x8], "no pong before our close frame");
+});
+
+// C: a ping in the same read as the peer's close, after it, is parsed and
+// answered (and a bad frame there is parsed too): Protocol.receive checks
+// closeReceived only on entry, the parser runs on to the end of the chunk.
+// Its doc: "After the peer's close frame, bytes are ignored (§5.5.1)".
+Deno.test("nothing after the peer's close frame in the same chunk is acted on", () => {
+  const pongs: Uint8Array[] = [];
+  let outputs = 0;
+  const protocol = new Protocol({ role: "server" }, {
+    message() {},
+    compressed() {},
+    pong: (p) => void pongs.push(p),
+    close() {},
+    output: () => void outputs++,
+    pongWaits() {},
+    compress: () => Promise.resolve(),
+  });
+  protocol.receive(concat(
+    rawFrame(0x88, new Uint8Array([0x03, 0xe8]), KEY),
+    rawFrame(0x89, new Uint8Array([1]), KEY), // ping after the close
+    rawFrame(0x8a, new Uint8Array([2]), KEY), // pong after the close
+  ));
+  assertEquals(
+    { outbox: protocol.outbox.size, outputs, pongs: pongs.length },
+    { outbox: 0, outputs: 0, pongs: 0 },
+  );
 });

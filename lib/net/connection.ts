@@ -866,6 +866,8 @@ export class WebSocketConnection {
   }
 
   #sendClose(body: Uint8Array): void {
+    // A ping that waited for the outbox to drain is answered first.
+    this.#protocol.sendPendingPong();
     this.#protocol.close(body);
     // The heartbeat's pongs no longer count (its pings are rejected):
     // closeTimeout bounds the rest.
@@ -960,7 +962,7 @@ export class WebSocketConnection {
     // is not pooled again (it goes back, if at all, when the write settles).
     this.#writer.stop();
     this.#smallBuffer = undefined;
-    const failure = error ??
+    const failure = error ?? this.#failure ??
       (this.#protocol.closeReceived ? undefined : new WebSocketError(
         "ERR_ABNORMAL_CLOSURE",
         "Cannot close cleanly: the connection ended without a close frame",
