@@ -26,6 +26,39 @@ const LIMITS = { maxFrameSize: 1 << 16, maxMessageSize: 1 << 17 };
 interface Outcome {
   events: unknown[];
   error?: WebSocketError;
+  /** The payloads of the pongs queued in the outbox, in order. */
+  pongs: string[];
+}
+
+/** The pong payloads an (unmasked, server) outbox holds. */
+function pongsIn(protocol: Protocol): string[] {
+  const pongs: string[] = [];
+  const chunks: Uint8Array[] = [];
+  for (let b = protocol.outbox.next(); b; b = protocol.outbox.next()) {
+    chunks.push(b.slice());
+  }
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  const masked = bytes.length > 1 &&
+    (bytes[1]! & 0x80) !== 0;
+  for (let pos = 0; pos + 2 <= bytes.length;) {
+    const length = bytes[pos + 1]! & 0x7f; // pongs are short
+    const head = 2 + (masked ? 4 : 0);
+    let payload = bytes.slice(pos + head, pos + head + length);
+    if (masked) {
+      const key = bytes.subarray(pos + 2, pos + 6);
+      payload = payload.map((b, i) => b ^ key[i & 3]!);
+    }
+    if ((bytes[pos]! & 0x0f) === 0xa) pongs.push(payload.join());
+    pos += head + length;
+  }
+  return pongs;
 }
 
 /** Feeds `chunks` to a fresh engine; returns what came out. */
@@ -55,9 +88,9 @@ function run(role: Role, deflate: boolean, chunks: Uint8Array[]): Outcome {
     if (!ALLOWED.has(error.closeCode)) {
       throw new Error(`close code ${error.closeCode} for ${error.code}`);
     }
-    return { events, error };
+    return { events, error, pongs: pongsIn(protocol) };
   }
-  return { events };
+  return { events, pongs: pongsIn(protocol) };
 }
 
 /** Splits bytes at random points (the parser's input is any split). */
@@ -80,6 +113,7 @@ function validStream(random: () => number, role: Role) {
   const key = role === "server" ? randomBytes(random, 4) : undefined;
   const frames: Uint8Array[] = [];
   const messages: unknown[] = [];
+  const pings: string[] = [];
   const count = 1 + randInt(random, 4);
   for (let i = 0; i < count; i++) {
     const kind = randInt(random, 5);
@@ -87,6 +121,7 @@ function validStream(random: () => number, role: Role) {
       const data = randomBytes(random, randInt(random, 126));
       // A ping: answered in the outbox, no event.
       frames.push(rawFrame(0x89, data, key));
+      pings.push(data.join());
     } else if (kind === 1) {
       // A text message in two fragments.
       const text = "héllo".repeat(randInt(random, 30));
@@ -118,7 +153,7 @@ function validStream(random: () => number, role: Role) {
     bytes.set(f, at);
     at += f.length;
   }
-  return { bytes, messages };
+  return { bytes, messages, pings };
 }
 
 /**
@@ -226,10 +261,12 @@ Deno.test(`fuzz: ${COUNT / 10} valid streams split at random decode to their mes
   const random = prng(SEED + 2);
   for (let i = 0; i < COUNT / 10; i++) {
     const role: Role = i % 2 ? "server" : "client";
-    const { bytes, messages } = validStream(random, role);
+    const { bytes, messages, pings } = validStream(random, role);
     const outcome = run(role, false, split(random, bytes));
     assertEquals(outcome.error, undefined);
     assertEquals(outcome.events, messages);
+    // RFC 6455 §5.5.3: one pong per ping, with its payload, in order.
+    assertEquals(outcome.pongs, pings);
   }
 });
 
