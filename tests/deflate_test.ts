@@ -737,3 +737,28 @@ Deno.test("inflated binary messages own their buffers", async (t) => {
     });
   }
 });
+
+Deno.test("fifty bombs at once: each fails with 1009, at most ten inflate at a time", async () => {
+  const { zlibStats } = await import("../lib/deflate/zlib.ts");
+  const { constants } = await import("node:zlib");
+  // 64 MiB of zeros: about 64 KiB compressed.
+  const bomb = deflateRawSync(new Uint8Array(64 << 20), {
+    finishFlush: constants.Z_SYNC_FLUSH,
+  });
+  const payload = new Uint8Array(bomb.subarray(0, bomb.length - 4));
+  const inflaters = Array.from({ length: 50 }, () => new Inflater(15, true));
+  const before = zlibStats().most;
+  const outcomes = await Promise.all(
+    inflaters.map((inflater) =>
+      inflater.inflate(payload, 1 << 20).then(() => undefined, (e) => e)
+    ),
+  );
+  for (const outcome of outcomes) {
+    assertWsError(outcome, "ERR_MESSAGE_TOO_LARGE", 1009);
+  }
+  const { running, most } = zlibStats();
+  assertEquals(running, 0);
+  assert(most <= 10, `${most} ran at once`);
+  assert(most === 10 || before === 10, `only ${most} ran at once`);
+  for (const inflater of inflaters) inflater.close();
+});

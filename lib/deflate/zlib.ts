@@ -101,6 +101,31 @@ function giveBack(key: string, zlib: Zlib): void {
 }
 
 /** What both engines share: a zlib stream, owned or borrowed per message. */
+// At most this many messages are inflated or deflated at once in the
+// process, as ws does (`concurrencyLimit`, 10): fifty connections that send
+// a decompression bomb at once then hold ten bounded outputs, not fifty.
+// The others wait their turn, in order.
+const ZLIB_CONCURRENCY = 10;
+let zlibRunning = 0;
+let zlibMostRunning = 0;
+const zlibWaiting: (() => void)[] = [];
+
+function releaseZlibSlot(): void {
+  const next = zlibWaiting.shift();
+  // The slot passes straight to the next in line, if any.
+  if (next) next();
+  else zlibRunning--;
+}
+
+/**
+ * For tests: the zlib operations running now, and the most at once so far.
+ *
+ * @returns The counts.
+ */
+export function zlibStats(): { running: number; most: number } {
+  return { running: zlibRunning, most: zlibMostRunning };
+}
+
 class Engine {
   #reset: boolean;
   #key: string;
@@ -139,12 +164,29 @@ class Engine {
       );
     }
     this.#busy = true;
+    if (zlibRunning < ZLIB_CONCURRENCY) {
+      zlibRunning++;
+      if (zlibRunning > zlibMostRunning) zlibMostRunning = zlibRunning;
+      return this.#load(feed, onChunk, done);
+    }
+    return new Promise<void>((resolve) => zlibWaiting.push(resolve)).then(
+      () => this.#load(feed, onChunk, done),
+    );
+  }
+
+  /** With a slot held: loads node:zlib if need be, then runs. */
+  #load<T>(
+    feed: (zlib: Zlib) => void,
+    onChunk: (chunk: Uint8Array, stop: (error: Error) => void) => void,
+    done: () => T,
+  ): Promise<T> {
     const module = zlibModule;
     if (module === undefined) {
       return loadZlib().then(
         (module) => this.#start(module, feed, onChunk, done),
         (error) => {
           this.#busy = false;
+          releaseZlibSlot();
           throw error;
         },
       );
@@ -160,14 +202,21 @@ class Engine {
   ): Promise<T> {
     if (this.#closed) {
       this.#busy = false;
+      releaseZlibSlot();
       return Promise.reject(
         new TypeError("Cannot run zlib: the engine is closed"),
       );
     }
     const create = () => this.#create(module);
-    const zlib = this.#zlib ??= this.#reset
-      ? take(this.#key, create)
-      : create();
+    let zlib: Zlib;
+    try {
+      zlib = this.#zlib ??= this.#reset ? take(this.#key, create) : create();
+    } catch (error) {
+      // No stream, no run: the slot and the engine are free again.
+      this.#busy = false;
+      releaseZlibSlot();
+      return Promise.reject(error);
+    }
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const finish = (error?: Error) => {
@@ -175,6 +224,7 @@ class Engine {
         settled = true;
         zlib.sink = undefined;
         this.#busy = false;
+        releaseZlibSlot();
         if (error || this.#closed) {
           // A stopped or broken stream cannot be reused.
           this.#zlib = undefined;
