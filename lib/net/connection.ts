@@ -600,9 +600,9 @@ export class WebSocketConnection {
             this.#finish(this.#failure);
             return;
           }
-        } else if (!this.#protocol.closeReceived) {
-          // After the peer's close frame, RFC 6455 §5.5.1: nothing more is
-          // read as data; a client only waits for the server to end TCP.
+        } else {
+          // The engine ignores what follows the peer's close frame (RFC 6455
+          // §5.5.1); a client then only waits for the server to end TCP.
           try {
             this.#protocol.receive(bytes, end);
           } catch (error) {
