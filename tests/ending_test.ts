@@ -432,15 +432,7 @@ Deno.test("a failure after the peer's close rejects closed (invalid write)", asy
 // and closed resolves {1000}.
 Deno.test("a failure after the peer's close rejects closed (bad deflate)", async () => {
   const { server, input, out } = pair({
-    perMessageDeflate: {
-      serverNoContextTakeover: false,
-      clientNoContextTakeover: false,
-      serverMaxWindowBits: 15,
-      clientMaxWindowBits: 15,
-      threshold: 1024,
-      level: 6,
-      memLevel: 8,
-    },
+    perMessageDeflate: DEFLATE,
   });
   const z = deflateRawSync(te.encode("hello"), { finishFlush: 2 });
   const bad = z.slice(0, z.length - 4);

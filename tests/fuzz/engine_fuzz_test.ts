@@ -13,7 +13,7 @@ import { assert, assertEquals } from "@std/assert";
 import { WebSocketError } from "../../mod.ts";
 import { Protocol, type ProtocolEvents } from "../../lib/protocol.ts";
 import { Opcode, type Role } from "../../lib/codec/frame.ts";
-import { prng, randInt, randomBytes, rawFrame } from "../_helpers.ts";
+import { concat, prng, randInt, randomBytes, rawFrame } from "../_helpers.ts";
 
 const COUNT = Number(Deno.env.get("FUZZ_COUNT") ?? 100_000);
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 6455);
@@ -37,14 +37,7 @@ function pongsIn(protocol: Protocol): string[] {
   for (let b = protocol.outbox.next(); b; b = protocol.outbox.next()) {
     chunks.push(b.slice());
   }
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.length;
-  }
+  const bytes = concat(...chunks);
   const masked = bytes.length > 1 &&
     (bytes[1]! & 0x80) !== 0;
   for (let pos = 0; pos + 2 <= bytes.length;) {
@@ -145,14 +138,7 @@ function validStream(random: () => number, role: Role) {
       messages.push(data);
     }
   }
-  let total = 0;
-  for (const f of frames) total += f.length;
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const f of frames) {
-    bytes.set(f, at);
-    at += f.length;
-  }
+  const bytes = concat(...frames);
   return { bytes, messages, pings };
 }
 
