@@ -40,6 +40,7 @@ import { truncateUtf8 } from "./codec/utf8.ts";
  * | `ERR_SEND_TIMEOUT` | 1006 | the transport took none of our bytes for `sendTimeout` (a peer that stops reading) |
  * | `ERR_INVALID_MESSAGE` | 1011 | the application wrote a value that is not a message (a string, an `ArrayBuffer` or a view) |
  * | `ERR_INBOUND_QUEUE_FULL` | 1008 | `upgradeWebSocket`: unread messages passed `maxQueuedBytes` (a socket that cannot pause) |
+ * | `ERR_APPLICATION` | as given | made by the application, `new WebSocketError(message, { closeCode, reason })`, to close with that code |
  */
 export const ERROR_CODES = {
   ERR_RESERVED_OPCODE: 1002,
@@ -69,32 +70,62 @@ export const ERROR_CODES = {
   ERR_SEND_TIMEOUT: 1006,
   ERR_INVALID_MESSAGE: 1011,
   ERR_INBOUND_QUEUE_FULL: 1008,
+  ERR_APPLICATION: 1000,
 } as const;
 
 /** A stable string that names the cause of a {@linkcode WebSocketError}. */
 export type WebSocketErrorCode = keyof typeof ERROR_CODES;
 
-/** Options for {@linkcode WebSocketError}. */
-export interface WebSocketErrorOptions {
+/**
+ * The second argument of {@linkcode WebSocketError}: the WHATWG proposal's
+ * `WebSocketCloseInfo` (`closeCode`, `reason`), plus this library's stable
+ * `code` and the `cause`.
+ */
+export interface WebSocketErrorInit {
   /**
-   * The close code sent to the peer. It defaults to the code's entry in
-   * {@linkcode ERROR_CODES}.
+   * The close code sent to the peer. Without `code`, it must be 1000 or
+   * 3000–4999, as the proposal says (a reason alone means 1000). With
+   * `code`, it defaults to the code's entry in {@linkcode ERROR_CODES}.
+   *
+   * @default {null without `code`; the table's close code with it}
    */
   closeCode?: number;
   /**
-   * The close reason sent to the peer (at most 123 bytes of UTF-8).
+   * The close reason sent to the peer, at most 123 bytes of UTF-8.
    *
-   * @default {the part of the message after "Cannot <action>: ", cut to 123 bytes}
+   * @default {"" without `code`; with it, the part of the message after "Cannot <action>: ", cut to 123 bytes}
    */
   reason?: string;
-  /** The underlying error, if any. */
+  /**
+   * The stable code from {@linkcode ERROR_CODES}; the library sets it on
+   * the errors it makes.
+   *
+   * @default {"ERR_APPLICATION"}
+   */
+  code?: WebSocketErrorCode;
+  /**
+   * The underlying error, if any.
+   *
+   * @default {undefined}
+   */
   cause?: unknown;
 }
 
 /**
- * The error a WebSocket stream fails with. It carries the close code that the
- * connection is failed with, the close reason, and a stable string `code`
- * from {@linkcode ERROR_CODES}.
+ * The error a WebSocket stream fails with, and the value that closes one
+ * with a chosen code: `writable.abort(error)` and `readable.cancel(error)`
+ * close with its `closeCode` and `reason`. It follows the WHATWG
+ * WebSocketStream proposal's `WebSocketError` (`new WebSocketError(message,
+ * { closeCode, reason })`, `closeCode` `null` when none was given) and adds
+ * a stable string `code` from {@linkcode ERROR_CODES}.
+ *
+ * Two differences from the proposal, on purpose: it extends `Error`, not
+ * `DOMException`, because `DOMException` already has a numeric `code`
+ * (always 0 here) and this library's `code` is the stable string a program
+ * switches on; and it is this module's own class, so that it exists where
+ * the runtime has no `WebSocketError` (Deno has one only with
+ * `--unstable-net`). Importing it shadows Deno's global in that module
+ * only; `instanceof` tells ours from Deno's.
  *
  * @example Inspect a protocol error
  * ```ts
@@ -102,43 +133,84 @@ export interface WebSocketErrorOptions {
  * import { assertEquals } from "@std/assert";
  *
  * const error = new WebSocketError(
- *   "ERR_INVALID_UTF8",
  *   "Cannot decode text message: invalid UTF-8",
+ *   { code: "ERR_INVALID_UTF8" },
  * );
  * assertEquals(error.closeCode, 1007);
- * assertEquals(error.code, "ERR_INVALID_UTF8");
+ * assertEquals(error.reason, "invalid UTF-8");
  * assertEquals(error.name, "WebSocketError");
+ * ```
+ *
+ * @example Make one to close with, as the proposal does
+ * ```ts
+ * import { WebSocketError } from "@seed/websocket-streams";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * const error = new WebSocketError("done", { reason: "bye" });
+ * assertEquals([error.closeCode, error.reason, error.code], [1000, "bye", "ERR_APPLICATION"]);
+ * assertEquals(new WebSocketError().closeCode, null);
+ * assertThrows(() => new WebSocketError("", { closeCode: 1001 }), DOMException);
  * ```
  */
 export class WebSocketError extends Error {
   /** The stable code from {@linkcode ERROR_CODES}. */
   readonly code: WebSocketErrorCode;
-  /** The close code the connection is (or was) failed with. */
-  readonly closeCode: number;
+  /**
+   * The close code the connection is (or was) failed with; `null` for an
+   * error made without one, which closes with no code (the peer sees 1005).
+   */
+  readonly closeCode: number | null;
   /** The close reason sent with {@linkcode WebSocketError.closeCode}. */
   readonly reason: string;
 
   /**
    * Makes an error.
    *
-   * @param code The stable code from {@linkcode ERROR_CODES}.
    * @param message A message of the form "Cannot <action>: <reason>".
-   * @param options The close code, the close reason and the cause.
+   * @param init The close code and reason (the proposal's
+   * `WebSocketCloseInfo`), the stable `code` and the cause.
+   * @throws {DOMException} Without `init.code`: `InvalidAccessError` for a
+   * close code other than 1000 or 3000–4999, `SyntaxError` for a reason over
+   * 123 bytes of UTF-8, as the proposal specifies.
    */
-  constructor(
-    code: WebSocketErrorCode,
-    message: string,
-    options: WebSocketErrorOptions = {},
-  ) {
-    super(message, { cause: options.cause });
+  constructor(message: string = "", init: WebSocketErrorInit = {}) {
+    super(message, init.cause === undefined ? {} : { cause: init.cause });
     this.name = "WebSocketError";
-    this.code = code;
-    this.closeCode = options.closeCode ?? ERROR_CODES[code];
-    // RFC 6455 §5.5: a control frame carries at most 125 bytes, 2 of them
-    // the code, so the reason is cut to 123 bytes on a UTF-8 boundary.
-    this.reason = truncateUtf8(
-      options.reason ?? message.slice(message.indexOf(": ") + 1).trim(),
-      123,
-    );
+    if (init.code !== undefined) {
+      this.code = init.code;
+      this.closeCode = init.closeCode ?? ERROR_CODES[init.code];
+      // RFC 6455 §5.5: a control frame carries at most 125 bytes, 2 of them
+      // the code, so the reason is cut to 123 bytes on a UTF-8 boundary.
+      this.reason = truncateUtf8(
+        init.reason ?? message.slice(message.indexOf(": ") + 1).trim(),
+        123,
+      );
+      return;
+    }
+    // The proposal's "validate close code and reason".
+    const reason = init.reason === undefined ? "" : String(init.reason);
+    let closeCode = init.closeCode === undefined
+      ? null
+      : Number(init.closeCode);
+    if (
+      closeCode !== null &&
+      !(closeCode === 1000 || (closeCode >= 3000 && closeCode <= 4999))
+    ) {
+      throw new DOMException(
+        `Cannot create WebSocketError: close code ${init.closeCode} is neither 1000 nor in 3000-4999`,
+        "InvalidAccessError",
+      );
+    }
+    const bytes = new TextEncoder().encode(reason).length;
+    if (bytes > 123) {
+      throw new DOMException(
+        `Cannot create WebSocketError: the reason takes ${bytes} bytes of UTF-8, over 123`,
+        "SyntaxError",
+      );
+    }
+    if (reason !== "" && closeCode === null) closeCode = 1000;
+    this.code = "ERR_APPLICATION";
+    this.closeCode = closeCode === null ? null : Math.trunc(closeCode);
+    this.reason = reason;
   }
 }

@@ -198,8 +198,8 @@ export class Protocol implements MessageHandler {
     if (!this.#deflate) {
       // Not reached: the parser refuses RSV1 without the extension.
       throw new WebSocketError(
-        "ERR_UNEXPECTED_RSV",
         "Cannot decode frame: RSV1 is set and no extension allows it",
+        { code: "ERR_UNEXPECTED_RSV" },
       );
     }
     if (!this.closeReceived) this.#events.compressed(opcode, payload);
@@ -375,7 +375,7 @@ function invalidMessage(chunk: unknown): WebSocketError {
     }; serialize it first, for example with JSON.stringify)`
     : `the ${typeof chunk} ${String(chunk).slice(0, 40)}`;
   return new WebSocketError(
-    "ERR_INVALID_MESSAGE",
     `Cannot send message: expected a string, an ArrayBuffer or a view, not ${what}`,
+    { code: "ERR_INVALID_MESSAGE" },
   );
 }

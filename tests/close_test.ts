@@ -62,14 +62,16 @@ Deno.test("reasons are cut to 123 bytes on a UTF-8 boundary", () => {
   const cut = fitCloseReason("€".repeat(50)); // 150 bytes
   assertEquals(new TextEncoder().encode(cut).length, 123);
   assertEquals(cut, "€".repeat(41));
-  const error = new WebSocketError(
-    "ERR_INVALID_UTF8",
-    "Cannot decode: " + "ж".repeat(100),
-  );
+  const error = new WebSocketError("Cannot decode: " + "ж".repeat(100), {
+    code: "ERR_INVALID_UTF8",
+  });
   assert(new TextEncoder().encode(error.reason).length <= 123);
   assertEquals(error.closeCode, 1007);
   assertEquals(
-    new WebSocketError("ERR_INVALID_UTF8", "Cannot x: y", { closeCode: 1011 })
+    new WebSocketError("Cannot x: y", {
+      code: "ERR_INVALID_UTF8",
+      closeCode: 1011,
+    })
       .closeCode,
     1011,
   );

@@ -516,7 +516,10 @@ Deno.test("closing by cancelling readable drops what is still coming and complet
   });
   await delay(100);
   await client.readable.cancel(
-    new WebSocketError("ERR_ABORTED", "Cannot read: done", { closeCode: 1000 }),
+    new WebSocketError("Cannot read: done", {
+      code: "ERR_ABORTED",
+      closeCode: 1000,
+    }),
   );
   const info = await within(client.closed, 5000, "closed after cancel");
   assertEquals(info.closeCode, 1000);

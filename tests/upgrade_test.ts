@@ -134,7 +134,8 @@ Deno.test("upgradeWebSocket: opened, protocol, and closed in both orders", async
     async () => {
       const server = nativeServe((c) => {
         c.readable.cancel(
-          new WebSocketError("ERR_HANDSHAKE", "Cannot talk: policy", {
+          new WebSocketError("Cannot talk: policy", {
+            code: "ERR_HANDSHAKE",
             closeCode: 4403,
           }),
         );

@@ -120,18 +120,16 @@ export interface MessageHandler {
 }
 
 function unexpectedRsv1(what: string): WebSocketError {
-  return new WebSocketError(
-    "ERR_UNEXPECTED_RSV",
-    `Cannot decode message: RSV1 set on ${what}`,
-  );
+  return new WebSocketError(`Cannot decode message: RSV1 set on ${what}`, {
+    code: "ERR_UNEXPECTED_RSV",
+  });
 }
 
 function invalidUtf8(cause?: unknown): WebSocketError {
-  return new WebSocketError(
-    "ERR_INVALID_UTF8",
-    "Cannot decode text message: invalid UTF-8",
-    { cause },
-  );
+  return new WebSocketError("Cannot decode text message: invalid UTF-8", {
+    code: "ERR_INVALID_UTF8",
+    cause,
+  });
 }
 
 /**
@@ -279,8 +277,8 @@ export class MessageAssembler {
   finish(): void {
     if (this.#opcode !== 0) {
       throw new WebSocketError(
-        "ERR_TRUNCATED_MESSAGE",
         "Cannot decode message: the stream ended inside a fragmented message",
+        { code: "ERR_TRUNCATED_MESSAGE" },
       );
     }
   }
@@ -291,21 +289,21 @@ export class MessageAssembler {
       if (header.rsv1) throw unexpectedRsv1("a continuation frame");
       if (this.#opcode === 0) {
         throw new WebSocketError(
-          "ERR_UNEXPECTED_CONTINUATION",
           "Cannot decode message: a continuation frame arrived with no message open",
+          { code: "ERR_UNEXPECTED_CONTINUATION" },
         );
       }
       if (++this.#fragments > this.#maxFragments) {
         throw new WebSocketError(
-          "ERR_TOO_MANY_FRAGMENTS",
           `Cannot decode message: it has more than maxFragments (${this.#maxFragments}) frames`,
+          { code: "ERR_TOO_MANY_FRAGMENTS" },
         );
       }
     } else {
       if (this.#opcode !== 0) {
         throw new WebSocketError(
-          "ERR_EXPECTED_CONTINUATION",
           "Cannot decode message: a new message started inside an unfinished one",
+          { code: "ERR_EXPECTED_CONTINUATION" },
         );
       }
       if (header.rsv1 && !this.#handler.compressed) {
@@ -325,8 +323,8 @@ export class MessageAssembler {
       : this.#maxMessageSize;
     if (this.#size > limit) {
       throw new WebSocketError(
-        "ERR_MESSAGE_TOO_LARGE",
         `Cannot decode message: it exceeds maxMessageSize (${this.#maxMessageSize} bytes)`,
+        { code: "ERR_MESSAGE_TOO_LARGE" },
       );
     }
   }

@@ -57,7 +57,7 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  * reserved or local-only, codes below 1000 are unused, and 1016–2999 are
  * reserved for future RFCs.
  *
- * @param code The close code.
+ * @param code The close code; anything but an integer is not one.
  * @returns `true` when the code is allowed on the wire.
  *
  * @example Check codes
@@ -71,8 +71,8 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  * assertFalse(isValidCloseCode(2000));
  * ```
  */
-export function isValidCloseCode(code: number): boolean {
-  return Number.isInteger(code) &&
+export function isValidCloseCode(code: unknown): code is number {
+  return typeof code === "number" && Number.isInteger(code) &&
     ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
       (code >= 3000 && code <= 4999));
 }
@@ -166,15 +166,15 @@ export function decodeCloseBody(body: Uint8Array): CloseInfo {
   if (body.length === 1) {
     // RFC 6455 §5.5.1: if there is a body, its first two bytes are the code.
     throw new WebSocketError(
-      "ERR_INVALID_CLOSE_BODY",
       "Cannot decode close frame: a body of 1 byte has no room for a code",
+      { code: "ERR_INVALID_CLOSE_BODY" },
     );
   }
   const closeCode = (body[0]! << 8) | body[1]!;
   if (!isValidCloseCode(closeCode)) {
     throw new WebSocketError(
-      "ERR_INVALID_CLOSE_CODE",
       `Cannot decode close frame: code ${closeCode} is not allowed on the wire`,
+      { code: "ERR_INVALID_CLOSE_CODE" },
     );
   }
   let reason: string;
@@ -182,9 +182,8 @@ export function decodeCloseBody(body: Uint8Array): CloseInfo {
     reason = fatalDecoder.decode(body.subarray(2));
   } catch (cause) {
     throw new WebSocketError(
-      "ERR_INVALID_UTF8",
       "Cannot decode close frame: the reason is not valid UTF-8",
-      { cause },
+      { code: "ERR_INVALID_UTF8", cause },
     );
   }
   return { closeCode, reason };
@@ -223,7 +222,7 @@ export function fitCloseReason(reason: string): string {
  * import { closeRequestFor, WebSocketError } from "@seed/websocket-streams";
  * import { assertEquals } from "@std/assert";
  *
- * const error = new WebSocketError("ERR_HANDSHAKE", "Cannot chat: policy", { closeCode: 4403 });
+ * const error = new WebSocketError("Cannot chat: policy", { closeCode: 4403, reason: "policy" });
  * assertEquals(closeRequestFor(error), { closeCode: 4403, reason: "policy" });
  * assertEquals(closeRequestFor(new Error("bye")), {});
  * ```

@@ -187,8 +187,8 @@ export function parseFrameHeader(
   // RFC 6455 §5.2: an unknown opcode fails the connection.
   if ((opcode > 0x2 && opcode < 0x8) || opcode > 0xa) {
     throw new WebSocketError(
-      "ERR_RESERVED_OPCODE",
       `Cannot decode frame: opcode 0x${opcode.toString(16)} is reserved`,
+      { code: "ERR_RESERVED_OPCODE" },
     );
   }
   // RFC 6455 §5.2: a non-zero RSV bit with no extension to define it fails
@@ -196,24 +196,24 @@ export function parseFrameHeader(
   const rsv = (b0 >>> 4) & 0x7;
   if ((rsv & ~(options.allowedRsv ?? 0)) !== 0) {
     throw new WebSocketError(
-      "ERR_UNEXPECTED_RSV",
       `Cannot decode frame: RSV bits 0b${
         rsv.toString(2).padStart(3, "0")
       } are set and no extension allows them`,
+      { code: "ERR_UNEXPECTED_RSV" },
     );
   }
   // RFC 6455 §5.1: a server closes on an unmasked frame, a client on a masked
   // one.
   if (options.role === "server" && !masked) {
     throw new WebSocketError(
-      "ERR_EXPECTED_MASK",
       "Cannot decode frame: a client frame must be masked",
+      { code: "ERR_EXPECTED_MASK" },
     );
   }
   if (options.role === "client" && masked) {
     throw new WebSocketError(
-      "ERR_UNEXPECTED_MASK",
       "Cannot decode frame: a server frame must not be masked",
+      { code: "ERR_UNEXPECTED_MASK" },
     );
   }
   const len7 = b1 & 0x7f;
@@ -222,14 +222,14 @@ export function parseFrameHeader(
     // 125 bytes.
     if (!fin) {
       throw new WebSocketError(
-        "ERR_FRAGMENTED_CONTROL_FRAME",
         "Cannot decode frame: a control frame must not be fragmented",
+        { code: "ERR_FRAGMENTED_CONTROL_FRAME" },
       );
     }
     if (len7 > 125) {
       throw new WebSocketError(
-        "ERR_CONTROL_FRAME_TOO_LONG",
         "Cannot decode frame: a control frame carries at most 125 bytes",
+        { code: "ERR_CONTROL_FRAME_TOO_LONG" },
       );
     }
   }
@@ -246,8 +246,8 @@ export function parseFrameHeader(
     // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
     if (high >= 0x80000000) {
       throw new WebSocketError(
-        "ERR_INVALID_PAYLOAD_LENGTH",
         "Cannot decode frame: the most significant bit of a 64-bit length is set",
+        { code: "ERR_INVALID_PAYLOAD_LENGTH" },
       );
     }
     payloadLength = high * 0x100000000 + low;
@@ -258,8 +258,8 @@ export function parseFrameHeader(
   // frame instead of none.
   if (!(payloadLength <= maxFrameSize)) {
     throw new WebSocketError(
-      "ERR_FRAME_TOO_LARGE",
       `Cannot decode frame: its ${payloadLength} bytes exceed maxFrameSize (${maxFrameSize})`,
+      { code: "ERR_FRAME_TOO_LARGE" },
     );
   }
   let mask: Uint8Array | undefined;

@@ -200,8 +200,8 @@ export class FrameParser {
   finish(): void {
     if (!this.idle) {
       throw new WebSocketError(
-        "ERR_TRUNCATED_FRAME",
         "Cannot decode frame: the stream ended inside a frame",
+        { code: "ERR_TRUNCATED_FRAME" },
       );
     }
   }

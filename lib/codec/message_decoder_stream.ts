@@ -152,8 +152,8 @@ export class MessageDecoderStream
         // RFC 6455 §5.2: RSV2 and RSV3 belong to no extension we negotiate.
         if (frame.rsv2 || frame.rsv3) {
           throw new WebSocketError(
-            "ERR_UNEXPECTED_RSV",
             "Cannot decode message: RSV2 or RSV3 is set and no extension allows it",
+            { code: "ERR_UNEXPECTED_RSV" },
           );
         }
         assembler.push(

@@ -302,8 +302,8 @@ export function acceptDeflate(
 
 function responseError(reason: string): WebSocketError {
   return new WebSocketError(
-    "ERR_HANDSHAKE",
     `Cannot open WebSocket: the server's permessage-deflate response is invalid: ${reason}`,
+    { code: "ERR_HANDSHAKE" },
   );
 }
 

@@ -315,11 +315,10 @@ export class Inflater {
     try {
       return decodeUtf8(bytes);
     } catch (cause) {
-      throw new WebSocketError(
-        "ERR_INVALID_UTF8",
-        "Cannot decode text message: invalid UTF-8",
-        { cause },
-      );
+      throw new WebSocketError("Cannot decode text message: invalid UTF-8", {
+        code: "ERR_INVALID_UTF8",
+        cause,
+      });
     }
   }
 
@@ -348,8 +347,8 @@ export class Inflater {
           if (total > limit) {
             stop(
               new WebSocketError(
-                "ERR_MESSAGE_TOO_LARGE",
                 `Cannot inflate message: it exceeds maxMessageSize (${limit} bytes)`,
+                { code: "ERR_MESSAGE_TOO_LARGE" },
               ),
             );
             return;
@@ -363,9 +362,8 @@ export class Inflater {
         throw error;
       }
       throw new WebSocketError(
-        "ERR_INVALID_COMPRESSED_DATA",
         `Cannot inflate message: ${(error as Error).message}`,
-        { cause: error },
+        { code: "ERR_INVALID_COMPRESSED_DATA", cause: error },
       );
     }
   }

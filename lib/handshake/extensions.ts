@@ -24,7 +24,7 @@ export interface ExtensionOffer {
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 export function handshakeError(message: string): WebSocketError {
-  return new WebSocketError("ERR_HANDSHAKE", message);
+  return new WebSocketError(message, { code: "ERR_HANDSHAKE" });
 }
 
 /**

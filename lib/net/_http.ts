@@ -41,8 +41,8 @@ export async function readHttpHead(
     timer = setTimeout(() => {
       reject(
         new WebSocketError(
-          "ERR_HANDSHAKE_TIMEOUT",
           `Cannot open WebSocket: the handshake took longer than ${timeout} ms`,
+          { code: "ERR_HANDSHAKE_TIMEOUT" },
         ),
       );
     }, timeout);
@@ -70,8 +70,8 @@ export async function readHttpHead(
       ]);
       if (n === null) {
         throw new WebSocketError(
-          "ERR_HANDSHAKE",
           "Cannot open WebSocket: the peer closed the connection during the handshake",
+          { code: "ERR_HANDSHAKE" },
         );
       }
       const from = Math.max(0, fill - 3);

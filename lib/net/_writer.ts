@@ -239,9 +239,8 @@ export class OutboxWriter {
     if (!this.#stopped) {
       this.#host.writeFailed(
         new WebSocketError(
-          "ERR_ABNORMAL_CLOSURE",
           `Cannot send message: the transport failed (${cause})`,
-          { cause },
+          { code: "ERR_ABNORMAL_CLOSURE", cause },
         ),
       );
     }
@@ -275,8 +274,8 @@ export class OutboxWriter {
     }
     writer.#host.writeFailed(
       new WebSocketError(
-        "ERR_SEND_TIMEOUT",
         `Cannot send message: the transport took nothing for ${writer.#sendTimeout} ms`,
+        { code: "ERR_SEND_TIMEOUT" },
       ),
     );
   }

@@ -147,7 +147,8 @@ export async function connect(
     abort = () => {
       transport?.close();
       reject(
-        new WebSocketError("ERR_ABORTED", "Cannot connect: aborted", {
+        new WebSocketError("Cannot connect: aborted", {
+          code: "ERR_ABORTED",
           cause: signal?.reason,
         }),
       );
@@ -160,10 +161,9 @@ export async function connect(
     timer = setTimeout(() => {
       transport?.close();
       reject(
-        new WebSocketError(
-          "ERR_HANDSHAKE_TIMEOUT",
-          `Cannot connect: no answer within ${timeout} ms`,
-        ),
+        new WebSocketError(`Cannot connect: no answer within ${timeout} ms`, {
+          code: "ERR_HANDSHAKE_TIMEOUT",
+        }),
       );
     }, timeout);
   });
@@ -227,8 +227,8 @@ export async function connect(
     } catch (error) {
       if (error instanceof HandshakeRejection) {
         throw new WebSocketError(
-          "ERR_HANDSHAKE",
           error.message.replace("Cannot upgrade", "Cannot connect"),
+          { code: "ERR_HANDSHAKE" },
         );
       }
       throw error;

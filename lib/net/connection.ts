@@ -485,8 +485,8 @@ export class WebSocketConnection {
   static #closeTimedOut(connection: WebSocketConnection): void {
     connection.#fail(
       new WebSocketError(
-        "ERR_CLOSE_TIMEOUT",
         `Cannot close cleanly: the peer did not finish the close handshake in ${connection.#closeTimeout} ms`,
+        { code: "ERR_CLOSE_TIMEOUT" },
       ),
       true,
     );
@@ -630,7 +630,8 @@ export class WebSocketConnection {
   #asFailure(error: unknown): WebSocketError {
     return error instanceof WebSocketError
       ? error
-      : new WebSocketError("ERR_ABNORMAL_CLOSURE", String(error), {
+      : new WebSocketError(String(error), {
+        code: "ERR_ABNORMAL_CLOSURE",
         closeCode: 1011,
         cause: error,
       });
@@ -666,11 +667,10 @@ export class WebSocketConnection {
     }).catch((error) => {
       const failure = error instanceof WebSocketError
         ? error
-        : new WebSocketError(
-          "ERR_INVALID_COMPRESSED_DATA",
-          `Cannot inflate message: ${error}`,
-          { cause: error },
-        );
+        : new WebSocketError(`Cannot inflate message: ${error}`, {
+          code: "ERR_INVALID_COMPRESSED_DATA",
+          cause: error,
+        });
       this.#endInOrder(() => this.#fail(failure), FAIL_WAIT, true);
     }).finally(() => {
       if (--this.#inboundDepth === 0) this.#inbound = undefined;
@@ -807,18 +807,17 @@ export class WebSocketConnection {
     }
     // The messages before the end are the application's still.
     const failure = new WebSocketError(
-      "ERR_ABNORMAL_CLOSURE",
       "Cannot read: the connection ended without a close frame",
+      { code: "ERR_ABNORMAL_CLOSURE" },
     );
     this.#endInOrder(() => this.#fail(failure), FAIL_WAIT);
   }
 
   #abnormal(cause: unknown): WebSocketError {
-    return new WebSocketError(
-      "ERR_ABNORMAL_CLOSURE",
-      `Cannot read: the transport failed (${cause})`,
-      { cause },
-    );
+    return new WebSocketError(`Cannot read: the transport failed (${cause})`, {
+      code: "ERR_ABNORMAL_CLOSURE",
+      cause,
+    });
   }
 
   // --- outbound --------------------------------------------------------
@@ -964,8 +963,8 @@ export class WebSocketConnection {
     this.#smallBuffer = undefined;
     const failure = error ?? this.#failure ??
       (this.#protocol.closeReceived ? undefined : new WebSocketError(
-        "ERR_ABNORMAL_CLOSURE",
         "Cannot close cleanly: the connection ended without a close frame",
+        { code: "ERR_ABNORMAL_CLOSURE" },
       ));
     this.#rejectPings(
       failure ?? new TypeError("Cannot ping: the connection is closed"),
@@ -995,8 +994,8 @@ export class WebSocketConnection {
       this.#heartbeatTimer = setTimeout(() => {
         this.#fail(
           new WebSocketError(
-            "ERR_HEARTBEAT_TIMEOUT",
             `Cannot keep connection: no pong within ${timeout} ms`,
+            { code: "ERR_HEARTBEAT_TIMEOUT" },
           ),
           true,
         );

@@ -222,8 +222,8 @@ export class UpgradedWebSocket {
         () =>
           reject(
             new WebSocketError(
-              "ERR_HANDSHAKE",
               "Cannot open: the socket closed before it opened",
+              { code: "ERR_HANDSHAKE" },
             ),
           ),
         { once: true },
@@ -236,8 +236,8 @@ export class UpgradedWebSocket {
         this.#stopDrain();
         const failure = this.#failure ??
           (event.wasClean ? undefined : new WebSocketError(
-            "ERR_ABNORMAL_CLOSURE",
             "Cannot close cleanly: the connection ended without a close frame",
+            { code: "ERR_ABNORMAL_CLOSURE" },
           ));
         if (this.#readableOpen) {
           this.#readableOpen = false;
@@ -352,8 +352,8 @@ export class UpgradedWebSocket {
     if (size > this.#maxMessage) {
       this.#fail(
         new WebSocketError(
-          "ERR_MESSAGE_TOO_LARGE",
           `Cannot receive message: ${size} bytes is over maxMessageSize ${this.#maxMessage}`,
+          { code: "ERR_MESSAGE_TOO_LARGE" },
         ),
       );
       return;
@@ -363,8 +363,8 @@ export class UpgradedWebSocket {
     if (desired < size && desired < this.#maxQueued) {
       this.#fail(
         new WebSocketError(
-          "ERR_INBOUND_QUEUE_FULL",
           `Cannot receive message: over ${this.#maxQueued} bytes wait unread`,
+          { code: "ERR_INBOUND_QUEUE_FULL" },
         ),
       );
       return;
@@ -408,8 +408,8 @@ export class UpgradedWebSocket {
         } else if (performance.now() >= deadline) {
           this.#drainDone = undefined;
           const error = new WebSocketError(
-            "ERR_ABNORMAL_CLOSURE",
             `Cannot send message: the peer took nothing for ${this.#sendTimeout} ms`,
+            { code: "ERR_ABNORMAL_CLOSURE" },
           );
           reject(error);
           this.#fail(error);

@@ -78,7 +78,7 @@ function run(role: Role, deflate: boolean, chunks: Uint8Array[]): Outcome {
         `not a WebSocketError: ${(error as Error)?.stack ?? error}`,
       );
     }
-    if (!ALLOWED.has(error.closeCode)) {
+    if (error.closeCode === null || !ALLOWED.has(error.closeCode)) {
       throw new Error(`close code ${error.closeCode} for ${error.code}`);
     }
     return { events, error, pongs: pongsIn(protocol) };
