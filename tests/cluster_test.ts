@@ -1,0 +1,221 @@
+// Topics across processes on a real redis-server: two or three server
+// processes (tests/topics/server.ts), each with its own clients. Every
+// message published on any process reaches every subscriber on every
+// process exactly once, in one order per topic; with streams, Redis dies
+// and comes back empty mid-run, and the readers, resuming from their last
+// id, miss nothing.
+
+import { assert, assertEquals } from "@std/assert";
+import { connect, type WebSocketConnection } from "../mod.ts";
+import { hasRedis, type RedisServer, startRedis } from "./_redis.ts";
+
+const SERVER = new URL("./topics/server.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+// Generous: the machine is shared.
+const DEADLINE = 90_000;
+
+interface ServerProcess {
+  port: number;
+  stop(): Promise<void>;
+}
+
+async function spawnServer(
+  redis: RedisServer,
+  mode: "pubsub" | "streams",
+): Promise<ServerProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      CONFIG,
+      SERVER,
+      "--redis",
+      redis.url,
+      "--mode",
+      mode,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error("the server process ended before listening");
+    text += value;
+  }
+  const { port } = JSON.parse(text.slice(0, text.indexOf("\n")));
+  return {
+    port,
+    async stop() {
+      await child.stdin.close();
+      await lines.cancel();
+      const status = await child.status;
+      assertEquals(status.code, 0, "the server process failed");
+    },
+  };
+}
+
+/** Fails the test instead of hanging it, and clears its timer either way. */
+async function within<T>(what: string, work: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out: ${what}`)),
+      DEADLINE,
+    );
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Client {
+  connection: WebSocketConnection;
+  reader: ReadableStreamDefaultReader<string | Uint8Array>;
+  writer: WritableStreamDefaultWriter<string>;
+  got: string[];
+}
+
+async function join(port: number, topics: string): Promise<Client> {
+  const connection = await connect(`ws://127.0.0.1:${port}/?t=${topics}`);
+  const reader = connection.readable.getReader();
+  assertEquals((await reader.read()).value, "ready");
+  return {
+    connection,
+    reader,
+    writer: connection.writable.getWriter(),
+    got: [],
+  };
+}
+
+async function receive(client: Client, n: number): Promise<void> {
+  while (client.got.length < n) {
+    const { value, done } = await client.reader.read();
+    if (done) throw new Error("the connection ended");
+    client.got.push(value as string);
+  }
+}
+
+async function leave(client: Client): Promise<void> {
+  client.reader.releaseLock();
+  client.writer.releaseLock();
+  client.connection.close();
+  await client.connection.closed;
+}
+
+Deno.test({
+  name:
+    "pub/sub: a message published on any of three processes reaches every subscriber once, in one order per topic",
+  ignore: !hasRedis,
+  async fn() {
+    const redis = await startRedis();
+    const servers: ServerProcess[] = [];
+    const clients: Client[] = [];
+    try {
+      for (let p = 0; p < 3; p++) {
+        servers.push(await spawnServer(redis, "pubsub"));
+      }
+      for (const server of servers) {
+        for (let c = 0; c < 2; c++) {
+          clients.push(await join(server.port, "a,b"));
+        }
+      }
+      const perClient = 10;
+      await Promise.all(clients.map(async (client, c) => {
+        for (let i = 0; i < perClient; i++) {
+          const topic = i % 2 === 0 ? "a" : "b";
+          await client.writer.write(`${topic}\n${topic}:${c}:${i}`);
+        }
+      }));
+      const total = clients.length * perClient;
+      await within(
+        "every message at every client",
+        Promise.all(clients.map((client) => receive(client, total))),
+      );
+      const first = clients[0]!.got;
+      for (const client of clients) {
+        // Exactly once each.
+        assertEquals(new Set(client.got).size, total);
+        for (const topic of ["a", "b"]) {
+          const mine = client.got.filter((m) => m.startsWith(topic + ":"));
+          // One order per topic at every subscriber, on every process.
+          assertEquals(mine, first.filter((m) => m.startsWith(topic + ":")));
+          // Each publisher's messages in the order it published them.
+          for (let c = 0; c < clients.length; c++) {
+            const ids = mine.filter((m) => m.split(":")[1] === String(c))
+              .map((m) => Number(m.split(":")[2]));
+            assertEquals(ids, [...ids].sort((x, y) => x - y));
+            assertEquals(ids.length, perClient / 2);
+          }
+        }
+      }
+    } finally {
+      for (const client of clients) await leave(client);
+      for (const server of servers) await server.stop();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "streams: Redis restarts mid-run, and the readers resume from their last id and miss nothing",
+  ignore: !hasRedis,
+  async fn() {
+    const redis = await startRedis();
+    const servers: ServerProcess[] = [];
+    const clients: Client[] = [];
+    try {
+      for (let p = 0; p < 2; p++) {
+        servers.push(await spawnServer(redis, "streams"));
+      }
+      for (const server of servers) clients.push(await join(server.port, "s"));
+      const sent: string[] = [];
+      const publish = async (count: number) => {
+        for (let i = 0; i < count; i++) {
+          const c = sent.length % clients.length;
+          const text = `s:${sent.length}`;
+          sent.push(text);
+          await clients[c]!.writer.write(`s\n${text}`);
+        }
+      };
+      await publish(10);
+      await within(
+        "the first messages",
+        Promise.all(clients.map((client) => receive(client, 10))),
+      );
+      // Redis dies (nothing saved) and comes back empty; what is published
+      // meanwhile waits in each process's Redis client.
+      await redis.stop();
+      await publish(10);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await redis.start();
+      await publish(10);
+      await within(
+        "every message after the restart",
+        Promise.all(clients.map((client) => receive(client, sent.length))),
+      );
+      for (const client of clients) {
+        assertEquals(new Set(client.got).size, sent.length);
+        // One order everywhere: the stream's.
+        assertEquals(client.got, clients[0]!.got);
+        // Per publisher, its own order.
+        for (let c = 0; c < clients.length; c++) {
+          const ids = client.got.map((m) => Number(m.slice(2)))
+            .filter((n) => n % clients.length === c);
+          assertEquals(ids, [...ids].sort((x, y) => x - y));
+        }
+      }
+      assert(sent.length === 30);
+    } finally {
+      for (const client of clients) await leave(client);
+      for (const server of servers) await server.stop();
+      await redis.stop();
+    }
+  },
+});
