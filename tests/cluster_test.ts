@@ -7,7 +7,7 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { connect, type WebSocketConnection } from "../mod.ts";
-import { hasRedis, type RedisServer, startRedis } from "./_redis.ts";
+import { freePort, hasRedis, type RedisServer, startRedis } from "./_redis.ts";
 
 const SERVER = new URL("./topics/server.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -219,3 +219,95 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "examples/chat_cluster.ts: two processes on one Redis, and a member's text reaches every member on both",
+  ignore: !hasRedis,
+  async fn() {
+    const redis = await startRedis();
+    const processes: { child: Deno.ChildProcess; url: string }[] = [];
+    const members: Client[] = [];
+    try {
+      for (let p = 0; p < 2; p++) {
+        const port = freePort();
+        const child = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            "--config",
+            CONFIG,
+            new URL("../examples/chat_cluster.ts", import.meta.url).pathname,
+            "--port",
+            String(port),
+            "--redis",
+            redis.url,
+          ],
+          stdout: "piped",
+          stderr: "inherit",
+        }).spawn();
+        const lines = child.stdout.pipeThrough(new TextDecoderStream())
+          .getReader();
+        let text = "";
+        while (!text.includes("\n")) {
+          const { value, done } = await lines.read();
+          if (done) throw new Error("chat_cluster.ts ended before listening");
+          text += value;
+        }
+        lines.releaseLock();
+        child.stdout.cancel().catch(() => {});
+        const url = /open (\S+)/.exec(text)![1]!;
+        processes.push({ child, url });
+      }
+      for (const { url } of processes) {
+        for (let m = 0; m < 2; m++) {
+          const connection = await connect(
+            new URL("/ws", url).href.replace("http", "ws"),
+          );
+          const member: Client = {
+            connection,
+            reader: connection.readable.getReader(),
+            writer: connection.writable.getWriter(),
+            got: [],
+          };
+          // Its own "joined" comes back once its room is joined in Redis.
+          await within(
+            "joining",
+            receiveUntil(member, (m) => /joined/.test(m.text)),
+          );
+          members.push(member);
+        }
+      }
+      const page = await fetch(processes[1]!.url);
+      assert((await page.text()).includes("<title>websocket-streams chat"));
+      const text = "héllo from the first process ✓";
+      await members[0]!.writer.write(text);
+      for (const member of members) {
+        const said = await within(
+          "the message at every member",
+          receiveUntil(member, (m) => m.text === text),
+        );
+        assert(said.from.endsWith("guest-1"), said.from);
+      }
+    } finally {
+      for (const member of members) await leave(member);
+      for (const { child } of processes) {
+        child.kill("SIGTERM");
+        await child.status;
+      }
+      await redis.stop();
+    }
+  },
+});
+
+async function receiveUntil(
+  client: Client,
+  found: (message: { from: string; text: string }) => boolean,
+): Promise<{ from: string; text: string }> {
+  while (true) {
+    const { value, done } = await client.reader.read();
+    if (done) throw new Error("the connection ended");
+    const message = JSON.parse(value as string);
+    if (found(message)) return message;
+  }
+}
