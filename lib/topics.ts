@@ -129,6 +129,11 @@ interface Subscriber {
   connection: WebSocketConnection;
   target: SharedFrameTarget;
   topics: Set<string>;
+  // Made once, not per message: its deflate settings (when they allow
+  // sharing), and the keys of the frames it can take, plain or compressed.
+  deflateKey: string | undefined;
+  plainKey: string;
+  compressedKey: string;
 }
 
 interface TopicState {
@@ -291,11 +296,17 @@ export class Topics {
           "Cannot subscribe: a client connection masks each frame with its own key (RFC 6455 §5.1), so it cannot share frames",
         );
       }
+      const deflate = target.deflate;
+      const deflateKey = deflate &&
+        `${deflate.windowBits}:${deflate.level}:${deflate.memLevel}:${deflate.threshold}`;
       subscriber = {
         id: this.#nextId++,
         connection,
         target,
         topics: new Set(),
+        deflateKey,
+        plainKey: `${target.fragmentSize}`,
+        compressedKey: `${target.fragmentSize}:${deflateKey}`,
       };
       this.#subscribers.set(connection, subscriber);
       const leave = () => this.#leaveAll(connection);
@@ -497,8 +508,7 @@ export class Topics {
       if (deflate === undefined || payload.length < deflate.threshold) {
         continue;
       }
-      const key =
-        `${deflate.windowBits}:${deflate.level}:${deflate.memLevel}:${deflate.threshold}`;
+      const key = subscriber.deflateKey!;
       if (compressing?.has(key)) continue;
       let deflater = this.#deflaters.get(key);
       if (deflater === undefined) {
@@ -538,16 +548,16 @@ export class Topics {
     let delivered = 0;
     for (const subscriber of state.subscribers) {
       if (subscriber.id === except) continue;
-      const { deflate, fragmentSize } = subscriber.target;
-      const compressedPayload = deflate && compressed?.get(
-        `${deflate.windowBits}:${deflate.level}:${deflate.memLevel}:${deflate.threshold}`,
-      );
-      const key = `${compressedPayload ? "z" : ""}${fragmentSize}:${
-        compressedPayload ? deflate!.windowBits : ""
-      }:${compressedPayload ? deflate!.level + ":" + deflate!.memLevel : ""}`;
+      const compressedPayload = subscriber.deflateKey === undefined
+        ? undefined
+        : compressed?.get(subscriber.deflateKey);
+      const key = compressedPayload
+        ? subscriber.compressedKey
+        : subscriber.plainKey;
       let bytes = frames.get(key);
       if (bytes === undefined) {
         this.#stats.encoded++;
+        const fragmentSize = subscriber.target.fragmentSize;
         bytes = compressedPayload
           ? encodeShared(opcode, compressedPayload, true, fragmentSize)
           : encodeShared(opcode, payload, false, fragmentSize);
