@@ -48,14 +48,43 @@ export interface Backplane {
    * Calls `onMessage` with each message published on `topic` from now on.
    *
    * @param topic The topic.
-   * @param onMessage Called with each message's bytes, in order.
+   * @param onMessage Called with each message's bytes, in order, and its id
+   * when the backplane keeps a history (see {@linkcode Backplane.history}).
    * @returns Resolves, once the subscription is active, with the function
    * that ends it.
    */
   subscribe(
     topic: string,
-    onMessage: (bytes: Uint8Array) => void,
+    onMessage: (bytes: Uint8Array, id?: string) => void,
   ): Promise<() => void>;
+  /**
+   * The messages of `topic` after the one with id `after`, oldest first,
+   * for a backplane that keeps a history (Redis streams). Ids are Redis
+   * stream ids (`<ms>-<seq>`), which order the messages.
+   *
+   * @param topic The topic.
+   * @param after The id of the last message the client has.
+   * @param limit The most messages returned.
+   * @returns The messages and their ids.
+   */
+  history?(
+    topic: string,
+    after: string,
+    limit: number,
+  ): Promise<{ id: string; bytes: Uint8Array }[]>;
+}
+
+/** Options for {@linkcode Topics.subscribe}. */
+export interface SubscribeOptions {
+  /**
+   * The id of the last message this client had (from
+   * {@linkcode TopicsOptions.stamp}): the messages after it are sent first,
+   * from the backplane's history, then the live ones, with none twice. Needs
+   * a backplane with a history (`RedisBackplane` in streams mode).
+   *
+   * @default {none: live messages only}
+   */
+  since?: string;
 }
 
 /** What {@linkcode TopicsOptions.slowSubscriber} does with a slow subscriber. */
@@ -102,6 +131,24 @@ export interface TopicsOptions {
    * @default {console.error}
    */
   onError?: (error: unknown) => void;
+  /**
+   * Rewrites each message that comes with an id from the backplane (Redis
+   * streams) before it is framed, once per message in each process: this
+   * is how clients learn the ids they resume from
+   * ({@linkcode SubscribeOptions.since}).
+   *
+   * @default {none: messages go as published}
+   */
+  stamp?: (
+    message: string | Uint8Array,
+    info: { topic: string; id: string },
+  ) => MessageData;
+  /**
+   * The most messages a resuming subscriber is sent from the history.
+   *
+   * @default {1000}
+   */
+  maxReplay?: number;
 }
 
 /** Options for {@linkcode Topics.publish}. */
@@ -126,6 +173,8 @@ export interface TopicsStats {
 
 interface Subscriber {
   id: number;
+  // Topics whose history is being sent: the live frames held meanwhile.
+  replaying: Map<string, { id: string; bytes: Uint8Array }[]> | undefined;
   connection: WebSocketConnection;
   target: SharedFrameTarget;
   topics: Set<string>;
@@ -137,6 +186,7 @@ interface Subscriber {
 }
 
 interface TopicState {
+  name: string;
   subscribers: Set<Subscriber>;
   // The backplane's subscription, once asked for.
   remote: Promise<() => void> | undefined;
@@ -152,6 +202,22 @@ const ORIGIN_BYTES = 16;
 const ENVELOPE_HEADER = 2 + ORIGIN_BYTES + 4;
 
 const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+const DEFAULT_MAX_REPLAY = 1000;
+
+/** Whether stream id `a` comes after `b` (`<ms>-<seq>`; else by string). */
+function idAfter(a: string, b: string): boolean {
+  const x = /^(\d+)-(\d+)$/.exec(a);
+  const y = /^(\d+)-(\d+)$/.exec(b);
+  if (!x || !y) return a > b;
+  const [xm, xs, ym, ys] = [x[1]!, x[2]!, y[1]!, y[2]!].map(BigInt) as [
+    bigint,
+    bigint,
+    bigint,
+    bigint,
+  ];
+  return xm > ym || (xm === ym && xs > ys);
+}
 
 function ignore(): void {}
 
@@ -201,6 +267,8 @@ export class Topics {
   #slowCloseCode: number;
   #backplane: Backplane | undefined;
   #onError: (error: unknown) => void;
+  #stamp: TopicsOptions["stamp"];
+  #maxReplay: number;
   #origin = crypto.getRandomValues(new Uint8Array(ORIGIN_BYTES));
   #topics = new Map<string, TopicState>();
   #subscribers = new Map<WebSocketConnection, Subscriber>();
@@ -254,6 +322,8 @@ export class Topics {
     }
     this.#backplane = options.backplane;
     this.#onError = options.onError ?? console.error;
+    this.#stamp = options.stamp;
+    this.#maxReplay = options.maxReplay ?? DEFAULT_MAX_REPLAY;
   }
 
   /**
@@ -272,13 +342,21 @@ export class Topics {
    *
    * @param connection A server-side connection.
    * @param topic The topic: 1 to 1024 UTF-16 units.
+   * @param options `since`: resume after this message id.
    * @returns Resolves once the subscription is active everywhere: at once
    * without a backplane, once the backplane has subscribed with one
-   * (rejects when it cannot; the connection stays subscribed here).
+   * (rejects when it cannot; the connection stays subscribed here), and,
+   * with `since`, once the missed messages are queued.
    * @throws {TypeError} For a client-side connection, or something else.
    * @throws {RangeError} For an empty or too long topic.
+   * @throws {TypeError} For `since` without a backplane that keeps a
+   * history.
    */
-  subscribe(connection: WebSocketConnection, topic: string): Promise<void> {
+  subscribe(
+    connection: WebSocketConnection,
+    topic: string,
+    options: SubscribeOptions = {},
+  ): Promise<void> {
     checkTopic("subscribe", topic);
     if (!(connection instanceof WebSocketConnection)) {
       throw new TypeError(
@@ -287,6 +365,12 @@ export class Topics {
     }
     if (this.#closed) {
       throw new TypeError("Cannot subscribe: the topics are closed");
+    }
+    const since = options.since;
+    if (since !== undefined && !this.#backplane?.history) {
+      throw new TypeError(
+        "Cannot resume: the backplane keeps no history (use RedisBackplane in streams mode)",
+      );
     }
     let subscriber = this.#subscribers.get(connection);
     if (subscriber === undefined) {
@@ -301,6 +385,7 @@ export class Topics {
         `${deflate.windowBits}:${deflate.level}:${deflate.memLevel}:${deflate.threshold}`;
       subscriber = {
         id: this.#nextId++,
+        replaying: undefined,
         connection,
         target,
         topics: new Set(),
@@ -314,19 +399,28 @@ export class Topics {
     }
     let state = this.#topics.get(topic);
     if (state === undefined) {
-      state = { subscribers: new Set(), remote: undefined };
+      state = { name: topic, subscribers: new Set(), remote: undefined };
       this.#topics.set(topic, state);
       if (this.#backplane) {
         state.remote = this.#backplane.subscribe(
           topic,
-          (bytes) => this.#onRemote(topic, bytes),
+          (bytes, id) => this.#onRemote(topic, bytes, id),
         );
         state.remote.catch(this.#onError);
       }
     }
+    if (since !== undefined && !subscriber.topics.has(topic)) {
+      // Live messages are held until the history is sent: none is lost
+      // between the two, and none is sent twice (by id).
+      (subscriber.replaying ??= new Map()).set(topic, []);
+    }
     state.subscribers.add(subscriber);
     subscriber.topics.add(topic);
-    const ready = state.remote ? state.remote.then(ignore) : Promise.resolve();
+    let ready = state.remote ? state.remote.then(ignore) : Promise.resolve();
+    if (subscriber.replaying?.has(topic)) {
+      const resumed = subscriber;
+      ready = ready.then(() => this.#replay(resumed, topic, since!));
+    }
     // The caller may not wait for it: its rejection is reported to onError.
     ready.catch(ignore);
     return ready;
@@ -437,7 +531,7 @@ export class Topics {
     this.#deflaters.clear();
   }
 
-  #onRemote(topic: string, envelope: Uint8Array): void {
+  #onRemote(topic: string, envelope: Uint8Array, id?: string): void {
     if (this.#closed) return;
     if (
       envelope.length < ENVELOPE_HEADER || envelope[0] !== ENVELOPE_VERSION ||
@@ -462,10 +556,67 @@ export class Topics {
         2 + ORIGIN_BYTES,
       )
       : 0;
+    const [opcode, payload] = this.#stamped(topic, envelope, id);
+    this.#run(() => this.#deliver(topic, opcode, payload, except, id))
+      .catch(this.#onError);
+  }
+
+  /** A backplane message's opcode and payload, stamped when it has an id. */
+  #stamped(
+    topic: string,
+    envelope: Uint8Array,
+    id: string | undefined,
+  ): [Opcode, Uint8Array] {
+    const opcode = envelope[1] as Opcode;
     const payload = envelope.subarray(ENVELOPE_HEADER);
-    this.#run(() =>
-      this.#deliver(topic, envelope[1] as Opcode, payload, except)
-    ).catch(this.#onError);
+    if (id === undefined || this.#stamp === undefined) return [opcode, payload];
+    const stamped = this.#stamp(
+      opcode === Opcode.Text ? textDecoder.decode(payload) : payload.slice(),
+      { topic, id },
+    );
+    if (typeof stamped === "string") {
+      return [Opcode.Text, textEncoder.encode(stamped)];
+    }
+    return [
+      Opcode.Binary,
+      stamped instanceof ArrayBuffer ? new Uint8Array(stamped) : new Uint8Array(
+        stamped.buffer,
+        stamped.byteOffset,
+        stamped.byteLength,
+      ),
+    ];
+  }
+
+  /**
+   * Sends a resuming subscriber what it missed from the backplane's
+   * history, then the live frames held meanwhile that came after it.
+   */
+  async #replay(
+    subscriber: Subscriber,
+    topic: string,
+    since: string,
+  ): Promise<void> {
+    let entries: { id: string; bytes: Uint8Array }[] = [];
+    try {
+      entries = await this.#backplane!.history!(topic, since, this.#maxReplay);
+    } finally {
+      const held = subscriber.replaying?.get(topic) ?? [];
+      subscriber.replaying?.delete(topic);
+      let last = since;
+      const target = subscriber.target;
+      for (const entry of entries) {
+        if (!idAfter(entry.id, last)) continue;
+        const envelope = entry.bytes;
+        if (envelope.length < ENVELOPE_HEADER) continue;
+        const [opcode, payload] = this.#stamped(topic, envelope, entry.id);
+        this.#stats.encoded++;
+        if (!target.pushEncoded(encodeShared(opcode, payload, false))) break;
+        last = entry.id;
+      }
+      for (const frame of held) {
+        if (idAfter(frame.id, last) && !target.pushEncoded(frame.bytes)) break;
+      }
+    }
   }
 
   /** Runs deliveries in order: at once while none is compressing. */
@@ -496,6 +647,7 @@ export class Topics {
     opcode: Opcode,
     payload: Uint8Array,
     except: number,
+    id?: string,
   ): number | Promise<number> {
     const state = this.#topics.get(topic);
     if (state === undefined || this.#closed) return 0;
@@ -524,13 +676,13 @@ export class Topics {
       (compressing ??= new Map()).set(key, deflater.deflate(payload));
     }
     if (compressing === undefined) {
-      return this.#fanOut(state, opcode, payload, except, undefined);
+      return this.#fanOut(state, opcode, payload, except, undefined, id);
     }
     const keys = [...compressing.keys()];
     return Promise.all(compressing.values()).then((outputs) => {
       const compressed = new Map<string, Uint8Array>();
       keys.forEach((key, i) => compressed.set(key, outputs[i]!));
-      return this.#fanOut(state, opcode, payload, except, compressed);
+      return this.#fanOut(state, opcode, payload, except, compressed, id);
     });
   }
 
@@ -540,6 +692,7 @@ export class Topics {
     payload: Uint8Array,
     except: number,
     compressed: Map<string, Uint8Array> | undefined,
+    id?: string,
   ): number {
     if (this.#closed) return 0;
     // Frames by fragment size, plain or compressed, made on first use.
@@ -562,6 +715,14 @@ export class Topics {
           ? encodeShared(opcode, compressedPayload, true, fragmentSize)
           : encodeShared(opcode, payload, false, fragmentSize);
         frames.set(key, bytes);
+      }
+      const held = subscriber.replaying?.get(state.name);
+      if (held) {
+        // Resuming: sent after the history (see #replay), if it is newer;
+        // a subscriber whose history takes too long is slow.
+        if (id !== undefined) held.push({ id, bytes });
+        if (held.length > this.#maxReplay) this.#slow(subscriber);
+        continue;
       }
       const buffered = subscriber.target.bufferedAmount();
       if (buffered > 0 && buffered + bytes.length > max) {

@@ -93,7 +93,7 @@ export interface RedisBackplaneOptions {
   onError?: (error: unknown) => void;
 }
 
-type Listener = (bytes: Uint8Array) => void;
+type Listener = (bytes: Uint8Array, id?: string) => void;
 
 const DEFAULT_MAX_LENGTH = 10_000;
 const DEFAULT_BLOCK = 5000;
@@ -239,7 +239,7 @@ export class RedisBackplane implements Backplane {
    */
   async subscribe(
     topic: string,
-    onMessage: (bytes: Uint8Array) => void,
+    onMessage: (bytes: Uint8Array, id?: string) => void,
   ): Promise<() => void> {
     if (this.#closed) {
       throw new TypeError("Cannot subscribe: the backplane is closed");
@@ -270,6 +270,45 @@ export class RedisBackplane implements Backplane {
     return unsubscribe;
   }
 
+  /**
+   * Streams: the entries of `topic` after id `after`, oldest first
+   * (`XRANGE key (after + COUNT limit`): what a client that reconnects with
+   * its last id missed, as far as the stream still holds it. In pub/sub
+   * mode there is no history: it throws.
+   *
+   * @param topic The topic.
+   * @param after The last id the client had.
+   * @param limit The most entries returned.
+   * @returns The entries' ids and messages.
+   * @throws {TypeError} In pub/sub mode.
+   */
+  async history(
+    topic: string,
+    after: string,
+    limit: number,
+  ): Promise<{ id: string; bytes: Uint8Array }[]> {
+    if (this.#mode !== "streams") {
+      throw new TypeError(
+        'Cannot resume: pub/sub keeps no history (use mode "streams")',
+      );
+    }
+    const entries = await this.#command.xrangeBuffer(
+      this.#prefix + topic,
+      `(${after}`,
+      "+",
+      "COUNT",
+      limit,
+    );
+    const out: { id: string; bytes: Uint8Array }[] = [];
+    for (const [rawId, fields] of entries) {
+      const value = fields[1];
+      if (value !== undefined) {
+        out.push({ id: Buffer.from(rawId).toString(), bytes: own(value) });
+      }
+    }
+    return out;
+  }
+
   /** Disconnects from Redis; nothing is heard or published after it. */
   close(): void {
     if (this.#closed) return;
@@ -298,12 +337,12 @@ export class RedisBackplane implements Backplane {
     }
   }
 
-  #dispatch(topic: string, bytes: Uint8Array): void {
+  #dispatch(topic: string, bytes: Uint8Array, id?: string): void {
     const listeners = this.#listeners.get(topic);
     if (listeners === undefined) return;
     for (const listener of listeners) {
       try {
-        listener(bytes);
+        listener(bytes, id);
       } catch (error) {
         this.#onError(error);
       }
@@ -353,7 +392,7 @@ export class RedisBackplane implements Backplane {
             if (last === undefined || !after(id, last)) continue;
             this.#lastIds.set(topic, id);
             const value = fields[1];
-            if (value !== undefined) this.#dispatch(topic, own(value));
+            if (value !== undefined) this.#dispatch(topic, own(value), id);
           }
         }
       } catch (error) {

@@ -221,6 +221,11 @@ Deno.test("topics refuse client connections, bad topics, bad messages and bad op
     );
     assertThrows(() => r.topics.publish("", "x"), RangeError, "1 to 1024");
     assertThrows(
+      () => r.topics.subscribe(r.connections[0]!, "x", { since: "1-0" }),
+      TypeError,
+      "Cannot resume: the backplane keeps no history",
+    );
+    assertThrows(
       () => r.topics.publish("x", {} as unknown as string),
       TypeError,
       "Cannot publish message: expected a string",

@@ -1,6 +1,8 @@
 // A topics server for the cross-process tests, run as its own process:
-// `deno run -A tests/topics/server.ts --redis URL [--mode pubsub|streams]`.
-// It prints `{"port":N}` once it listens. A client connects to `/?t=a,b`,
+// `deno run -A tests/topics/server.ts --redis URL [--mode pubsub|streams]
+// [--stamp]`. It prints `{"port":N}` once it listens. A client connects to
+// `/?t=a,b` (with `&since=ID` to resume; `--stamp` sends each message as
+// `{"id","data"}`),
 // is sent "ready" once its topics are subscribed everywhere, and each text
 // it sends as `topic\npayload` is published. It stops when stdin ends.
 
@@ -16,7 +18,12 @@ const backplane = new RedisBackplane({
   url: flag("redis", "redis://127.0.0.1:6379"),
   mode: flag("mode", "pubsub") as RedisBackplaneMode,
 });
-const topics = new Topics({ backplane });
+const topics = new Topics({
+  backplane,
+  stamp: Deno.args.includes("--stamp")
+    ? (message, { id }) => JSON.stringify({ id, data: message })
+    : undefined,
+});
 const server = serve(
   {
     port: 0,
@@ -24,8 +31,12 @@ const server = serve(
     onListen: (addr) => console.log(JSON.stringify({ port: addr.port })),
   },
   async (connection, request) => {
-    const names = new URL(request.url).searchParams.get("t")!.split(",");
-    await Promise.all(names.map((name) => topics.subscribe(connection, name)));
+    const params = new URL(request.url).searchParams;
+    const names = params.get("t")!.split(",");
+    const since = params.get("since") ?? undefined;
+    await Promise.all(
+      names.map((name) => topics.subscribe(connection, name, { since })),
+    );
     const writer = connection.writable.getWriter();
     await writer.write("ready");
     writer.releaseLock();
