@@ -15,7 +15,8 @@
  * @module
  */
 
-import { encodeFrame, WebSocketConnection } from "../mod.ts";
+import { WebSocketConnection } from "../mod.ts";
+import { encodeFrame } from "../lib/codec/mod.ts";
 
 const countFlag = Deno.args.indexOf("--messages");
 const count = countFlag >= 0 ? Number(Deno.args[countFlag + 1]) : 400_000;

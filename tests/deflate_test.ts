@@ -6,22 +6,26 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { deflateRawSync } from "node:zlib";
 import {
-  acceptDeflate,
-  acceptKey,
   connect,
-  deflateOffers,
-  Deflater,
-  formatExtensions,
-  Inflater,
-  type NegotiatedDeflate,
-  parseExtensions,
   type PerMessageDeflateOptions,
   serve,
-  validateDeflateResponse,
   WebSocketConnection,
   type WebSocketConnectionOptions,
   type WebSocketErrorCode,
 } from "../mod.ts";
+import {
+  acceptKey,
+  formatExtensions,
+  parseExtensions,
+} from "../lib/handshake/mod.ts";
+import {
+  acceptDeflate,
+  deflateOffers,
+  Deflater,
+  Inflater,
+  type NegotiatedDeflate,
+  validateDeflateResponse,
+} from "../lib/deflate/mod.ts";
 import {
   assertWsError,
   concat,

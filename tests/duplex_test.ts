@@ -5,16 +5,15 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { constants, deflateRawSync } from "node:zlib";
+import { WebSocketConnection, WebSocketDuplex } from "../mod.ts";
 import {
   FrameDecoderStream,
   FrameEncoderStream,
   MessageDecoderStream,
   MessageEncoderStream,
   type Role,
-  WebSocketConnection,
-  WebSocketDuplex,
   type WebSocketMessage,
-} from "../mod.ts";
+} from "../lib/codec/mod.ts";
 import {
   assertWsError,
   concat,

@@ -10,24 +10,28 @@ import {
   assertThrows,
 } from "@std/assert";
 import {
-  acceptDeflate,
   acceptWebSocket,
   connect,
-  deflateOffers,
-  encodeMessage,
-  FrameDecoderStream,
-  FrameParser,
-  MessageAssembler,
-  MessageDecoderStream,
-  MessageEncoderStream,
-  type NegotiatedDeflate,
-  parseFrameHeader,
   serve,
   UpgradedWebSocket,
   upgradeWebSocket,
   WebSocketConnection,
   WebSocketStream,
 } from "../mod.ts";
+import {
+  encodeMessage,
+  FrameDecoderStream,
+  FrameParser,
+  MessageAssembler,
+  MessageDecoderStream,
+  MessageEncoderStream,
+  parseFrameHeader,
+} from "../lib/codec/mod.ts";
+import {
+  acceptDeflate,
+  deflateOffers,
+  type NegotiatedDeflate,
+} from "../lib/deflate/mod.ts";
 import { assertWsError, thrown } from "./_helpers.ts";
 import { show } from "../lib/_options.ts";
 
