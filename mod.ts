@@ -54,13 +54,16 @@ export { CloseCode } from "./lib/codec/close.ts";
 export type { MessageData } from "./lib/codec/message.ts";
 export type { MessageLimits } from "./lib/codec/assembler.ts";
 export type { PerMessageDeflateOptions } from "./lib/deflate/negotiate.ts";
-export {
-  type ByteDuplex,
-  type HeartbeatOptions,
-  type WebSocketCloseInfo,
-  type WebSocketCloseOptions,
+export type {
   WebSocketConnection,
-  type WebSocketConnectionOptions,
+  WebSocketOpenInfo,
+} from "./lib/net/websocket_connection.ts";
+export type {
+  ByteDuplex,
+  HeartbeatOptions,
+  WebSocketCloseInfo,
+  WebSocketCloseOptions,
+  WebSocketConnectionOptions,
 } from "./lib/net/connection.ts";
 export { connect, type ConnectOptions } from "./lib/net/connect.ts";
 export {
@@ -71,8 +74,6 @@ export {
 } from "./lib/net/serve.ts";
 export { type AcceptOptions, acceptWebSocket } from "./lib/net/accept.ts";
 export {
-  UpgradedWebSocket,
-  type UpgradedWebSocketOpenInfo,
   upgradeWebSocket,
   type UpgradeWebSocketOptions,
   type UpgradeWebSocketResult,

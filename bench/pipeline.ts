@@ -15,7 +15,7 @@
  * @module
  */
 
-import { WebSocketConnection } from "../mod.ts";
+import { TransportWebSocket } from "../lib/net/connection.ts";
 import { encodeFrame } from "../lib/codec/mod.ts";
 
 const countFlag = Deno.args.indexOf("--messages");
@@ -124,7 +124,7 @@ async function run(
     peerFrame(size, text, role === "server"),
     warmup + measured,
   );
-  const connection = new WebSocketConnection(
+  const connection = new TransportWebSocket(
     peer as unknown as Deno.Conn,
     { role },
   );

@@ -9,10 +9,11 @@ import {
   connect,
   type PerMessageDeflateOptions,
   serve,
-  WebSocketConnection,
+  type WebSocketConnection,
   type WebSocketConnectionOptions,
   type WebSocketErrorCode,
 } from "../mod.ts";
+import { TransportWebSocket } from "../lib/net/connection.ts";
 import {
   acceptKey,
   formatExtensions,
@@ -414,11 +415,11 @@ function pipePair(
   const up = rechunk(random);
   const down = rechunk(random);
   return {
-    client: new WebSocketConnection(
+    client: new TransportWebSocket(
       { readable: down.readable, writable: up.writable },
       { role: "client", ...client },
     ),
-    server: new WebSocketConnection(
+    server: new TransportWebSocket(
       { readable: up.readable, writable: down.writable },
       { role: "server", ...server },
     ),

@@ -5,7 +5,8 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { constants, deflateRawSync } from "node:zlib";
-import { WebSocketConnection, WebSocketDuplex } from "../mod.ts";
+import { type WebSocketConnection, WebSocketDuplex } from "../mod.ts";
+import { TransportWebSocket } from "../lib/net/connection.ts";
 import {
   FrameDecoderStream,
   FrameEncoderStream,
@@ -131,7 +132,7 @@ async function overTcp(steps: Step[], role: Role, fragmentSize: number) {
   const ours = await listener.accept();
   listener.close();
   const peer = await peerConn;
-  const connection = new WebSocketConnection(ours, {
+  const connection = new TransportWebSocket(ours, {
     role,
     fragmentSize,
     perMessageDeflate: undefined,
