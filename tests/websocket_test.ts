@@ -57,6 +57,37 @@ function nativeServer(): { url: string; server: Deno.HttpServer } {
   return { url: `ws://127.0.0.1:${server.addr.port}`, server };
 }
 
+/** The same behaviour as nativeServer, on our serve(). */
+function servedEchoServer(): {
+  url: string;
+  server: { shutdown(): Promise<void> };
+} {
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onListen() {},
+    onUpgrade(request, { protocols }) {
+      if (new URL(request.url).pathname === "/refuse") return { reject: 403 };
+      return { protocol: protocols[0] };
+    },
+  }, async (connection) => {
+    const writer = connection.writable.getWriter();
+    try {
+      for await (const data of connection.readable) {
+        if (typeof data === "string" && data.startsWith("close:")) {
+          const [, code, reason] = data.split(":");
+          connection.close({ closeCode: Number(code), reason });
+          continue;
+        }
+        await writer.write(data);
+      }
+    } catch {
+      // The client went away.
+    }
+  });
+  return { url: `ws://127.0.0.1:${server.addr.port}`, server };
+}
+
 /**
  * A raw TCP server: it answers the handshake and sends `bytes` (by default
  * the text "bye"). With `drop` it then ends TCP with no close frame;
@@ -328,19 +359,26 @@ function followStandard(native: string[]): string[] {
   return out;
 }
 
-Deno.test("WebSocket: the same script sees the same events on Deno's WebSocket and ours", async () => {
-  const { url, server } = nativeServer();
-  const dropping = rawServer();
-  try {
-    const native = await script(NativeWebSocket, url, dropping.url);
-    const ours = await script(WebSocket, url, dropping.url);
-    assertEquals(ours, followStandard(native));
-  } finally {
-    dropping.close();
-    await dropping.done;
-    await server.shutdown();
-  }
-});
+for (
+  const [name, start] of [
+    ["Deno.serve", nativeServer],
+    ["our serve()", servedEchoServer],
+  ] as const
+) {
+  Deno.test(`WebSocket: the same script sees the same events on Deno's WebSocket and ours (${name})`, async () => {
+    const { url, server } = start();
+    const dropping = rawServer();
+    try {
+      const native = await script(NativeWebSocket, url, dropping.url);
+      const ours = await script(WebSocket, url, dropping.url);
+      assertEquals(ours, followStandard(native));
+    } finally {
+      dropping.close();
+      await dropping.done;
+      await server.shutdown();
+    }
+  });
+}
 
 // --- ours alone, against our serve() -------------------------------------
 
@@ -549,5 +587,37 @@ Deno.test("WebSocket: on<event> handlers: replacing keeps the place, null remove
   assertEquals(socket.onerror, null);
   await next(socket, "close");
   assertEquals(calls, ["B", "listener"]);
+  await server.shutdown();
+});
+
+Deno.test("WebSocket: where the runtime has no CloseEvent, its own stands in", async () => {
+  const { url, server } = ourServer((connection) => {
+    connection.close({ closeCode: 4000, reason: "bye" });
+  });
+  const module = new URL("../mod.ts", import.meta.url).href;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `delete globalThis.CloseEvent;
+      const { WebSocket } = await import(${JSON.stringify(module)});
+      const socket = new WebSocket(${JSON.stringify(url)});
+      socket.onclose = (event) => console.log(JSON.stringify([
+        typeof CloseEvent, event instanceof Event, event.type, event.code,
+        event.reason, event.wasClean,
+      ]));`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const { stdout, stderr, success } = await child.output();
+  assert(success, new TextDecoder().decode(stderr));
+  assertEquals(JSON.parse(new TextDecoder().decode(stdout)), [
+    "undefined",
+    true,
+    "close",
+    4000,
+    "bye",
+    true,
+  ]);
   await server.shutdown();
 });
