@@ -44,7 +44,7 @@ const CLOSED = 3 as const;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** What `binaryType` may be. */
-export type BinaryType = "blob" | "arraybuffer";
+export type WebSocketBinaryType = "blob" | "arraybuffer";
 
 /** The events a {@linkcode WebSocket} fires, by name, as the DOM's map. */
 export interface WebSocketEventMap {
@@ -166,7 +166,7 @@ export class WebSocket extends EventTarget {
   #url: string;
   #origin: string;
   #readyState: number = CONNECTING;
-  #binaryType: BinaryType = "blob";
+  #binaryType: WebSocketBinaryType = "blob";
   #protocol = "";
   #extensions = "";
   #connection: WebSocketConnection | undefined;
@@ -304,11 +304,11 @@ export class WebSocket extends EventTarget {
    * @returns The binary type.
    * @default {"blob"}
    */
-  get binaryType(): BinaryType {
+  get binaryType(): WebSocketBinaryType {
     return this.#binaryType;
   }
 
-  set binaryType(value: BinaryType) {
+  set binaryType(value: WebSocketBinaryType) {
     if (value === "blob" || value === "arraybuffer") this.#binaryType = value;
   }
 
