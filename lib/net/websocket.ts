@@ -112,7 +112,10 @@ interface Handler {
  *
  * Receiving: a read loop takes one message at a time from the connection
  * and dispatches its `message` event before it reads the next, so a slow
- * listener slows reading from TCP. An `EventTarget` cannot push back on
+ * listener slows reading from TCP. Events are dispatched from promise jobs,
+ * not one task each as in browsers: their order is the standard's, but a
+ * chain of microtasks a listener starts may run past the next message's
+ * dispatch. An `EventTarget` cannot push back on
  * work a listener starts and does not finish: what waits between TCP and
  * the listeners is the connection's queue, bounded by
  * `readableHighWaterMark` (1 MiB), plus the one message being dispatched.
@@ -258,7 +261,9 @@ export class WebSocket extends EventTarget {
    * bytes are written; a `send()` after the closing handshake started adds
    * its bytes and sends nothing, so it then only grows (as the standard
    * says). Once a message is framed, what it counts is at most the bytes
-   * still in the outbox (compressed, with framing).
+   * still in the outbox (compressed, with framing). A message that finds
+   * the outbox past `writableHighWaterMark` (1 MiB) counts whole until the
+   * outbox has drained below that mark.
    *
    * @returns The count of bytes.
    */
