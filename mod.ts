@@ -14,6 +14,8 @@
  * - {@linkcode upgradeWebSocket}: under `Deno.serve` and Deno Deploy, Deno's
  *   own socket behind the same streams;
  * - {@linkcode WebSocketStream}: the WHATWG WebSocketStream over `connect`;
+ * - {@linkcode WebSocket}: the browser's `EventTarget` WebSocket over
+ *   `connect`, for code written for browsers;
  * - {@linkcode WebSocketDuplex}: the whole protocol over any byte pair.
  *
  * The parts underneath have entry points of their own:
@@ -86,4 +88,10 @@ export {
   WebSocketDuplex,
   type WebSocketDuplexOptions,
 } from "./lib/net/duplex.ts";
-// The integrator adds: export { WebSocket } from "./lib/net/websocket.ts";
+export {
+  WebSocket,
+  type WebSocketBinaryType,
+  type WebSocketEventHandler,
+  type WebSocketEventMap,
+  type WebSocketOptions,
+} from "./lib/net/websocket.ts";
