@@ -54,8 +54,13 @@ export {
 } from "./lib/errors.ts";
 export { CloseCode } from "./lib/codec/close.ts";
 export type { MessageData } from "./lib/codec/message.ts";
+export type { Role } from "./lib/codec/frame.ts";
 export type { MessageLimits } from "./lib/codec/assembler.ts";
-export type { PerMessageDeflateOptions } from "./lib/deflate/negotiate.ts";
+export type {
+  DeflateParams,
+  NegotiatedDeflate,
+  PerMessageDeflateOptions,
+} from "./lib/deflate/negotiate.ts";
 export type {
   WebSocketConnection,
   WebSocketOpenInfo,

@@ -47,3 +47,4 @@ export {
   validateDeflateResponse,
 } from "./negotiate.ts";
 export { Deflater, Inflater } from "./zlib.ts";
+export type { ExtensionOffer } from "../handshake/extensions.ts";
