@@ -20,8 +20,9 @@ import { Deflater } from "./deflate/zlib.ts";
 import {
   type SharedFrameTarget,
   sharedFrameTarget,
-  WebSocketConnection,
+  TransportWebSocket,
 } from "./net/connection.ts";
+import type { WebSocketConnection } from "./net/websocket_connection.ts";
 import type { MessageData } from "./codec/message.ts";
 
 /**
@@ -358,9 +359,9 @@ export class Topics {
     options: SubscribeOptions = {},
   ): Promise<void> {
     checkTopic("subscribe", topic);
-    if (!(connection instanceof WebSocketConnection)) {
+    if (!(connection instanceof TransportWebSocket)) {
       throw new TypeError(
-        "Cannot subscribe: expected a WebSocketConnection from serve() or acceptWebSocket()",
+        "Cannot subscribe: expected a connection from serve() or acceptWebSocket() (one of upgradeWebSocket() is Deno's, whose frames are its own)",
       );
     }
     if (this.#closed) {
@@ -374,7 +375,7 @@ export class Topics {
     }
     let subscriber = this.#subscribers.get(connection);
     if (subscriber === undefined) {
-      const target = sharedFrameTarget(connection);
+      const target = sharedFrameTarget(connection as TransportWebSocket);
       if (target.role !== "server") {
         throw new TypeError(
           "Cannot subscribe: a client connection masks each frame with its own key (RFC 6455 §5.1), so it cannot share frames",

@@ -41,7 +41,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { Redis } from "ioredis";
+import { Redis } from "./_ioredis.ts";
 import type { Backplane } from "../lib/topics.ts";
 
 /** How {@linkcode RedisBackplane} carries messages; see the module doc. */

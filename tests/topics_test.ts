@@ -4,10 +4,9 @@
 // shared frames' ownership against the outbox pools.
 
 import { assert, assertEquals, assertThrows } from "@std/assert";
+import { FrameDecoderStream, Opcode } from "../lib/codec/mod.ts";
 import {
   connect,
-  FrameDecoderStream,
-  Opcode,
   serve,
   Topics,
   type TopicsOptions,
@@ -217,7 +216,7 @@ Deno.test("topics refuse client connections, bad topics, bad messages and bad op
     assertThrows(
       () => r.topics.subscribe({} as WebSocketConnection, "x"),
       TypeError,
-      "expected a WebSocketConnection",
+      "expected a connection from serve()",
     );
     assertThrows(() => r.topics.publish("", "x"), RangeError, "1 to 1024");
     assertThrows(
