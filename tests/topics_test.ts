@@ -138,6 +138,38 @@ Deno.test("a message is framed once and compressed once for every subscriber", a
   }
 });
 
+Deno.test("subscribers that keep a deflate context get the plain frame, which RFC 7692 allows", async () => {
+  const deflates = countDeflates();
+  // `{}`: context takeover both ways, so no compressed bytes can be shared.
+  const r = room({}, { perMessageDeflate: {} });
+  try {
+    const clients = await Promise.all(
+      Array.from({ length: 3 }, () => connect(`${r.url}?t=news`)),
+    );
+    await until(() => r.topics.subscribers("news") === 3, "3 subscribers");
+    for (const client of clients) {
+      assert(client.extensions.includes("permessage-deflate"));
+      assert(!client.extensions.includes("server_no_context_takeover"));
+    }
+    const big = "compress me ".repeat(10_000);
+    await r.topics.publish("news", big);
+    for (const client of clients) {
+      const reader = client.readable.getReader();
+      assertEquals(await take(reader, 1), [big]);
+      reader.releaseLock();
+    }
+    assertEquals(deflates.calls, 0);
+    assertEquals(r.topics.stats.encoded, 1);
+    for (const client of clients) {
+      client.close();
+      await client.closed;
+    }
+  } finally {
+    deflates.restore();
+    await r.stop();
+  }
+});
+
 Deno.test("each subscriber gets a topic's messages in publish order, compressed or not", async () => {
   const r = room();
   try {
