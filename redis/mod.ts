@@ -44,6 +44,8 @@ import { Buffer } from "node:buffer";
 import { Redis } from "./_ioredis.ts";
 import type { Backplane } from "../lib/topics.ts";
 
+export type { Backplane } from "../lib/topics.ts";
+
 /** How {@linkcode RedisBackplane} carries messages; see the module doc. */
 export type RedisBackplaneMode = "pubsub" | "streams";
 
