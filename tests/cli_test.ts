@@ -326,10 +326,24 @@ async function listen(...args: string[]) {
       }
     }
   })();
+  // At most 30 s (generous: the machine may be loaded).
   const waitFor = (test: RegExp) => {
     const found = lines.find((line) => test.test(line));
     if (found) return Promise.resolve(found);
-    return new Promise<string>((resolve) => waiting.push({ test, resolve }));
+    const { promise, resolve, reject } = Promise.withResolvers<string>();
+    const timer = setTimeout(() => {
+      waiting.splice(waiting.indexOf(waiter), 1);
+      reject(new Error(`no line ${test} in:\n${lines.join("\n")}`));
+    }, 30_000);
+    const waiter = {
+      test,
+      resolve: (line: string) => {
+        clearTimeout(timer);
+        resolve(line);
+      },
+    };
+    waiting.push(waiter);
+    return promise;
   };
   const first = await waitFor(/^listening on /);
   const url = /ws:\/\/\S+/.exec(first)![0];
