@@ -439,3 +439,60 @@ Deno.test("cli connect talks to cli listen", async () => {
   await server.waitFor(/^#1 closed: 1000$/);
   assertEquals(await server.stop(), 0);
 });
+
+// util-linux `script` gives the CLI a terminal, as a person would.
+const hasScript = (() => {
+  try {
+    return new Deno.Command("script", { args: ["--version"] }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name:
+    "cli connect on a terminal: a prompt, '< ' before what arrives, Ctrl-D closes with 1000",
+  ignore: !hasScript,
+  async fn() {
+    const s = server(echo);
+    const quote = (arg: string) => `'${arg.replaceAll("'", "'\\''")}'`;
+    const child = new Deno.Command("script", {
+      args: [
+        "-qfec",
+        [Deno.execPath(), "run", "-A", CLI, "connect", s.url].map(quote)
+          .join(" "),
+        "/dev/null",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(encoder.encode("hello\n"));
+    let output = "";
+    let ended = false;
+    const reading = (async () => {
+      for await (
+        const text of child.stdout.pipeThrough(new TextDecoderStream())
+      ) {
+        output += text;
+        // The echo is back: end stdin, which `script` passes on as Ctrl-D.
+        if (!ended && output.includes("< hello")) {
+          ended = true;
+          await writer.close();
+        }
+      }
+    })();
+    const timer = setTimeout(() => child.kill(), 30_000);
+    const status = await child.status;
+    clearTimeout(timer);
+    await reading;
+    assertStringIncludes(output, `connected to ${s.url}`);
+    assertStringIncludes(output, "\r\x1b[K< hello\r\n> ");
+    assertStringIncludes(output, "closed: 1000");
+    assertEquals(status.code, 0);
+    assertEquals(await s.connections[0], { closeCode: 1000, reason: "" });
+    await s.shutdown();
+  },
+});
