@@ -112,6 +112,8 @@ Deno.test("cli connect --trace prints the header fields of each frame, both ways
     "abc\n",
   );
   assertEquals(result.code, 0);
+  // --no-deflate: nothing offered.
+  assert(!/^> Sec-WebSocket-Extensions/im.test(result.stderr), result.stderr);
   assertEquals(result.stdout, "Hello\nabc\n");
   const lines = result.stderr.split("\n");
   assert(lines.includes("> GET / HTTP/1.1"), result.stderr);
@@ -210,8 +212,11 @@ Deno.test("cli connect: a close with another code exits 3 and names it; 1001 exi
   }
 });
 
-Deno.test("cli connect: an abnormal end (TCP closed, no close frame) exits 3 with 1006", async () => {
-  // A server that answers the handshake and then drops the socket.
+/**
+ * A raw server that answers one handshake and then runs `after` on the
+ * socket: the misbehaving peers our server would never be.
+ */
+function rawServer(after: (conn: Deno.Conn) => Promise<void>) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {
     const conn = await listener.accept();
@@ -229,17 +234,42 @@ Deno.test("cli connect: an abnormal end (TCP closed, no close frame) exits 3 wit
           key,
         )}\r\n\r\n`,
     ));
-    conn.close();
+    await after(conn);
   })();
-  const result = await run(
-    ["connect", `ws://127.0.0.1:${listener.addr.port}/`],
-    "",
-    true,
-  );
-  await serving;
-  listener.close();
+  return {
+    url: `ws://127.0.0.1:${listener.addr.port}/`,
+    async done() {
+      await serving;
+      listener.close();
+    },
+  };
+}
+
+Deno.test("cli connect: an abnormal end (TCP closed, no close frame) exits 3 with 1006", async () => {
+  // The server drops the socket after the handshake.
+  const s = rawServer(async (conn) => conn.close());
+  const result = await run(["connect", s.url], "", true);
+  await s.done();
   assertEquals(result.code, 3);
   assertMatch(result.stderr, /^closed: 1006 [^\n]+\n$/);
+});
+
+Deno.test("cli connect: at the end of stdin, the wait for the server's close is bounded", async () => {
+  // The server reads our close frame and never answers it.
+  const s = rawServer(async (conn) => {
+    const buffer = new Uint8Array(4096);
+    try {
+      while (await conn.read(buffer) !== null) {
+        // Drop it.
+      }
+    } finally {
+      conn.close();
+    }
+  });
+  const result = await run(["connect", s.url], "");
+  await s.done();
+  assertEquals(result.code, 3);
+  assertMatch(result.stderr, /^closed: 1006 .*close/);
 });
 
 Deno.test("cli connect: a refused connection is one line and exit 1", async () => {
@@ -495,4 +525,15 @@ Deno.test({
     assertEquals(await s.connections[0], { closeCode: 1000, reason: "" });
     await s.shutdown();
   },
+});
+
+Deno.test("cli connect --ping sends pings that the server answers", async () => {
+  const server = await listen("--trace");
+  const client = run(["connect", server.url, "--ping", "0.05"], "", true);
+  await server.waitFor(/^#1 < FIN=1 .* opcode=0x9 \(ping\) MASK=1 /);
+  await server.waitFor(/^#1 > FIN=1 .* opcode=0xa \(pong\) MASK=0 /);
+  assertEquals(await server.stop(), 0);
+  const result = await client;
+  // The server went away with 1001: a normal end.
+  assertEquals([result.code, result.stderr], [0, ""]);
 });
