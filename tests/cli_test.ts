@@ -247,7 +247,7 @@ function rawServer(after: (conn: Deno.Conn) => Promise<void>) {
 
 Deno.test("cli connect: an abnormal end (TCP closed, no close frame) exits 3 with 1006", async () => {
   // The server drops the socket after the handshake.
-  const s = rawServer(async (conn) => conn.close());
+  const s = rawServer((conn) => Promise.resolve(conn.close()));
   const result = await run(["connect", s.url], "", true);
   await s.done();
   assertEquals(result.code, 3);
