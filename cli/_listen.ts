@@ -171,8 +171,11 @@ export async function runListen(command: ListenCommand): Promise<number> {
 
   const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
   const onSignal = () => stop();
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  // Windows has no SIGTERM (Deno throws on it): Ctrl-C alone stops there.
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   const accepting = (async () => {
     try {
       for await (const conn of listener) {
@@ -188,8 +191,7 @@ export async function runListen(command: ListenCommand): Promise<number> {
   })();
 
   await stopped;
-  Deno.removeSignalListener("SIGINT", onSignal);
-  Deno.removeSignalListener("SIGTERM", onSignal);
+  for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
   listener.close();
   await accepting;
   // RFC 6455 §7.4.1: 1001, going away. Each close handshake is bounded by
