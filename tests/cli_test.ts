@@ -7,7 +7,15 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "@std/assert";
-import { acceptKey, connect, serve, type WebSocketConnection } from "../mod.ts";
+import {
+  acceptKey,
+  connect,
+  encodeFrame,
+  Opcode,
+  serve,
+  type WebSocketConnection,
+} from "../mod.ts";
+import { FrameTracer } from "../cli/_trace.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
@@ -536,4 +544,61 @@ Deno.test("cli connect --ping sends pings that the server answers", async () => 
   const result = await client;
   // The server went away with 1001: a normal end.
   assertEquals([result.code, result.stderr], [0, ""]);
+});
+
+Deno.test("cli --trace: the tracer reads the same frames however the bytes are split, and leaves them unchanged", () => {
+  const frame = (opcode: Opcode, payload: Uint8Array, mask?: Uint8Array) =>
+    encodeFrame({
+      fin: true,
+      rsv1: false,
+      rsv2: false,
+      rsv3: false,
+      opcode,
+      mask,
+      payload,
+    });
+  const key = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]); // RFC 6455 §5.7
+  const wire = new Uint8Array([
+    ...encoder.encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ...frame(Opcode.Text, encoder.encode("Hello"), key),
+    ...frame(Opcode.Binary, new Uint8Array(300), key), // the 16-bit length form
+    ...frame(Opcode.Binary, new Uint8Array(70000), key), // the 64-bit length form
+    ...frame(Opcode.Ping, new Uint8Array(0), key),
+    ...frame(Opcode.Close, new Uint8Array([0x03, 0xe8, 0x62, 0x79, 0x65]), key),
+  ]);
+  const expected = [
+    "< GET / HTTP/1.1",
+    "< Host: x",
+    "< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x1 (text) MASK=1 length=5 key=37 fa 21 3d",
+    "< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x2 (binary) MASK=1 length=300 key=37 fa 21 3d",
+    "< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x2 (binary) MASK=1 length=70000 key=37 fa 21 3d",
+    "< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x9 (ping) MASK=1 length=0 key=37 fa 21 3d",
+    '< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x8 (close) MASK=1 length=5 key=37 fa 21 3d code=1000 reason="bye"',
+  ];
+  const copy = wire.slice();
+  // Whole, byte by byte, and in pieces of 7 and 1000 bytes.
+  for (const size of [wire.length, 1, 7, 1000]) {
+    const lines: string[] = [];
+    const tracer = new FrameTracer("<", "server", (l) => lines.push(l));
+    for (let i = 0; i < wire.length; i += size) {
+      tracer.push(wire.subarray(i, i + size));
+    }
+    assertEquals(lines, expected, `in pieces of ${size}`);
+  }
+  assertEquals(wire, copy);
+
+  // A frame that breaks RFC 6455 stops the trace, and says why.
+  const lines: string[] = [];
+  const tracer = new FrameTracer("<", "client", (l) => lines.push(l));
+  tracer.push(encoder.encode("HTTP/1.1 101 Switching Protocols\r\n\r\n"));
+  tracer.push(frame(Opcode.Text, encoder.encode("Hi"), key)); // masked, to a client
+  tracer.push(frame(Opcode.Text, encoder.encode("Hi")));
+  assertEquals(lines.length, 2);
+  assertMatch(lines[1]!, /^< \(trace stops: .*mask/i);
+
+  // A refusal has a body, not frames.
+  const refused: string[] = [];
+  const other = new FrameTracer("<", "client", (l) => refused.push(l));
+  other.push(encoder.encode("HTTP/1.1 403 Forbidden\r\n\r\n\x81\x05Hello"));
+  assertEquals(refused, ["< HTTP/1.1 403 Forbidden"]);
 });
