@@ -73,3 +73,4 @@ export * from "./lib/net/upgrade.ts";
 export * from "./lib/net/websocket_stream.ts";
 export * from "./lib/deflate/negotiate.ts";
 export { Deflater, Inflater } from "./lib/deflate/zlib.ts";
+export * from "./lib/net/websocket.ts";
