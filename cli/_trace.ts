@@ -19,6 +19,8 @@ const OPCODES: Record<number, string> = {
   0x9: "ping",
   0xa: "pong",
 };
+// The payload length's extended forms (RFC 6455 §5.2: 7+16 or 7+64 bits).
+const EXTENDED: Record<number, string> = { 2: " (16-bit)", 8: " (64-bit)" };
 const CR = 0x0d;
 const LF = 0x0a;
 // The handshake's head is bounded as the library bounds it (16 KiB); past
@@ -35,6 +37,8 @@ function hex(bytes: Uint8Array): string {
  * diagram lays them out.
  */
 export function describeHeader(header: FrameHeader): string {
+  // Bytes of extended payload length: 0, 2 (len7 = 126) or 8 (len7 = 127).
+  const extended = header.headerLength - 2 - (header.mask ? 4 : 0);
   const parts = [
     `FIN=${+header.fin}`,
     `RSV1=${+header.rsv1}`,
@@ -42,7 +46,7 @@ export function describeHeader(header: FrameHeader): string {
     `RSV3=${+header.rsv3}`,
     `opcode=0x${header.opcode.toString(16)} (${OPCODES[header.opcode]})`,
     `MASK=${header.mask ? 1 : 0}`,
-    `length=${header.payloadLength}`,
+    `length=${header.payloadLength}${EXTENDED[extended] ?? ""}`,
   ];
   if (header.mask) parts.push(`key=${hex(header.mask)}`);
   return parts.join(" ");

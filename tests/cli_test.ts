@@ -570,8 +570,8 @@ Deno.test("cli --trace: the tracer reads the same frames however the bytes are s
     "< GET / HTTP/1.1",
     "< Host: x",
     "< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x1 (text) MASK=1 length=5 key=37 fa 21 3d",
-    "< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x2 (binary) MASK=1 length=300 key=37 fa 21 3d",
-    "< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x2 (binary) MASK=1 length=70000 key=37 fa 21 3d",
+    "< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x2 (binary) MASK=1 length=300 (16-bit) key=37 fa 21 3d",
+    "< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x2 (binary) MASK=1 length=70000 (64-bit) key=37 fa 21 3d",
     "< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x9 (ping) MASK=1 length=0 key=37 fa 21 3d",
     '< FIN=1 RSV1=0 RSV2=0 RSV3=0 opcode=0x8 (close) MASK=1 length=5 key=37 fa 21 3d code=1000 reason="bye"',
   ];
