@@ -4,12 +4,13 @@
 // without --trace the connection runs on the Deno.Conn directly and no tap
 // exists.
 
+import type { ByteDuplex } from "../mod.ts";
+// The `./frame` entry point: what a user of the package imports for frames.
 import {
-  type ByteDuplex,
   type FrameHeader,
   frameHeaderLength,
   parseFrameHeader,
-} from "../mod.ts";
+} from "../lib/codec/frame.ts";
 
 const OPCODES: Record<number, string> = {
   0x0: "continuation",
