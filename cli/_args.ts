@@ -29,6 +29,8 @@ export interface ListenCommand {
   port: number;
   hostname: string;
   broadcast: boolean;
+  /** Connections open or in their handshake at once; more get 503. */
+  maxConnections: number;
   protocol: string | undefined;
   deflate: boolean;
   trace: boolean;
@@ -74,6 +76,7 @@ listen <port>   An echo server on ws://127.0.0.1:<port>/ (0 picks a free port).
                 Connections and their close codes go to stderr.
   --host <address>            the address to listen on (default 127.0.0.1)
   --broadcast                 send each message to every client, the sender too
+  --max-connections <n>       answer 503 past n connections at once (default 1024)
   -p, --protocol <name>       accept this subprotocol when a client offers it
   --no-deflate                decline permessage-deflate
   --trace                     print every frame's header to stderr
@@ -103,6 +106,7 @@ const CONNECT_FLAGS = new Set([
 ]);
 const LISTEN_FLAGS = new Set([
   "--host",
+  "--max-connections",
   "--broadcast",
   "-p",
   "--protocol",
@@ -116,6 +120,7 @@ const TAKES_VALUE = new Set([
   "--protocol",
   "--ping",
   "--host",
+  "--max-connections",
 ]);
 // RFC 7230 §3.2.6: a header name and a subprotocol (RFC 6455 §4.1) are tokens.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -211,11 +216,18 @@ export function parseArgs(args: string[]): Command {
       throw new UsageError("Cannot listen: give -p at most once");
     }
     const hosts = values("--host");
+    const max = values("--max-connections").at(-1) ?? "1024";
+    if (!/^\d+$/.test(max) || Number(max) < 1) {
+      throw new UsageError(
+        `Cannot listen: --max-connections takes a positive integer, not "${max}"`,
+      );
+    }
     return {
       command,
       port,
       hostname: hosts.at(-1) ?? "127.0.0.1",
       broadcast: has("--broadcast"),
+      maxConnections: Number(max),
       protocol: protocols[0],
       deflate,
       trace,

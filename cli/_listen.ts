@@ -179,6 +179,22 @@ export async function runListen(command: ListenCommand): Promise<number> {
   const accepting = (async () => {
     try {
       for await (const conn of listener) {
+        // Counted with the handshakes under way, so a burst cannot overshoot.
+        if (tasks.size >= command.maxConnections) {
+          const remote = conn.remoteAddr as Deno.NetAddr;
+          printError(
+            `#- refused ${remote.hostname}:${remote.port}: ${command.maxConnections} connections open`,
+          );
+          reject(
+            conn,
+            new HandshakeRejection(
+              503,
+              `Cannot upgrade: the server has ${command.maxConnections} connections open`,
+              { "Retry-After": "1" },
+            ),
+          );
+          continue;
+        }
         const task = handle(conn).catch((error) =>
           printError(`error: ${reasonOf(error)}`)
         );

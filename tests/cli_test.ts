@@ -324,6 +324,7 @@ Deno.test("cli: --help, --version, and bad usage (exit 2)", async () => {
     [["connect", "ws://x/", "-H", "no colon"], 'is not "Name: value"'],
     [["connect", "ws://x/", "--ping", "0"], "--ping takes seconds"],
     [["listen", "http"], "is not an integer from 0 to 65535"],
+    [["listen", "0", "--max-connections", "0"], "takes a positive integer"],
     [["frob"], 'unknown command "frob"'],
   ];
   for (const [args, message] of cases) {
@@ -601,4 +602,26 @@ Deno.test("cli --trace: the tracer reads the same frames however the bytes are s
   const other = new FrameTracer("<", "client", (l) => refused.push(l));
   other.push(encoder.encode("HTTP/1.1 403 Forbidden\r\n\r\n\x81\x05Hello"));
   assertEquals(refused, ["< HTTP/1.1 403 Forbidden"]);
+});
+
+Deno.test("cli listen --max-connections: past it, a client gets 503", async () => {
+  const server = await listen("--max-connections", "1");
+  const first = await connect(server.url);
+  await server.waitFor(/^#1 connected/);
+  let refusal: unknown;
+  try {
+    await connect(server.url);
+  } catch (error) {
+    refusal = error;
+  }
+  assertMatch(String(refusal), /503/);
+  await server.waitFor(/^#- refused 127\.0\.0\.1:\d+: 1 connections open$/);
+  first.close({ closeCode: 1000 });
+  await first.closed;
+  await server.waitFor(/^#1 closed: 1000$/);
+  // The slot is free again.
+  const second = await connect(server.url);
+  second.close({ closeCode: 1000 });
+  await second.closed;
+  assertEquals(await server.stop(), 0);
 });
