@@ -104,6 +104,7 @@ export async function runConnect(command: ConnectCommand): Promise<number> {
   // stdin lines → messages. At the end of stdin, the lines sent, close
   // with 1000; the close handshake is bounded by the connection's
   // closeTimeout (5 s).
+  let inputError = false;
   const input = Deno.stdin.readable
     .pipeThrough(new TextDecoderStream())
     .pipeThrough(new LineStream())
@@ -115,13 +116,15 @@ export async function runConnect(command: ConnectCommand): Promise<number> {
         },
       }),
     )
-    .pipeTo(connection.writable, { preventClose: true })
+    // Not aborted on a stdin error: we close, with 1000, below.
+    .pipeTo(connection.writable, { preventClose: true, preventAbort: true })
     .then(
       () => connection.close({ closeCode: 1000 }),
       (error) => {
         // A writable refused because the connection ended is not news;
-        // stdin that cannot be read or split is.
+        // stdin that cannot be read or split is: exit 1 after the close.
         if (!(error instanceof WebSocketError || error instanceof TypeError)) {
+          inputError = true;
           printError(`error: ${error?.message ?? error}`);
           connection.close({ closeCode: 1000 });
         }
@@ -144,7 +147,7 @@ export async function runConnect(command: ConnectCommand): Promise<number> {
     }`;
     if (NORMAL_CODES.has(info.closeCode)) {
       if (interactive) printError(`\r\x1b[K${line}`);
-      return EXIT_OK;
+      return inputError ? EXIT_ERROR : EXIT_OK;
     }
     printError(line);
     return EXIT_CLOSED;

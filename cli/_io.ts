@@ -22,22 +22,40 @@ export function printError(line: string): void {
  */
 export class LineStream extends TransformStream<string, string> {
   constructor() {
-    let pending = "";
+    // The pieces of the line still open; only new text is searched for
+    // newlines, so a long line costs linear time, not quadratic.
+    let pieces: string[] = [];
+    let pending = 0;
+    const tooLong = () =>
+      new RangeError(
+        `Cannot send: a line of stdin is over ${MAX_LINE} characters`,
+      );
+    const line = (last: string) => {
+      if (pending + last.length > MAX_LINE + 1) throw tooLong();
+      const text = pieces.join("") + last;
+      pieces = [];
+      pending = 0;
+      const stripped = text.endsWith("\r") ? text.slice(0, -1) : text;
+      if (stripped.length > MAX_LINE) throw tooLong();
+      return stripped;
+    };
     super({
       transform(chunk, controller) {
-        const parts = (pending + chunk).split("\n");
-        pending = parts.pop()!;
-        for (const line of parts) {
-          controller.enqueue(line.endsWith("\r") ? line.slice(0, -1) : line);
+        let start = 0;
+        let newline;
+        while ((newline = chunk.indexOf("\n", start)) >= 0) {
+          controller.enqueue(line(chunk.slice(start, newline)));
+          start = newline + 1;
         }
-        if (pending.length > MAX_LINE) {
-          throw new RangeError(
-            `Cannot send: a line of stdin is over ${MAX_LINE} characters`,
-          );
+        if (start < chunk.length) {
+          pieces.push(chunk.slice(start));
+          pending += chunk.length - start;
         }
+        // One more for a "\r" whose "\n" is still to come.
+        if (pending > MAX_LINE + 1) throw tooLong();
       },
       flush(controller) {
-        if (pending !== "") controller.enqueue(pending);
+        if (pending > 0) controller.enqueue(line(""));
       },
     });
   }

@@ -625,3 +625,19 @@ Deno.test("cli listen --max-connections: past it, a client gets 503", async () =
   await second.closed;
   assertEquals(await server.stop(), 0);
 });
+
+Deno.test("cli connect: a stdin line over 16 MiB is an error: the lines before it go out, then a close with 1000, exit 1", async () => {
+  const s = server(echo);
+  const result = await run(
+    ["connect", s.url],
+    "first\n" + "x".repeat(16 * 1024 * 1024 + 1),
+  );
+  assertEquals(result.stdout, "first\n");
+  assertEquals(
+    result.stderr,
+    "error: Cannot send: a line of stdin is over 16777216 characters\n",
+  );
+  assertEquals(result.code, 1);
+  assertEquals(await s.connections[0], { closeCode: 1000, reason: "" });
+  await s.shutdown();
+});
