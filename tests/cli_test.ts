@@ -641,3 +641,14 @@ Deno.test("cli connect: a stdin line over 16 MiB is an error: the lines before i
   assertEquals(await s.connections[0], { closeCode: 1000, reason: "" });
   await s.shutdown();
 });
+
+Deno.test("cli listen: a port in use is one line and exit 1", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const result = await run(["listen", String(taken.addr.port)]);
+  taken.close();
+  assertEquals(result.code, 1);
+  assertEquals(
+    result.stderr,
+    `error: Cannot listen on 127.0.0.1:${taken.addr.port}: address already in use\n`,
+  );
+});
