@@ -5,12 +5,15 @@
 
 import {
   acceptWebSocket,
-  errorResponse,
-  HandshakeRejection,
-  isUpgradeRequest,
   type WebSocketConnection,
   WebSocketError,
 } from "../mod.ts";
+// The `./handshake` entry point.
+import {
+  errorResponse,
+  HandshakeRejection,
+  isUpgradeRequest,
+} from "../lib/handshake/mod.ts";
 import type { ListenCommand } from "./_args.ts";
 import { printError, reasonOf } from "./_io.ts";
 import { FrameTracer, tapConn } from "./_trace.ts";

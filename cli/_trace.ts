@@ -5,12 +5,12 @@
 // exists.
 
 import type { ByteDuplex } from "../mod.ts";
-// The `./frame` entry point: what a user of the package imports for frames.
+// The `./codec` entry point: what a user of the package imports for frames.
 import {
   type FrameHeader,
   frameHeaderLength,
   parseFrameHeader,
-} from "../lib/codec/frame.ts";
+} from "../lib/codec/mod.ts";
 
 const OPCODES: Record<number, string> = {
   0x0: "continuation",

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type UpgradedWebSocket, upgradeWebSocket } from "../mod.ts";
+import { upgradeWebSocket, type WebSocketConnection } from "../mod.ts";
 import { CHAT_PAGE } from "./chat_page.ts";
 
 /** A running chat server. */
@@ -39,7 +39,7 @@ const MAX_TEXT = 4096;
  */
 export function startChat(port: number, hostname = "127.0.0.1"): ChatServer {
   const members = new Map<
-    UpgradedWebSocket,
+    WebSocketConnection,
     WritableStreamDefaultWriter<string>
   >();
   let guests = 0;
@@ -58,7 +58,7 @@ export function startChat(port: number, hostname = "127.0.0.1"): ChatServer {
     }
   }
 
-  async function join(member: UpgradedWebSocket): Promise<void> {
+  async function join(member: WebSocketConnection): Promise<void> {
     const name = `guest-${++guests}`;
     try {
       await member.opened;

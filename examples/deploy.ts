@@ -19,7 +19,7 @@
  * @module
  */
 
-import { type UpgradedWebSocket, upgradeWebSocket } from "../mod.ts";
+import { upgradeWebSocket, type WebSocketConnection } from "../mod.ts";
 import { CHAT_PAGE } from "./chat_page.ts";
 
 /**
@@ -41,7 +41,7 @@ const MAX_PENDING_PER_MEMBER = 256;
 const MAX_TEXT = 4096;
 
 const members = new Map<
-  UpgradedWebSocket,
+  WebSocketConnection,
   WritableStreamDefaultWriter<string>
 >();
 // Opened on the first member, closed when the last leaves: an open channel
@@ -77,7 +77,7 @@ function openChannel(): void {
   };
 }
 
-async function join(member: UpgradedWebSocket): Promise<void> {
+async function join(member: WebSocketConnection): Promise<void> {
   const name = `guest-${crypto.randomUUID().slice(0, 4)}`;
   try {
     await member.opened;

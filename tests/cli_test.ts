@@ -7,14 +7,9 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "@std/assert";
-import {
-  acceptKey,
-  connect,
-  encodeFrame,
-  Opcode,
-  serve,
-  type WebSocketConnection,
-} from "../mod.ts";
+import { connect, serve, type WebSocketConnection } from "../mod.ts";
+import { encodeFrame, Opcode } from "../lib/codec/mod.ts";
+import { acceptKey } from "../lib/handshake/mod.ts";
 import { FrameTracer } from "../cli/_trace.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
