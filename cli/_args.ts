@@ -19,6 +19,8 @@ export interface ConnectCommand {
   deflate: boolean;
   /** Seconds between pings, or undefined for none. */
   ping: number | undefined;
+  /** Seconds to wait for each pong. */
+  pingTimeout: number;
   json: boolean;
   trace: boolean;
 }
@@ -64,8 +66,9 @@ connect <url>   Opens a WebSocket to <url> (ws://, wss://; no scheme means ws://
   -p, --protocol <name>       offer a subprotocol (repeatable)
   --binary                    send each stdin line as a binary message
   --no-deflate                do not offer permessage-deflate
-  --ping <seconds>            ping every <seconds>; no pong within as long
-                              fails the connection (1006)
+  --ping <seconds>            ping every <seconds> of quiet after a pong
+  --ping-timeout <seconds>    with --ping: no pong within <seconds> fails the
+                              connection (1006); default 10
   --json                      print each message as one JSON object:
                               {"type":"text","data":"…"} or
                               {"type":"binary","data":"<base64>"}
@@ -101,6 +104,7 @@ const CONNECT_FLAGS = new Set([
   "--binary",
   "--no-deflate",
   "--ping",
+  "--ping-timeout",
   "--json",
   "--trace",
 ]);
@@ -119,11 +123,15 @@ const TAKES_VALUE = new Set([
   "-p",
   "--protocol",
   "--ping",
+  "--ping-timeout",
   "--host",
   "--max-connections",
 ]);
 // RFC 7230 §3.2.6: a header name and a subprotocol (RFC 6455 §4.1) are tokens.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Seconds to wait for a pong: long enough for a loaded machine or a slow
+// link, as a heartbeat's timeout should be.
+const DEFAULT_PING_TIMEOUT = 10;
 // The longest timer, in seconds (2^31 - 1 ms).
 const MAX_PING_SECONDS = 2147483;
 
@@ -264,17 +272,21 @@ export function parseArgs(args: string[]): Command {
     }
     headers.push([name, value]);
   }
-  let ping: number | undefined;
-  const pings = values("--ping");
-  if (pings.length > 0) {
-    ping = Number(pings.at(-1));
-    if (!(ping > 0 && ping <= MAX_PING_SECONDS)) {
+  const seconds = (flag: string) => {
+    const given = values(flag).at(-1);
+    if (given === undefined) return undefined;
+    const value = Number(given);
+    if (!(value > 0 && value <= MAX_PING_SECONDS)) {
       throw new UsageError(
-        `Cannot connect: --ping takes seconds above 0 and up to ${MAX_PING_SECONDS}, not "${
-          pings.at(-1)
-        }"`,
+        `Cannot connect: ${flag} takes seconds above 0 and up to ${MAX_PING_SECONDS}, not "${given}"`,
       );
     }
+    return value;
+  };
+  const ping = seconds("--ping");
+  const pingTimeout = seconds("--ping-timeout");
+  if (pingTimeout !== undefined && ping === undefined) {
+    throw new UsageError("Cannot connect: --ping-timeout needs --ping");
   }
   return {
     command,
@@ -284,6 +296,7 @@ export function parseArgs(args: string[]): Command {
     binary: has("--binary"),
     deflate,
     ping,
+    pingTimeout: pingTimeout ?? DEFAULT_PING_TIMEOUT,
     json: has("--json"),
     trace,
   };

@@ -56,7 +56,7 @@ export async function runConnect(command: ConnectCommand): Promise<number> {
       perMessageDeflate: command.deflate,
       heartbeat: command.ping === undefined ? undefined : {
         interval: Math.max(1, Math.round(command.ping * 1000)),
-        timeout: Math.max(1, Math.round(command.ping * 1000)),
+        timeout: Math.max(1, Math.round(command.pingTimeout * 1000)),
       },
       dial,
     });

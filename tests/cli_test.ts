@@ -318,6 +318,7 @@ Deno.test("cli: --help, --version, and bad usage (exit 2)", async () => {
     [["connect", "ftp://x/"], "the scheme ftp: is not ws: or wss:"],
     [["connect", "ws://x/", "-H", "no colon"], 'is not "Name: value"'],
     [["connect", "ws://x/", "--ping", "0"], "--ping takes seconds"],
+    [["connect", "ws://x/", "--ping-timeout", "1"], "needs --ping"],
     [["listen", "http"], "is not an integer from 0 to 65535"],
     [["listen", "0", "--max-connections", "0"], "takes a positive integer"],
     [["frob"], 'unknown command "frob"'],
@@ -532,6 +533,8 @@ Deno.test({
 });
 
 Deno.test("cli connect --ping sends pings that the server answers", async () => {
+  // The pong may take long on a loaded machine: the default timeout (10 s)
+  // covers it; the interval only says when the first ping goes.
   const server = await listen("--trace");
   const client = run(["connect", server.url, "--ping", "0.05"], "", true);
   await server.waitFor(/^#1 < FIN=1 .* opcode=0x9 \(ping\) MASK=1 /);
@@ -646,4 +649,26 @@ Deno.test("cli listen: a port in use is one line and exit 1", async () => {
     result.stderr,
     `error: Cannot listen on 127.0.0.1:${taken.addr.port}: address already in use\n`,
   );
+});
+
+Deno.test("cli connect --ping-timeout: a server that never answers pings fails the connection with 1006", async () => {
+  // The server reads and drops everything, pings included.
+  const s = rawServer(async (conn) => {
+    const buffer = new Uint8Array(4096);
+    try {
+      while (await conn.read(buffer) !== null) {
+        // Drop it.
+      }
+    } finally {
+      conn.close();
+    }
+  });
+  const result = await run(
+    ["connect", s.url, "--ping", "0.05", "--ping-timeout", "0.05"],
+    "",
+    true,
+  );
+  await s.done();
+  assertEquals(result.code, 3);
+  assertEquals(result.stderr, "closed: 1006 no pong within 50 ms\n");
 });
