@@ -66,7 +66,7 @@ connect <url>   Opens a WebSocket to <url> (ws://, wss://; no scheme means ws://
   -p, --protocol <name>       offer a subprotocol (repeatable)
   --binary                    send each stdin line as a binary message
   --no-deflate                do not offer permessage-deflate
-  --ping <seconds>            ping every <seconds> of quiet after a pong
+  --ping <seconds>            ping <seconds> after opening and after each pong
   --ping-timeout <seconds>    with --ping: no pong within <seconds> fails the
                               connection (1006); default 10
   --json                      print each message as one JSON object:
