@@ -16,7 +16,7 @@ import {
   WebSocketConnection,
   type WebSocketConnectionOptions,
 } from "./connection.ts";
-import { WebSocketError } from "../errors.ts";
+import { WebSocketError, WebSocketHandshakeError } from "../errors.ts";
 import {
   deflateOffers,
   PERMESSAGE_DEFLATE,
@@ -79,6 +79,17 @@ export interface ConnectOptions extends
    */
   caCerts?: string[];
   /**
+   * Whether the URL's userinfo (`ws://user:pass@host/`) is sent: `"omit"`
+   * never sends it (the browser's `WebSocket` sends it only to a server
+   * that asks, after a 401; a client library that sent it unasked would
+   * leak a password to whatever a URL points at), `"url"` sends it as
+   * `Authorization: Basic` (RFC 7617), percent-decoded. An `Authorization`
+   * in `headers` wins over it.
+   *
+   * @default {"omit"}
+   */
+  credentials?: "omit" | "url";
+  /**
    * Opens the byte transport instead of `Deno.connect`, for other runtimes
    * or tunnels.
    *
@@ -99,9 +110,18 @@ const encoder = new TextEncoder();
  * brackets: `ws://[::1]:8080/`.
  * @param options Subprotocols, headers, abort signal, timeouts, TLS CAs, a
  * custom `dial`, and the connection's limits.
+ * No redirect is followed: a 3xx answer rejects like any other status that
+ * is not 101, with its `Location` in the error's `headers`. The URL's
+ * userinfo is not sent unless `credentials: "url"`, and never appears in
+ * an error message.
+ *
  * @returns The open connection.
- * @throws {WebSocketError} `ERR_HANDSHAKE` (it says what was wrong),
- * `ERR_HANDSHAKE_TIMEOUT` or `ERR_ABORTED`; the socket is closed.
+ * @throws {WebSocketError} Naming the URL, with the underlying error as
+ * `cause`: `ERR_CONNECTION_REFUSED`, `ERR_DNS`, `ERR_TLS`,
+ * `ERR_HANDSHAKE_TIMEOUT`, `ERR_ABORTED`, or `ERR_HANDSHAKE` (it says what
+ * was wrong; a {@linkcode WebSocketHandshakeError} with `status`,
+ * `statusText` and `headers` when the server answered other than 101). The
+ * socket is closed.
  * @throws {TypeError} For a URL that is not `ws:` or `wss:`, or has a
  * fragment.
  * @throws {RangeError | TypeError} For an option out of its range, or not
@@ -136,6 +156,15 @@ export async function connect(
     throw new TypeError("Cannot connect: a WebSocket URL has no fragment");
   }
   checkConnectOptions("connect", options);
+  const credentials = options.credentials ?? "omit";
+  if (credentials !== "omit" && credentials !== "url") {
+    throw new TypeError(
+      `Cannot connect: credentials must be "omit" or "url", not ${
+        JSON.stringify(credentials)
+      }`,
+    );
+  }
+  const where = displayUrl(target);
   const secure = target.protocol === "wss:";
   const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   const signal = options.signal;
@@ -147,7 +176,7 @@ export async function connect(
     abort = () => {
       transport?.close();
       reject(
-        new WebSocketError("Cannot connect: aborted", {
+        new WebSocketError(`Cannot connect to ${where}: aborted`, {
           code: "ERR_ABORTED",
           cause: signal?.reason,
         }),
@@ -161,16 +190,19 @@ export async function connect(
     timer = setTimeout(() => {
       transport?.close();
       reject(
-        new WebSocketError(`Cannot connect: no answer within ${timeout} ms`, {
-          code: "ERR_HANDSHAKE_TIMEOUT",
-        }),
+        new WebSocketError(
+          `Cannot connect to ${where}: no answer within ${timeout} ms`,
+          { code: "ERR_HANDSHAKE_TIMEOUT" },
+        ),
       );
     }, timeout);
   });
   expired.catch(() => {});
 
   try {
-    const opening = openTransport(target, secure, options);
+    const opening = openTransport(target, secure, options).catch((error) => {
+      throw dialError(error, where, secure);
+    });
     const raw = await Promise.race([opening, aborted, expired]).catch(
       (error) => {
         // The connect may still complete after the race is lost.
@@ -183,6 +215,12 @@ export async function connect(
     const key = generateKey();
     const protocols = options.protocols ?? [];
     const headers = new Headers(options.headers);
+    if (
+      credentials === "url" && (target.username || target.password) &&
+      !headers.has("authorization")
+    ) {
+      headers.set("authorization", basicAuthorization(target));
+    }
     const lines = [
       `GET ${target.pathname}${target.search} HTTP/1.1`,
       `Host: ${target.host}`,
@@ -233,8 +271,22 @@ export async function connect(
       }
       throw error;
     }
+    const status = Number(head.start[1]);
+    if (status !== 101) {
+      const location = head.headers.get("location");
+      throw new WebSocketHandshakeError(
+        `Cannot connect to ${where}: the server answered ${status}${
+          head.start[2] ? ` ${head.start[2]}` : ""
+        }, not 101${
+          location !== null && status >= 300 && status < 400
+            ? ` (a redirect to ${location}, which connect() does not follow)`
+            : ""
+        }`,
+        { status, statusText: head.start[2] ?? "", headers: head.headers },
+      );
+    }
     const result = await validateServerResponse(
-      Number(head.start[1]),
+      status,
       head.headers,
       { key, protocols, extensions: deflate ? [PERMESSAGE_DEFLATE] : [] },
     );
@@ -252,12 +304,83 @@ export async function connect(
     });
   } catch (error) {
     transport?.close();
-    throw error;
+    throw withUrl(error, where);
   } finally {
     clearTimeout(timer);
     if (abort) signal?.removeEventListener("abort", abort);
   }
 }
+
+// The URL as messages show it: never with its userinfo, which may hold a
+// password.
+function displayUrl(url: URL): string {
+  if (url.username === "" && url.password === "") return url.href;
+  const copy = new URL(url);
+  copy.username = "";
+  copy.password = "";
+  return copy.href;
+}
+
+// RFC 7617 §2: base64 of "user:password" in UTF-8; the URL keeps them
+// percent-encoded.
+function basicAuthorization(url: URL): string {
+  const pair = `${decodeURIComponent(url.username)}:${
+    decodeURIComponent(url.password)
+  }`;
+  const bytes = encoder.encode(pair);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return `Basic ${btoa(binary)}`;
+}
+
+// Every failure of connect() names the URL it was connecting to.
+function withUrl(error: unknown, where: string): unknown {
+  if (
+    !(error instanceof WebSocketError) ||
+    error instanceof WebSocketHandshakeError || error.message.includes(where)
+  ) {
+    return error;
+  }
+  const renamed = new WebSocketError(
+    error.message.replace(/^Cannot [^:]*:/, `Cannot connect to ${where}:`),
+    { code: error.code, cause: error.cause },
+  );
+  return renamed;
+}
+
+// Deno reports a failed DNS lookup as a plain Error (getaddrinfo's text);
+// these are its wordings on Linux, macOS and Windows.
+const DNS_FAILURE =
+  /failed to lookup address|name or service not known|nodename nor servname|no such host|temporary failure in name resolution/i;
+
+/** Turns what dialing threw into an error that says what to check. */
+function dialError(error: unknown, where: string, secure: boolean): unknown {
+  if (error instanceof WebSocketError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof Deno.errors.ConnectionRefused) {
+    return new WebSocketError(
+      `Cannot connect to ${where}: the connection was refused (is a server listening there?)`,
+      { code: "ERR_CONNECTION_REFUSED", cause: error },
+    );
+  }
+  if (DNS_FAILURE.test(message)) {
+    return new WebSocketError(
+      `Cannot connect to ${where}: the host name did not resolve (${message})`,
+      { code: "ERR_DNS", cause: error },
+    );
+  }
+  if (secure && error instanceof TlsFailure) {
+    return new WebSocketError(
+      `Cannot connect to ${where}: the TLS handshake failed (${error.message}); for a private CA, pass its certificate in caCerts`,
+      { code: "ERR_TLS", cause: error.cause },
+    );
+  }
+  return error;
+}
+
+// Marks an error of the TLS handshake itself, as opposed to the TCP
+// connect under it.
+class TlsFailure extends Error {}
 
 async function openTransport(
   url: URL,
@@ -269,7 +392,23 @@ async function openTransport(
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const port = url.port ? Number(url.port) : secure ? 443 : 80;
   if (secure) {
-    return await Deno.connectTls({ hostname, port, caCerts: options.caCerts });
+    const conn = await Deno.connectTls({
+      hostname,
+      port,
+      caCerts: options.caCerts,
+    });
+    // Deno runs the TLS handshake on the first read or write; run it now, so
+    // that a certificate the client does not trust fails here, as ERR_TLS.
+    try {
+      await conn.handshake();
+    } catch (error) {
+      conn.close();
+      throw new TlsFailure(
+        error instanceof Error ? error.message : String(error),
+        { cause: error },
+      );
+    }
+    return conn;
   }
   const conn = await Deno.connect({ hostname, port });
   conn.setNoDelay(true);
