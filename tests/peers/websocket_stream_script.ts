@@ -144,6 +144,16 @@ const scenarios: Record<string, () => Promise<unknown>> = {
     ).catch(() => {});
     return await outcome(wss.closed);
   },
+  // Code written against the proposal uses the runtime's global
+  // WebSocketError (Deno's, with --unstable-net), whichever stream it has.
+  async "abort with the runtime's own WebSocketError"() {
+    const wss = new WebSocketStream(`${base}/echo`);
+    const { writable } = await wss.opened;
+    await writable.abort(
+      new native.WebSocketError("x", { closeCode: 4003, reason: "global" }),
+    ).catch(() => {});
+    return await outcome(wss.closed);
+  },
   async "abort with a code and reason object ignores them"() {
     const wss = new WebSocketStream(`${base}/echo`);
     const { writable } = await wss.opened;
