@@ -133,7 +133,8 @@ export interface WebSocketErrorInit {
  * switches on; and it is this module's own class, so that it exists where
  * the runtime has no `WebSocketError` (Deno has one only with
  * `--unstable-net`). Importing it shadows Deno's global in that module
- * only; `instanceof` tells ours from Deno's.
+ * only; `instanceof` tells ours from Deno's, and `writable.abort()` and
+ * `readable.cancel()` close with the code of either.
  *
  * @example Inspect a protocol error
  * ```ts
