@@ -8,7 +8,7 @@ import {
   assertInstanceOf,
   assertStringIncludes,
 } from "@std/assert";
-import { connect, WebSocketHandshakeError } from "../mod.ts";
+import { connect, serve, WebSocketHandshakeError } from "../mod.ts";
 import { assertWsError } from "./_helpers.ts";
 
 const decoder = new TextDecoder();
@@ -132,7 +132,7 @@ Deno.test("a redirect is not followed: the 3xx rejects with its Location", async
   assertInstanceOf(error, WebSocketHandshakeError);
   assertEquals(error.status, 302);
   assertEquals(error.headers.get("location"), "ws://127.0.0.1:1/elsewhere");
-  assertStringIncludes(error.message, "does not follow");
+  assertStringIncludes(error.message, "maxRedirects");
   await server.request;
 });
 
@@ -172,4 +172,152 @@ Deno.test('the URL\'s userinfo is not sent unless credentials is "url"', async (
     const head = await server.request;
     assertEquals(/^authorization: (.*)\r$/im.exec(head)?.[1], "Bearer t");
   });
+});
+
+/** A raw server that answers every request with `answer(n)`, n from 1, and keeps each request head. */
+function answerEach(answer: (n: number) => string) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const heads: string[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      let head = "";
+      const buffer = new Uint8Array(4096);
+      while (!head.includes("\r\n\r\n")) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        head += decoder.decode(buffer.subarray(0, n));
+      }
+      heads.push(head);
+      await conn.write(encoder.encode(answer(heads.length)));
+      conn.close();
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    heads,
+    async close() {
+      listener.close();
+      await serving.catch(() => {});
+    },
+  };
+}
+
+Deno.test("maxRedirects follows a redirect to the server that answers, and no further than asked", async (t) => {
+  const target = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (connection, request) => {
+      connection.close({
+        closeCode: 4000,
+        reason: new URL(request.url).pathname,
+      });
+    },
+  );
+  await t.step(
+    "one hop, to another origin: followed, without the credentials",
+    async () => {
+      const redirector = answerEach(() =>
+        `HTTP/1.1 307 Temporary Redirect\r\nLocation: ws://127.0.0.1:${target.addr.port}/next?q=1\r\nContent-Length: 0\r\n\r\n`
+      );
+      const client = await connect(`ws://u:p@127.0.0.1:${redirector.port}/`, {
+        maxRedirects: 1,
+        credentials: "url",
+        headers: { cookie: "a=1", "x-keep": "yes" },
+      });
+      assertEquals(await client.closed, { closeCode: 4000, reason: "/next" });
+      assertEquals(redirector.heads.length, 1);
+      assertStringIncludes(
+        redirector.heads[0]!.toLowerCase(),
+        "authorization: basic",
+      );
+      await redirector.close();
+    },
+  );
+  await t.step(
+    "a redirect loop stops at maxRedirects with the last 3xx",
+    async () => {
+      const loop = answerEach((n) =>
+        `HTTP/1.1 302 Found\r\nLocation: /again-${n}\r\nContent-Length: 0\r\n\r\n`
+      );
+      const error = await connect(`ws://127.0.0.1:${loop.port}/`, {
+        maxRedirects: 3,
+      }).catch((e) => e);
+      assertInstanceOf(error, WebSocketHandshakeError);
+      assertEquals([error.status, error.headers.get("location")], [
+        302,
+        "/again-4",
+      ]);
+      assertEquals(loop.heads.map((h) => h.split(" ")[1]), [
+        "/",
+        "/again-1",
+        "/again-2",
+        "/again-3",
+      ]);
+      await loop.close();
+    },
+  );
+  await t.step("no redirect from wss: down to ws:", async () => {
+    const fixtures = new URL("./fixtures/", import.meta.url);
+    const listener = Deno.listenTls({
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: Deno.readTextFileSync(new URL("cert.pem", fixtures)),
+      key: Deno.readTextFileSync(new URL("key.pem", fixtures)),
+    });
+    const served = (async () => {
+      const conn = await listener.accept();
+      await conn.read(new Uint8Array(4096));
+      await conn.write(encoder.encode(
+        `HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:${target.addr.port}/plain\r\nContent-Length: 0\r\n\r\n`,
+      ));
+      conn.close();
+    })();
+    const error = await connect(
+      `wss://localhost:${(listener.addr as Deno.NetAddr).port}/`,
+      {
+        maxRedirects: 5,
+        caCerts: [
+          Deno.readTextFileSync(new URL("ca.pem", fixtures)),
+        ],
+      },
+    ).catch((e) => e);
+    assertInstanceOf(error, WebSocketHandshakeError);
+    assertEquals(error.status, 302);
+    await served;
+    listener.close();
+  });
+  await target.shutdown();
+});
+
+Deno.test("the headers sent to another origin after a redirect carry no credentials", async () => {
+  const second = answerEach(() =>
+    "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"
+  );
+  const first = answerEach(() =>
+    `HTTP/1.1 301 Moved Permanently\r\nLocation: http://127.0.0.1:${second.port}/moved\r\nContent-Length: 0\r\n\r\n`
+  );
+  const error = await connect(`ws://u:p@127.0.0.1:${first.port}/`, {
+    maxRedirects: 2,
+    credentials: "url",
+    headers: { cookie: "a=1", authorization: "Bearer t", "x-keep": "yes" },
+  }).catch((e) => e);
+  assertInstanceOf(error, WebSocketHandshakeError);
+  assertEquals(error.status, 403);
+  assertStringIncludes(first.heads[0]!, "authorization: Bearer t");
+  const head = second.heads[0]!;
+  assertStringIncludes(head, "GET /moved HTTP/1.1");
+  assertStringIncludes(head, "x-keep: yes");
+  assertFalse(/^(authorization|cookie):/im.test(head), head);
+  await first.close();
+  await second.close();
+});
+
+Deno.test("maxRedirects is checked before anything is dialed", async () => {
+  for (const maxRedirects of [-1, 21, 1.5]) {
+    await connect("ws://127.0.0.1:1/", { maxRedirects }).then(
+      () => {
+        throw new Error("connected");
+      },
+      (error) => assertInstanceOf(error, RangeError),
+    );
+  }
 });

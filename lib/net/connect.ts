@@ -90,6 +90,17 @@ export interface ConnectOptions extends
    */
   credentials?: "omit" | "url";
   /**
+   * How many redirects (301, 302, 303, 307, 308 with a `Location`) to
+   * follow, from 0 to 20. Each hop is a new handshake with its own
+   * `handshakeTimeout`; one to another origin drops `Authorization`,
+   * `Cookie` and the URL's credentials, and one from `wss:` to `ws:` is not
+   * followed. Past the limit, the last 3xx rejects as a
+   * {@linkcode WebSocketHandshakeError}.
+   *
+   * @default {0 (a 3xx rejects)}
+   */
+  maxRedirects?: number;
+  /**
    * Opens the byte transport instead of `Deno.connect`, for other runtimes
    * or tunnels.
    *
@@ -106,15 +117,15 @@ const encoder = new TextEncoder();
  * off, sends the handshake request, checks the response (RFC 6455 §4.1),
  * and returns the open connection.
  *
+ * Security defaults: no redirect is followed unless `maxRedirects` allows
+ * it (a 3xx answer rejects like any other status that is not 101, with its
+ * `Location` in the error's `headers`), and the URL's userinfo is not sent
+ * unless `credentials: "url"`; it never appears in an error message.
+ *
  * @param url The server's URL, with path and query. IPv6 hosts go in
  * brackets: `ws://[::1]:8080/`.
  * @param options Subprotocols, headers, abort signal, timeouts, TLS CAs, a
- * custom `dial`, and the connection's limits.
- * No redirect is followed: a 3xx answer rejects like any other status that
- * is not 101, with its `Location` in the error's `headers`. The URL's
- * userinfo is not sent unless `credentials: "url"`, and never appears in
- * an error message.
- *
+ * custom `dial`, credentials, redirects, and the connection's limits.
  * @returns The open connection.
  * @throws {WebSocketError} Naming the URL, with the underlying error as
  * `cause`: `ERR_CONNECTION_REFUSED`, `ERR_DNS`, `ERR_TLS`,
@@ -144,7 +155,7 @@ export async function connect(
   url: string | URL,
   options: ConnectOptions = {},
 ): Promise<WebSocketConnection> {
-  const target = new URL(url);
+  let target = new URL(url);
   if (target.protocol === "http:") target.protocol = "ws:";
   if (target.protocol === "https:") target.protocol = "wss:";
   if (target.protocol !== "ws:" && target.protocol !== "wss:") {
@@ -164,6 +175,33 @@ export async function connect(
       }`,
     );
   }
+  const maxRedirects = options.maxRedirects ?? 0;
+  let hop = options;
+  for (let redirects = 0;; redirects++) {
+    try {
+      return await connectOnce(target, hop);
+    } catch (error) {
+      const next = redirects < maxRedirects
+        ? redirectTarget(error, target)
+        : undefined;
+      if (next === undefined) throw error;
+      if (next.origin !== target.origin) {
+        // As fetch does: credentials are for the origin they were given to.
+        const headers = new Headers(hop.headers);
+        for (const name of CREDENTIAL_HEADERS) headers.delete(name);
+        hop = { ...hop, headers, credentials: "omit" };
+      }
+      target = next;
+    }
+  }
+}
+
+// One handshake, no redirects: connect() after its checks.
+async function connectOnce(
+  target: URL,
+  options: ConnectOptions,
+): Promise<WebSocketConnection> {
+  const credentials = options.credentials ?? "omit";
   const where = displayUrl(target);
   const secure = target.protocol === "wss:";
   const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
@@ -279,7 +317,7 @@ export async function connect(
           head.start[2] ? ` ${head.start[2]}` : ""
         }, not 101${
           location !== null && status >= 300 && status < 400
-            ? ` (a redirect to ${location}, which connect() does not follow)`
+            ? ` (a redirect to ${location}; maxRedirects allows following it)`
             : ""
         }`,
         { status, statusText: head.start[2] ?? "", headers: head.headers },
@@ -309,6 +347,33 @@ export async function connect(
     clearTimeout(timer);
     if (abort) signal?.removeEventListener("abort", abort);
   }
+}
+
+// RFC 9110 §15.4: the redirects whose Location names the resource again.
+const REDIRECT_STATUSES = [301, 302, 303, 307, 308];
+const CREDENTIAL_HEADERS = ["authorization", "cookie", "proxy-authorization"];
+
+/**
+ * Where a refused handshake redirects to, if it is one to follow: a 3xx
+ * with a Location that makes a `ws:`/`wss:` URL (`http(s):` mapped), never
+ * from `wss:` down to `ws:`.
+ */
+function redirectTarget(error: unknown, from: URL): URL | undefined {
+  if (
+    !(error instanceof WebSocketHandshakeError) ||
+    !REDIRECT_STATUSES.includes(error.status)
+  ) {
+    return undefined;
+  }
+  const location = error.headers.get("location");
+  if (location === null || !URL.canParse(location, from)) return undefined;
+  const next = new URL(location, from);
+  if (next.protocol === "http:") next.protocol = "ws:";
+  if (next.protocol === "https:") next.protocol = "wss:";
+  if (next.protocol !== "ws:" && next.protocol !== "wss:") return undefined;
+  if (from.protocol === "wss:" && next.protocol === "ws:") return undefined;
+  next.hash = "";
+  return next;
 }
 
 // The URL as messages show it: never with its userinfo, which may hold a
