@@ -88,13 +88,17 @@ export type WebSocketStreamOptions = ConnectOptions;
  *   code after a failure).
  *
  * Where it differs, and why:
+ * - `writer.close()` resolves once our close frame is written, not once the
+ *   close handshake is done: the streams are the connection's own, shared
+ *   with `connect()`; await `closed` for the end;
  * - after a clean close, `writable` refuses writes with a `TypeError`
  *   instead of being errored with an `InvalidStateError`: the underlying
  *   connection keeps its writable unerrored so that
  *   `readable.pipeTo(writable)` resolves on a clean close;
  * - a failure to connect rejects with a {@linkcode WebSocketError} that
  *   says why (`ERR_CONNECTION_REFUSED`, `ERR_DNS`, `ERR_TLS`,
- *   `ERR_HANDSHAKE`, ...), where the proposal gives no detail;
+ *   `ERR_HANDSHAKE`, ...) and carries closeCode 1006, where the proposal
+ *   gives no detail and a closeCode of `null`;
  * - `close({ code })` (the proposal's old key) throws a `TypeError` rather
  *   than being read as a close with no code.
  *
