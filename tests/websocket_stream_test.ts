@@ -42,7 +42,7 @@ function testServer() {
         : { protocol: info.protocols[0] },
   }, async (connection, request) => {
     const path = new URL(request.url).pathname;
-    const wss = asWebSocketStream(connection, request);
+    const wss = asWebSocketStream(connection);
     if (path === "/close-4000") wss.close({ closeCode: 4000, reason: "bye" });
     const { readable, writable } = await wss.opened;
     readable.pipeTo(writable).catch(() => {});
@@ -315,7 +315,7 @@ Deno.test("asWebSocketStream gives upgradeWebSocket's end the same shape; abort'
     { port: 0, hostname: "127.0.0.1", onListen() {} },
     (request) => {
       const { response, connection } = upgradeWebSocket(request);
-      const wss: WebSocketStreamLike = asWebSocketStream(connection, request);
+      const wss: WebSocketStreamLike = asWebSocketStream(connection);
       (async () => {
         const info = await wss.opened;
         const reader = info.readable.getReader();

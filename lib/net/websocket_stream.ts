@@ -14,23 +14,17 @@ import type {
   WebSocketCloseInfo,
   WebSocketCloseOptions,
   WebSocketConnection,
+  WebSocketOpenInfo,
 } from "./connection.ts";
 import { connect, type ConnectOptions } from "./connect.ts";
-import type { MessageData } from "../codec/message.ts";
 import { checkConnectOptions } from "../_options.ts";
 import { WebSocketError } from "../errors.ts";
 
-/** What {@linkcode WebSocketStream.opened} resolves with: the proposal's `WebSocketOpenInfo`. */
-export interface WebSocketStreamOpenInfo {
-  /** Received messages: a string per text message, a `Uint8Array` per binary one. */
-  readable: ReadableStream<string | Uint8Array>;
-  /** Messages to send: a string as text, bytes as binary. */
-  writable: WritableStream<MessageData>;
-  /** The subprotocol the server chose, or `""`. */
-  protocol: string;
-  /** The extensions the server accepted, or `""`. */
-  extensions: string;
-}
+/**
+ * What {@linkcode WebSocketStream.opened} resolves with: the same as a
+ * connection's `opened`.
+ */
+export type WebSocketStreamOpenInfo = WebSocketOpenInfo;
 
 /**
  * The shape of the proposal's `WebSocketStream`, shared by the client
@@ -241,42 +235,19 @@ export class WebSocketStream implements WebSocketStreamLike {
   }
 }
 
-/** What {@linkcode asWebSocketStream} takes: a connection of this library. */
-export interface WebSocketStreamSource {
-  /** Received messages. */
-  readonly readable: ReadableStream<string | Uint8Array>;
-  /** Messages to send. */
-  readonly writable: WritableStream<MessageData>;
-  /** The subprotocol settled on, or `""`. */
-  readonly protocol: string;
-  /** The extensions settled on, or `""`. */
-  readonly extensions: string;
-  /** The connection's outcome. */
-  readonly closed: Promise<WebSocketCloseInfo>;
-  /** Resolves once open, where opening is still to come. */
-  readonly opened?: Promise<unknown>;
-  /**
-   * Starts the close handshake.
-   *
-   * @param options The close code and reason.
-   */
-  close(options?: WebSocketCloseOptions): void;
-}
-
 /**
  * The server's end in the shape of the WHATWG `WebSocketStream`: `{ url,
  * opened, closed, close }`, with `opened` resolving to `{ readable,
  * writable, protocol, extensions }`, so that one piece of code serves both
  * ends. It takes a connection from `serve()`, `acceptWebSocket()` or
- * `upgradeWebSocket()` (whose `opened` it waits for) and adds nothing to
- * it: the streams, the limits and the outcome are the connection's own.
+ * `upgradeWebSocket()` and adds nothing to it: `opened`, the streams, the
+ * limits and `closed` are the connection's own, and `url` is its `url`
+ * with `http:`/`https:` read as `ws:`/`wss:` (`""` when it has none).
  * `close()` checks its argument as {@linkcode WebSocketStream.close} does
  * (1000 or 3000–4999); `connection.close()` takes any code allowed on the
  * wire, such as 1001 for a server going away.
  *
- * @param connection The server's connection.
- * @param request The upgrade request, for `url` (its `http:`/`https:`
- * scheme read as `ws:`/`wss:`); without it, `url` is `""`.
+ * @param connection The server's connection (any `WebSocketConnection`).
  * @returns The connection, seen as a `WebSocketStream`.
  *
  * @example One echo for both ends
@@ -295,7 +266,7 @@ export interface WebSocketStreamSource {
  * }
  * const server = serve(
  *   { port: 0, hostname: "127.0.0.1", onListen() {} },
- *   (connection, request) => echo(asWebSocketStream(connection, request)),
+ *   (connection) => echo(asWebSocketStream(connection)),
  * );
  * const client = new WebSocketStream(`ws://127.0.0.1:${server.addr.port}/echo`);
  * const { readable, writable } = await client.opened;
@@ -309,26 +280,18 @@ export interface WebSocketStreamSource {
  * ```
  */
 export function asWebSocketStream(
-  connection: WebSocketStreamSource,
-  request?: Request,
+  connection: WebSocketConnection,
 ): WebSocketStreamLike {
   let url = "";
-  if (request) {
-    const target = new URL(request.url);
+  if (connection.url !== undefined) {
+    const target = new URL(connection.url);
     if (target.protocol === "http:") target.protocol = "ws:";
     if (target.protocol === "https:") target.protocol = "wss:";
     url = target.href;
   }
-  const opened = (connection.opened ?? Promise.resolve()).then(() => ({
-    readable: connection.readable,
-    writable: connection.writable,
-    protocol: connection.protocol,
-    extensions: connection.extensions,
-  }));
-  opened.catch(() => {});
   return {
     url,
-    opened,
+    opened: connection.opened,
     closed: connection.closed,
     close(closeInfo?: WebSocketCloseOptions): void {
       connection.close(validateCloseInfo(closeInfo));
