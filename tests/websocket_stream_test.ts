@@ -347,19 +347,42 @@ Deno.test("asWebSocketStream gives upgradeWebSocket's end the same shape; abort'
   await server.shutdown();
 });
 
-Deno.test("asWebSocketStream: cancel with a WebSocketError on serve()'s end reaches the client", async () => {
-  const server = serve(
-    { port: 0, hostname: "127.0.0.1", onListen() {} },
-    async (connection) => {
-      const { readable } = await asWebSocketStream(connection).opened;
-      await readable.cancel(new WebSocketError("", { closeCode: 4200 }));
-    },
-  );
-  const client = new WebSocketStream(`ws://127.0.0.1:${server.addr.port}/`);
-  await client.opened;
-  assertEquals(await client.closed, { closeCode: 4200, reason: "" });
-  await server.shutdown();
-});
+// Both server faces × both ways to end with a code: the client (our
+// WebSocketStream) must see the code the server's stream was given.
+for (const face of ["serve", "upgradeWebSocket"] as const) {
+  for (const how of ["abort", "cancel"] as const) {
+    Deno.test(`asWebSocketStream on ${face}(): ${how} with a WebSocketError closes with its code`, async () => {
+      const closeCode = how === "abort" ? 4301 : 4302;
+      const end = async (wss: WebSocketStreamLike) => {
+        const { readable, writable } = await wss.opened;
+        const error = new WebSocketError("", { closeCode, reason: how });
+        if (how === "abort") await writable.abort(error);
+        else await readable.cancel(error);
+        return await wss.closed;
+      };
+      const serverSaw = Promise.withResolvers<unknown>();
+      const server = face === "serve"
+        ? serve(
+          { port: 0, hostname: "127.0.0.1", onListen() {} },
+          (connection) =>
+            end(asWebSocketStream(connection)).then(serverSaw.resolve),
+        )
+        : Deno.serve(
+          { port: 0, hostname: "127.0.0.1", onListen() {} },
+          (request) => {
+            const { response, connection } = upgradeWebSocket(request);
+            end(asWebSocketStream(connection)).then(serverSaw.resolve);
+            return response;
+          },
+        );
+      const client = new WebSocketStream(`ws://127.0.0.1:${server.addr.port}/`);
+      await client.opened;
+      assertEquals(await client.closed, { closeCode, reason: how });
+      assertEquals(await serverSaw.promise, { closeCode, reason: how });
+      await server.shutdown();
+    });
+  }
+}
 
 // Differences that remain between Deno's WebSocketStream (2.9.6) and ours,
 // as [Deno's, ours]; the README's WebSocketStream section explains each.
@@ -452,4 +475,30 @@ Deno.test("the same script against Deno's --unstable-net WebSocketStream and our
   await server.shutdown();
   await silent.close();
   await drop.close();
+});
+
+// websocket-error.any.js's checks of the constructor, on ours.
+Deno.test("WebSocketError's constructor validates as the proposal's does", () => {
+  const plain = new WebSocketError();
+  assertEquals([plain.message, plain.closeCode, plain.reason], ["", null, ""]);
+  const withCode = new WebSocketError("m", { closeCode: 3000 });
+  assertEquals([withCode.closeCode, withCode.reason], [3000, ""]);
+  const reasonOnly = new WebSocketError("m", { reason: "r" });
+  assertEquals([reasonOnly.closeCode, reasonOnly.reason], [1000, "r"]);
+  for (const closeCode of [999, 1001, 2999, 5000]) {
+    const error = assertThrows(
+      () => new WebSocketError("", { closeCode }),
+      DOMException,
+    );
+    assertEquals((error as DOMException).name, "InvalidAccessError");
+  }
+  const long = assertThrows(
+    () => new WebSocketError("", { reason: "x".repeat(124) }),
+    DOMException,
+  );
+  assertEquals((long as DOMException).name, "SyntaxError");
+  assertEquals(
+    new WebSocketError("", { reason: "x".repeat(123) }).closeCode,
+    1000,
+  );
 });
