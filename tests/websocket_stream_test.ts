@@ -502,3 +502,46 @@ Deno.test("WebSocketError's constructor validates as the proposal's does", () =>
     1000,
   );
 });
+
+// backpressure.any.js: a readable nobody reads stops the reads from TCP, so
+// the sender's writes stall; nothing is lost once it is read.
+Deno.test("a WebSocketStream nobody reads holds the sender back, and loses nothing", async () => {
+  const count = 64;
+  const size = 1 << 20;
+  let accepted = 0;
+  const sent = Promise.withResolvers<void>();
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    async (connection) => {
+      const writer = connection.writable.getWriter();
+      for (let i = 0; i < count; i++) {
+        const message = new Uint8Array(size).fill(i);
+        await writer.write(message);
+        accepted++;
+      }
+      writer.releaseLock();
+      sent.resolve();
+    },
+  );
+  const wss = new WebSocketStream(`ws://127.0.0.1:${server.addr.port}/`, {
+    perMessageDeflate: false,
+  });
+  const { readable } = await wss.opened;
+  // Wait until the sender stops making progress (bounded), then look.
+  let last = -1;
+  for (let i = 0; i < 100 && accepted !== last; i++) {
+    last = accepted;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  assert(accepted < count, `${accepted} of ${count} 1 MiB writes went through`);
+  const reader = readable.getReader();
+  for (let i = 0; i < count; i++) {
+    const value = (await reader.read()).value as Uint8Array;
+    assertEquals([value.length, value[0], value[size - 1]], [size, i, i]);
+  }
+  await sent.promise;
+  reader.releaseLock();
+  wss.close();
+  assertEquals(await wss.closed, { closeCode: 1005, reason: "" });
+  await server.shutdown();
+});
