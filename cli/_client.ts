@@ -61,7 +61,14 @@ export async function runConnect(command: ConnectCommand): Promise<number> {
       dial,
     });
   } catch (error) {
-    printError(`error: Cannot connect to ${target}: ${reasonOf(error)}`);
+    // connect()'s errors name the URL and say what to check; others get
+    // the same shape here.
+    const message = error instanceof Error ? error.message : "";
+    printError(
+      message.startsWith("Cannot connect to ")
+        ? `error: ${message.split("\n")[0]}`
+        : `error: Cannot connect to ${target}: ${reasonOf(error)}`,
+    );
     return EXIT_ERROR;
   }
 

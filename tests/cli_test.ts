@@ -281,9 +281,12 @@ Deno.test("cli connect: a refused connection is one line and exit 1", async () =
   listener.close();
   const result = await run(["connect", `ws://127.0.0.1:${port}/`]);
   assertEquals(result.code, 1);
+  // The same with --trace, where the CLI dials.
+  const traced = await run(["connect", `ws://127.0.0.1:${port}/`, "--trace"]);
+  assertEquals([traced.code, traced.stderr], [result.code, result.stderr]);
   assertEquals(
     result.stderr,
-    `error: Cannot connect to ws://127.0.0.1:${port}/: connection refused\n`,
+    `error: Cannot connect to ws://127.0.0.1:${port}/: the connection was refused (is a server listening there?)\n`,
   );
   assertEquals(result.stdout, "");
 });

@@ -249,6 +249,9 @@ async function parallelRoom(server: Awaited<ReturnType<typeof deploy>>) {
   // Bob's isolate posted m1 or m2 back, Alice would see it before "end".
   await bob.send("end");
   await alice.inbox.waitFor((l) => l.from === bobName && l.text === "end");
+  // Bob's own copy of "end" comes from his isolate, and may come later
+  // than Alice's through the channel.
+  await bob.inbox.waitFor((l) => l.from === bobName && l.text === "end");
   const fromAlice = (inbox: { seen: Line[] }) =>
     inbox.seen.filter((l) => l.from === aliceName).map((l) => l.text);
   assertEquals(fromAlice(alice.inbox), ["m1", "m2"]);
