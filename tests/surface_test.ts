@@ -15,8 +15,10 @@ const expected: Record<string, string[]> = {
     "WebSocket",
     "WebSocketDuplex",
     "WebSocketError",
+    "WebSocketHandshakeError",
     "WebSocketStream",
     "acceptWebSocket",
+    "asWebSocketStream",
     "connect",
     "serve",
     "upgradeWebSocket",
@@ -71,6 +73,8 @@ const expected: Record<string, string[]> = {
     "deflateOffers",
     "validateDeflateResponse",
   ],
+  // A program, not a library: importing it runs nothing and exports nothing.
+  "./cli": [],
   "./redis": ["RedisBackplane"],
 };
 
@@ -78,7 +82,7 @@ const config = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
 ) as { exports: Record<string, string> };
 
-Deno.test("deno.json's entry points are exactly these five", () => {
+Deno.test("deno.json's entry points are exactly these six", () => {
   assertEquals(
     Object.keys(config.exports).sort(),
     Object.keys(expected).sort(),
