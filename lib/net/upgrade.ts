@@ -16,12 +16,16 @@ import {
 } from "../codec/close.ts";
 import { WebSocketError } from "../errors.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_message_size.ts";
-import { isUpgradeRequest } from "../handshake/server.ts";
+import {
+  checkOrigin,
+  isUpgradeRequest,
+  type OriginOptions,
+} from "../handshake/server.ts";
 import type { MessageData } from "../codec/message.ts";
-import { checkOptions, UPGRADE } from "../_options.ts";
+import { checkAllowedOrigins, checkOptions, UPGRADE } from "../_options.ts";
 
 /** Options for {@linkcode upgradeWebSocket}. */
-export interface UpgradeWebSocketOptions {
+export interface UpgradeWebSocketOptions extends OriginOptions {
   /**
    * The subprotocol to answer with; it must be one the client offered.
    *
@@ -110,6 +114,9 @@ const MAX_DRAIN_POLL = 16;
  * @param options The subprotocol and the bounds.
  * @returns The 101 response to return, and the connection.
  * @throws {TypeError} When the request is not a WebSocket upgrade.
+ * @throws {HandshakeRejection} 403 for a browser origin that
+ * `allowedOrigins` does not allow, before Deno upgrades anything: answer
+ * with its `status` (`Deno.serve` answers a throwing handler with 500).
  * @throws {RangeError | TypeError} For an option out of its range, or not
  * a number, before the request is upgraded.
  *
@@ -145,6 +152,8 @@ export function upgradeWebSocket(
     );
   }
   checkOptions("upgrade", options, UPGRADE);
+  checkAllowedOrigins("upgrade", options.allowedOrigins);
+  checkOrigin(request, options.allowedOrigins);
   const { socket, response } = Deno.upgradeWebSocket(request, {
     protocol: options.protocol,
     idleTimeout: options.idleTimeout,
