@@ -191,6 +191,28 @@ for (const entry of ENTRIES) {
   });
 }
 
+Deno.test("serve refuses a cross-origin upgrade before onUpgrade", async () => {
+  let asked = 0;
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onListen() {},
+    onUpgrade() {
+      asked++;
+    },
+  }, (connection) => connection.close());
+  try {
+    assertEquals(
+      await status(server.addr.port, { Origin: "https://evil.example" }),
+      403,
+    );
+    assertEquals(asked, 0);
+    assertEquals(server.connections, 0);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("checkOrigin compares with the Host's default port", () => {
   const request = (host: string, origin: string) =>
     new Request("http://x/", { headers: { host, origin } });
