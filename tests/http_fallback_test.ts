@@ -3,13 +3,8 @@
 // Deno's fetch, raw sockets that write exact bytes, and our connect().
 
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import {
-  connect,
-  encodeFrame,
-  Opcode,
-  serve,
-  type WebSocketServer,
-} from "../mod.ts";
+import { connect, serve, type WebSocketServer } from "../mod.ts";
+import { encodeFrame, Opcode } from "../lib/codec/mod.ts";
 import { prng, randomBytes } from "./_helpers.ts";
 
 const encoder = new TextEncoder();

@@ -4,13 +4,8 @@
 // 101, or 403 before any WebSocket state.
 
 import { assertEquals, assertThrows } from "@std/assert";
-import {
-  acceptWebSocket,
-  checkOrigin,
-  HandshakeRejection,
-  serve,
-  upgradeWebSocket,
-} from "../mod.ts";
+import { acceptWebSocket, serve, upgradeWebSocket } from "../mod.ts";
+import { checkOrigin, HandshakeRejection } from "../lib/handshake/mod.ts";
 import { upgradeRequest } from "./_helpers.ts";
 
 const decoder = new TextDecoder();

@@ -52,6 +52,7 @@ const expected: Record<string, string[]> = {
     "HandshakeRejection",
     "WEBSOCKET_GUID",
     "acceptKey",
+    "checkOrigin",
     "errorResponse",
     "formatExtensions",
     "generateKey",

@@ -96,7 +96,10 @@ const DEFAULT_PORTS: Record<string, string> = {
  *
  * @example A page of another site is refused
  * ```ts
- * import { checkOrigin, HandshakeRejection } from "@seed/websocket-streams";
+ * import {
+ *   checkOrigin,
+ *   HandshakeRejection,
+ * } from "@seed/websocket-streams/handshake";
  * import { assertEquals, assertThrows } from "@std/assert";
  *
  * const request = (origin: string) =>

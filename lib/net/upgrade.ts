@@ -121,6 +121,7 @@ const MAX_DRAIN_POLL = 16;
  * @throws {HandshakeRejection} 403 for a browser origin that
  * `allowedOrigins` does not allow, before Deno upgrades anything: answer
  * with its `status` (`Deno.serve` answers a throwing handler with 500).
+ * The class is exported by `@seed/websocket-streams/handshake`.
  * @throws {RangeError | TypeError} For an option out of its range, or not
  * a number, before the request is upgraded.
  *
