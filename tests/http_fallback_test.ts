@@ -253,6 +253,24 @@ Deno.test("keep-alive: two requests on one connection", async () => {
   }
 });
 
+Deno.test("an idle kept-alive connection is closed (keepAliveTimeout)", async () => {
+  const server = start(() => new Response("once"));
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  try {
+    const http = new RawHttp(conn);
+    await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    assertEquals((await http.response()).body, "once");
+    // node:http's 5 s (+ 1 s) between requests: the server closes.
+    assert(await guard(http.closed(), "the idle connection's close"));
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
+
 Deno.test("pipelining: two requests in one write, answered in order", async () => {
   const server = start(async (request) => {
     // The first answer is the slower one: order must still hold.

@@ -43,6 +43,7 @@ export class ConnDuplex extends Duplex {
     }
     const buffer = new Uint8Array(READ_SIZE);
     this.#conn.read(buffer).then((n) => {
+      this.#touch();
       if (n === null) this.push(null);
       else {
         this.push(
@@ -90,6 +91,7 @@ export class ConnDuplex extends Duplex {
     let written = 0;
     while (written < bytes.length) {
       written += await this.#conn.write(bytes.subarray(written));
+      this.#touch();
     }
   }
 
@@ -101,6 +103,8 @@ export class ConnDuplex extends Duplex {
     error: Error | null,
     callback: (error?: Error | null) => void,
   ): void {
+    clearTimeout(this.#timer);
+    this.#timeout = 0;
     if (!this.#closed) {
       this.#closed = true;
       try {
@@ -112,16 +116,47 @@ export class ConnDuplex extends Duplex {
     callback(error);
   }
 
-  // What node:http calls on a net.Socket; the connection is set up by
-  // serve() (no delay on TCP), and node:http's own timers bound it.
+  // What node:http calls on a net.Socket. serve() has set no-delay on TCP.
   setNoDelay(): this {
     return this;
   }
   setKeepAlive(): this {
     return this;
   }
-  setTimeout(_ms: number, callback?: () => void): this {
+
+  /**
+   * net.Socket's inactivity timeout: "timeout" once nothing was read or
+   * written for `ms`. node:http arms it between requests (keepAliveTimeout,
+   * 5 s + 1 s), and ends the connection on it: an idle kept-alive
+   * connection does not live forever.
+   */
+  setTimeout(ms: number, callback?: () => void): this {
     if (callback) this.once("timeout", callback);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timeout = ms > 0 && Number.isFinite(ms) ? ms : 0;
+    this.#active = Date.now();
+    if (this.#timeout > 0) this.#arm(this.#timeout);
     return this;
+  }
+
+  #timeout = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #active = 0;
+
+  #arm(delay: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#timeout === 0 || this.destroyed) return;
+      // One timer for the whole wait, not one per read or write: it checks
+      // when it fires whether there was activity meanwhile.
+      const idle = Date.now() - this.#active;
+      if (idle < this.#timeout) this.#arm(this.#timeout - idle);
+      else this.emit("timeout");
+    }, delay);
+  }
+
+  #touch(): void {
+    if (this.#timeout > 0) this.#active = Date.now();
   }
 }
