@@ -29,7 +29,6 @@ export interface PlainHttpOptions {
   fallbackHost: string;
   maxBodySize: number;
   maxHeaderSize: number;
-  handshakeTimeout: number;
   report: (error: unknown) => void;
   /** An upgrade request on a connection node:http already serves. */
   upgrade: (request: Request, socket: Duplex, head: Uint8Array) => void;
@@ -69,8 +68,9 @@ export class PlainHttp {
     ]).then(([http, { ConnDuplex }]) => {
       const server = http.createServer({
         maxHeaderSize: this.#options.maxHeaderSize,
-        // A kept-alive connection's next head is bounded as the first one.
-        headersTimeout: this.#options.handshakeTimeout,
+        // Node checks headersTimeout and requestTimeout only for a server
+        // that listens itself (its connections interval); the keep-alive
+        // idle timeout does apply (ConnDuplex.setTimeout).
       }, (req, res) => {
         this.#serve(req, res).catch((error) => this.#options.report(error));
       });

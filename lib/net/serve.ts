@@ -309,7 +309,6 @@ export function serve(
       fallbackHost: `${addr.hostname}:${addr.port}`,
       maxBodySize: options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE,
       maxHeaderSize: options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
-      handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
       report: (error) => report(error, console.error),
       upgrade: (request, socket, head) => {
         const remote = socket as {
