@@ -4,7 +4,12 @@
 // 101, or 403 before any WebSocket state.
 
 import { assertEquals, assertThrows } from "@std/assert";
-import { acceptWebSocket, serve, upgradeWebSocket } from "../mod.ts";
+import {
+  acceptWebSocket,
+  serve,
+  upgradeWebSocket,
+  WebSocketHandshakeError,
+} from "../mod.ts";
 import { checkOrigin, HandshakeRejection } from "../lib/handshake/mod.ts";
 import { upgradeRequest } from "./_helpers.ts";
 
@@ -107,8 +112,8 @@ const ENTRIES: Entry[] = [
             connection.opened.then(() => connection.close(), () => {});
             return response;
           } catch (error) {
-            if (!(error instanceof HandshakeRejection)) throw error;
-            return new Response(error.message, { status: error.status });
+            if (!(error instanceof WebSocketHandshakeError)) throw error;
+            return error.toResponse();
           }
         },
       );
