@@ -56,6 +56,7 @@ const expected: Record<string, string[]> = {
     "HandshakeRejection",
     "WEBSOCKET_GUID",
     "acceptKey",
+    "checkOrigin",
     "errorResponse",
     "formatExtensions",
     "generateKey",
@@ -73,6 +74,25 @@ const expected: Record<string, string[]> = {
     "deflateOffers",
     "validateDeflateResponse",
   ],
+  "./sse": [
+    "ERROR_CODES",
+    "EventStreamParser",
+    "ServerSentEventClient",
+    "ServerSentEventParseStream",
+    "ServerSentEventStream",
+    "WebSocketError",
+    "encodeServerSentEvent",
+    "sseResponse",
+  ],
+  "./polling": [
+    "ERROR_CODES",
+    "PollingClientConnection",
+    "PollingServer",
+    "WebSocketError",
+    "connectPolling",
+    "decodeBatch",
+    "encodeBatch",
+  ],
   // A program, not a library: importing it runs nothing and exports nothing.
   "./cli": [],
   "./redis": ["RedisBackplane"],
@@ -82,7 +102,7 @@ const config = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
 ) as { exports: Record<string, string> };
 
-Deno.test("deno.json's entry points are exactly these six", () => {
+Deno.test("deno.json's entry points are exactly these eight", () => {
   assertEquals(
     Object.keys(config.exports).sort(),
     Object.keys(expected).sort(),
