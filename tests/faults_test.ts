@@ -267,7 +267,10 @@ Deno.test("a real RST against our client: in the handshake, in a frame, in the c
     await t.step("in the middle of the 101 response", async () => {
       const peer = resettingServer(
         () => new Promise((resolve) => setTimeout(resolve, 20)),
-        async () => te.encode("HTTP/1.1 101 Switching Protocols\r\nUpgr"),
+        () =>
+          Promise.resolve(
+            te.encode("HTTP/1.1 101 Switching Protocols\r\nUpgr"),
+          ),
       );
       const error = await connect(`ws://127.0.0.1:${await peer.port}/`)
         .then(() => undefined, (e) => e);
