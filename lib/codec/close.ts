@@ -62,7 +62,7 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  *
  * @example Check codes
  * ```ts
- * import { isValidCloseCode } from "@seed/websocket-streams/close";
+ * import { isValidCloseCode } from "@seed/websocket-streams/codec";
  * import { assert, assertFalse } from "@std/assert";
  *
  * assert(isValidCloseCode(1000));
@@ -103,7 +103,7 @@ const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  *
  * @example Encode 1000 "bye"
  * ```ts
- * import { encodeCloseBody } from "@seed/websocket-streams/close";
+ * import { encodeCloseBody } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(
@@ -151,7 +151,7 @@ export function encodeCloseBody(
  *
  * @example Decode 1001 "away"
  * ```ts
- * import { decodeCloseBody } from "@seed/websocket-streams/close";
+ * import { decodeCloseBody } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const body = new Uint8Array([0x03, 0xe9, ...new TextEncoder().encode("away")]);
@@ -198,7 +198,7 @@ export function decodeCloseBody(body: Uint8Array): CloseInfo {
  *
  * @example Cut a long reason
  * ```ts
- * import { fitCloseReason } from "@seed/websocket-streams/close";
+ * import { fitCloseReason } from "./close.ts";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(new TextEncoder().encode(fitCloseReason("é".repeat(100))).length, 122);
@@ -212,14 +212,16 @@ export function fitCloseReason(reason: string): string {
  * The close code and reason that a `readable.cancel(reason)` or
  * `writable.abort(reason)` asks for: a {@linkcode WebSocketError}'s own code
  * and reason when the code may go on the wire, else none (the peer then
- * sees 1005).
+ * sees 1005). The runtime's global `WebSocketError` (Deno's with
+ * `--unstable-net`) counts as one too.
  *
  * @param reason What `cancel` or `abort` was given.
  * @returns The options to close with.
  *
  * @example A WebSocketError's code is kept; anything else closes plainly
  * ```ts
- * import { closeRequestFor, WebSocketError } from "@seed/websocket-streams";
+ * import { closeRequestFor } from "./close.ts";
+ * import { WebSocketError } from "../errors.ts";
  * import { assertEquals } from "@std/assert";
  *
  * const error = new WebSocketError("Cannot chat: policy", { closeCode: 4403, reason: "policy" });
@@ -230,9 +232,25 @@ export function fitCloseReason(reason: string): string {
 export function closeRequestFor(
   reason: unknown,
 ): { closeCode?: number; reason?: string } {
-  return reason instanceof WebSocketError && isValidCloseCode(reason.closeCode)
-    ? { closeCode: reason.closeCode, reason: reason.reason }
-    : {};
+  if (
+    !(reason instanceof WebSocketError || isRuntimeWebSocketError(reason)) ||
+    !isValidCloseCode(reason.closeCode)
+  ) {
+    return {};
+  }
+  const text = typeof reason.reason === "string" ? reason.reason : "";
+  return { closeCode: reason.closeCode, reason: fitCloseReason(text) };
+}
+
+// The runtime's own WebSocketError (Deno's with --unstable-net, a
+// browser's): code written against the proposal makes that one, and it
+// must close with its code here too. Its constructor has checked the code
+// and the reason.
+function isRuntimeWebSocketError(
+  reason: unknown,
+): reason is { closeCode: unknown; reason: unknown } {
+  const runtime = (globalThis as { WebSocketError?: unknown }).WebSocketError;
+  return typeof runtime === "function" && reason instanceof runtime;
 }
 
 /**
@@ -253,7 +271,7 @@ export function closeRequestFor(
  *
  * @example A reason alone closes with 1000
  * ```ts
- * import { closeBodyFor } from "@seed/websocket-streams";
+ * import { closeBodyFor } from "./close.ts";
  * import { assertEquals, assertThrows } from "@std/assert";
  *
  * assertEquals(closeBodyFor({ reason: "bye" }).closeCode, 1000);

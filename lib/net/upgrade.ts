@@ -9,14 +9,22 @@ import type {
   WebSocketCloseInfo,
   WebSocketCloseOptions,
 } from "./connection.ts";
+import type {
+  WebSocketConnection,
+  WebSocketOpenInfo,
+} from "./websocket_connection.ts";
 import {
   closeBodyFor,
   closeRequestFor,
   isValidCloseCode,
 } from "../codec/close.ts";
-import { WebSocketError } from "../errors.ts";
+import { WebSocketError, WebSocketHandshakeError } from "../errors.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_message_size.ts";
-import { isUpgradeRequest } from "../handshake/server.ts";
+import {
+  HandshakeRejection,
+  isUpgradeRequest,
+  validateUpgradeRequest,
+} from "../handshake/server.ts";
 import type { MessageData } from "../codec/message.ts";
 import { checkOptions, UPGRADE } from "../_options.ts";
 
@@ -79,7 +87,7 @@ export interface UpgradeWebSocketResult {
   /** The 101 response: return it from the `Deno.serve` handler. */
   response: Response;
   /** The connection, usable at once: writes wait until it opens. */
-  connection: UpgradedWebSocket;
+  connection: WebSocketConnection;
 }
 
 const DEFAULT_MAX_QUEUED = 16 * 1024 * 1024;
@@ -108,8 +116,28 @@ const MAX_DRAIN_POLL = 16;
  *
  * @param request The upgrade request given to the `Deno.serve` handler.
  * @param options The subprotocol and the bounds.
+ * A request that is not a WebSocket upgrade (a browser opening the URL, a
+ * health check) is refused with a {@linkcode WebSocketHandshakeError}
+ * (`ERR_UPGRADE_REQUIRED`, status 426, `Upgrade: websocket`), and a
+ * malformed upgrade with one of status 400 or 426 (`ERR_HANDSHAKE`); its
+ * `toResponse()` is the answer to return, so that the client learns what
+ * was wrong rather than getting a 500:
+ *
+ * ```ts ignore
+ * try {
+ *   const { response, connection } = upgradeWebSocket(request);
+ *   // … use connection …
+ *   return response;
+ * } catch (error) {
+ *   if (error instanceof WebSocketHandshakeError) return error.toResponse();
+ *   throw error;
+ * }
+ * ```
+ *
  * @returns The 101 response to return, and the connection.
- * @throws {TypeError} When the request is not a WebSocket upgrade.
+ * @throws {WebSocketHandshakeError} When the request is not a WebSocket
+ * upgrade (426), or a malformed one (400, or 426 for a version other than
+ * 13); `toResponse()` is the answer to give.
  * @throws {RangeError | TypeError} For an option out of its range, or not
  * a number, before the request is upgraded.
  *
@@ -140,43 +168,88 @@ export function upgradeWebSocket(
   options: UpgradeWebSocketOptions = {},
 ): UpgradeWebSocketResult {
   if (!isUpgradeRequest(request)) {
-    throw new TypeError(
-      "Cannot upgrade: the request is not a WebSocket upgrade (GET with Upgrade: websocket)",
+    // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+    throw new WebSocketHandshakeError(
+      "Cannot upgrade: the request is not a WebSocket upgrade (GET with Upgrade: websocket); answer it with error.toResponse(), a 426",
+      {
+        status: 426,
+        statusText: "Upgrade Required",
+        headers: {
+          upgrade: "websocket",
+          connection: "Upgrade",
+          "sec-websocket-version": "13",
+        },
+        code: "ERR_UPGRADE_REQUIRED",
+      },
     );
   }
   checkOptions("upgrade", options, UPGRADE);
-  const { socket, response } = Deno.upgradeWebSocket(request, {
-    protocol: options.protocol,
-    idleTimeout: options.idleTimeout,
-  });
-  return { response, connection: new UpgradedWebSocket(socket, options) };
+  const version = request.headers.get("sec-websocket-version");
+  if (version?.trim() !== "13") {
+    // RFC 6455 §4.4: answer another version with 426 and the one we speak.
+    // Deno.upgradeWebSocket does not check it (it upgraded version 8).
+    throw malformedUpgrade(request, undefined);
+  }
+  let upgraded;
+  try {
+    upgraded = Deno.upgradeWebSocket(request, {
+      protocol: options.protocol,
+      idleTimeout: options.idleTimeout,
+    });
+  } catch (error) {
+    throw malformedUpgrade(request, error);
+  }
+  return {
+    response: upgraded.response,
+    connection: new UpgradedWebSocket(upgraded.socket, options, request.url),
+  };
 }
 
-/** The info {@linkcode UpgradedWebSocket.opened} resolves with. */
-export interface UpgradedWebSocketOpenInfo {
-  /** The subprotocol settled on, or `""`. */
-  protocol: string;
-  /** The extensions settled on, or `""` (Deno negotiates none). */
-  extensions: string;
+// Deno refused an upgrade request: say why, with the status to answer.
+function malformedUpgrade(
+  request: Request,
+  cause: unknown,
+): WebSocketHandshakeError {
+  let status = 400;
+  let message = `Cannot upgrade: ${
+    cause instanceof Error ? cause.message : "the request is malformed"
+  }`;
+  let headers: Record<string, string> = {};
+  try {
+    validateUpgradeRequest(request);
+  } catch (rejection) {
+    if (rejection instanceof HandshakeRejection) {
+      ({ status, message, headers } = rejection);
+    }
+  }
+  return new WebSocketHandshakeError(message, {
+    status,
+    statusText: status === 426 ? "Upgrade Required" : "Bad Request",
+    headers,
+    cause,
+  });
 }
 
 /**
- * A native Deno `WebSocket` seen through the stream API; made by
- * {@linkcode upgradeWebSocket}, whose documentation lists how it differs
- * from a {@linkcode WebSocketConnection}.
+ * A native Deno `WebSocket` seen as a {@linkcode WebSocketConnection}; made
+ * by {@linkcode upgradeWebSocket}, whose documentation lists how it differs
+ * from the connections the library runs itself. Not exported from the
+ * package: users hold it as a `WebSocketConnection`.
  */
-export class UpgradedWebSocket {
+export class UpgradedWebSocket implements WebSocketConnection {
   /** Received messages: a string per text message, a `Uint8Array` per binary one. */
   readonly readable: ReadableStream<string | Uint8Array>;
   /** Messages to send: a string as text, bytes as binary. */
   readonly writable: WritableStream<MessageData>;
   /** Resolves when the socket opens; rejects if it never does. */
-  readonly opened: Promise<UpgradedWebSocketOpenInfo>;
+  readonly opened: Promise<WebSocketOpenInfo>;
   /**
    * Resolves with the peer's close code and reason after a clean close;
    * rejects with a {@linkcode WebSocketError} otherwise.
    */
   readonly closed: Promise<WebSocketCloseInfo>;
+  /** The URL of the upgrade request, when the socket came with one. */
+  readonly url: string | undefined;
 
   #socket: WebSocket;
   #protocol: string | undefined;
@@ -196,12 +269,18 @@ export class UpgradedWebSocket {
    *
    * @param socket A socket from `Deno.upgradeWebSocket`, not yet open.
    * @param options The bounds.
+   * @param url The URL of the upgrade request.
    * @throws {RangeError | TypeError} For an option out of its range, or not
    * a number.
    */
-  constructor(socket: WebSocket, options: UpgradeWebSocketOptions = {}) {
+  constructor(
+    socket: WebSocket,
+    options: UpgradeWebSocketOptions = {},
+    url?: string,
+  ) {
     checkOptions("create UpgradedWebSocket", options, UPGRADE);
     this.#socket = socket;
+    this.url = url;
     // Deno's server-side socket reports no protocol; the option is the truth.
     this.#protocol = options.protocol;
     this.#maxQueued = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED;
@@ -214,6 +293,8 @@ export class UpgradedWebSocket {
     this.opened = new Promise((resolve, reject) => {
       socket.addEventListener("open", () =>
         resolve({
+          readable: this.readable,
+          writable: this.writable,
           protocol: this.protocol,
           extensions: socket.extensions,
         }), { once: true });
@@ -305,6 +386,32 @@ export class UpgradedWebSocket {
    */
   get extensions(): string {
     return this.#socket.extensions;
+  }
+
+  /**
+   * Always `undefined`: the upgrade request does not carry the peer's
+   * address. The `Deno.serve` handler's `info.remoteAddr` has it.
+   *
+   * @returns `undefined`.
+   */
+  get remoteAddr(): Deno.Addr | undefined {
+    return undefined;
+  }
+
+  /**
+   * Rejects with a `TypeError`: Deno's native server socket gives no ping
+   * API. Deno pings on its own (`idleTimeout`); to measure a round trip,
+   * use `serve()`, whose connections have `ping()`.
+   *
+   * @param _data Unused.
+   * @returns A promise rejected with a `TypeError`.
+   */
+  ping(_data?: Uint8Array): Promise<number> {
+    return Promise.reject(
+      new TypeError(
+        "Cannot ping: Deno's native WebSocket under Deno.serve gives no ping API; Deno pings on its own (the idleTimeout option), or use serve() for ping()",
+      ),
+    );
   }
 
   /**
