@@ -7,7 +7,8 @@
 
 import { assert, assertEquals } from "@std/assert";
 import net from "node:net";
-import { acceptKey, connect, serve, type WebSocketServer } from "../mod.ts";
+import { connect, serve, type WebSocketServer } from "../mod.ts";
+import { acceptKey } from "../lib/handshake/mod.ts";
 import {
   assertWsError,
   rawFrame,

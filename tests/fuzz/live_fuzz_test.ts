@@ -20,12 +20,12 @@ import net from "node:net";
 import { constants, deflateRawSync, inflateRawSync } from "node:zlib";
 import {
   connect,
-  isValidUtf8,
   serve,
   type WebSocketCloseInfo,
   WebSocketError,
 } from "../../mod.ts";
 import { Protocol } from "../../lib/protocol.ts";
+import { isValidUtf8 } from "../../lib/codec/mod.ts";
 import {
   concat,
   FrameReader,
