@@ -54,6 +54,7 @@ const expected: Record<string, string[]> = {
     "HandshakeRejection",
     "WEBSOCKET_GUID",
     "acceptKey",
+    "checkOrigin",
     "errorResponse",
     "formatExtensions",
     "generateKey",
@@ -71,13 +72,34 @@ const expected: Record<string, string[]> = {
     "deflateOffers",
     "validateDeflateResponse",
   ],
+  "./sse": [
+    "ERROR_CODES",
+    "EventStreamParser",
+    "ServerSentEventClient",
+    "ServerSentEventParseStream",
+    "ServerSentEventStream",
+    "WebSocketError",
+    "encodeServerSentEvent",
+    "sseResponse",
+  ],
+  "./polling": [
+    "ERROR_CODES",
+    "PollingClientConnection",
+    "PollingServer",
+    "WebSocketError",
+    "connectPolling",
+    "decodeBatch",
+    "encodeBatch",
+  ],
+  // A program, not a library: importing it runs nothing and exports nothing.
+  "./cli": [],
 };
 
 const config = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
 ) as { exports: Record<string, string> };
 
-Deno.test("deno.json's entry points are exactly these four", () => {
+Deno.test("deno.json's entry points are exactly these seven", () => {
   assertEquals(
     Object.keys(config.exports).sort(),
     Object.keys(expected).sort(),
