@@ -180,7 +180,17 @@ export class RedisBackplane implements Backplane {
       maxRetriesPerRequest: options.maxRetriesPerRequest ?? 20,
     };
     this.#command = new Redis(options.url, settings);
-    this.#listen = new Redis(options.url, settings);
+    this.#listen = new Redis(options.url, {
+      ...settings,
+      // ioredis 5.9.3 (issue #2037): its ready check (INFO) races a
+      // SUBSCRIBE sent while the connection starts; the INFO then fails
+      // ("Connection in subscriber mode…"), ioredis drops and redoes the
+      // connection, and messages published meanwhile are lost. The
+      // subscriber connection skips the check: a Redis still loading its
+      // data answers SUBSCRIBE and XREAD all the same (a failed XREAD is
+      // retried).
+      enableReadyCheck: false,
+    });
     for (const client of [this.#command, this.#listen]) {
       client.on("error", (error: unknown) => this.#onError(error));
     }

@@ -1,0 +1,49 @@
+// RedisBackplane alone on a real redis-server (tests/_redis.ts): what
+// subscribe() promises once it resolves.
+
+import { assertEquals } from "@std/assert";
+import { RedisBackplane } from "../redis/mod.ts";
+import { hasRedis, startRedis } from "./_redis.ts";
+
+// ioredis 5.9.3 (issue #2037): a SUBSCRIBE sent while the client is still
+// connecting races its ready check (INFO), which then fails with
+// "Connection in subscriber mode…"; ioredis drops and redoes the connection,
+// and a message published right after subscribe() resolved is lost.
+Deno.test({
+  name:
+    "pub/sub: subscribe() right after the backplane is made is active, with no error",
+  ignore: !hasRedis,
+  async fn() {
+    const redis = await startRedis();
+    const problems: string[] = [];
+    try {
+      for (let i = 0; i < 40; i++) {
+        const errors: string[] = [];
+        const backplane = new RedisBackplane({
+          url: redis.url,
+          onError: (e) => errors.push(String(e)),
+        });
+        // Vary where in the connection's startup the SUBSCRIBE lands.
+        await new Promise((r) => setTimeout(r, i % 4));
+        const got = Promise.withResolvers<boolean>();
+        const stop = await backplane.subscribe("room", () => got.resolve(true));
+        await backplane.publish("room", new Uint8Array([1]));
+        // Generous: the machine is shared; a lost message never comes.
+        const timer = setTimeout(() => got.resolve(false), 5000);
+        const arrived = await got.promise;
+        clearTimeout(timer);
+        if (!arrived || errors.length) {
+          problems.push(
+            `#${i}: arrived=${arrived} errors=${errors.join("; ")}`,
+          );
+        }
+        stop();
+        backplane.close();
+        await backplane.finished;
+      }
+    } finally {
+      await redis.stop();
+    }
+    assertEquals(problems, []);
+  },
+});
