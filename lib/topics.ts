@@ -176,6 +176,10 @@ interface Subscriber {
   id: number;
   // Topics whose history is being sent: the live frames held meanwhile.
   replaying: Map<string, { id: string; bytes: Uint8Array }[]> | undefined;
+  // Topics it resumed: the last id sent from the history. A live message
+  // added before the history was read, but heard after it, is in both: the
+  // live one at or before this id is not sent again.
+  resumedAt: Map<string, string> | undefined;
   connection: WebSocketConnection;
   target: SharedFrameTarget;
   topics: Set<string>;
@@ -387,6 +391,7 @@ export class Topics {
       subscriber = {
         id: this.#nextId++,
         replaying: undefined,
+        resumedAt: undefined,
         connection,
         target,
         topics: new Set(),
@@ -615,7 +620,12 @@ export class Topics {
         last = entry.id;
       }
       for (const frame of held) {
-        if (idAfter(frame.id, last) && !target.pushEncoded(frame.bytes)) break;
+        if (!idAfter(frame.id, last)) continue;
+        if (!target.pushEncoded(frame.bytes)) break;
+        last = frame.id;
+      }
+      if (subscriber.topics.has(topic)) {
+        (subscriber.resumedAt ??= new Map()).set(topic, last);
       }
     }
   }
@@ -717,6 +727,13 @@ export class Topics {
           : encodeShared(opcode, payload, false, fragmentSize);
         frames.set(key, bytes);
       }
+      const resumedAt = subscriber.resumedAt?.get(state.name);
+      if (resumedAt !== undefined && id !== undefined) {
+        // Sent from the history already (see Subscriber.resumedAt); from the
+        // first newer one on, the live feed's order holds.
+        if (!idAfter(id, resumedAt)) continue;
+        subscriber.resumedAt!.delete(state.name);
+      }
       const held = subscriber.replaying?.get(state.name);
       if (held) {
         // Resuming: sent after the history (see #replay), if it is newer;
@@ -763,6 +780,8 @@ export class Topics {
   }
 
   #leave(subscriber: Subscriber, topic: string): void {
+    subscriber.replaying?.delete(topic);
+    subscriber.resumedAt?.delete(topic);
     const state = this.#topics.get(topic);
     if (state === undefined) return;
     state.subscribers.delete(subscriber);

@@ -1,0 +1,150 @@
+// Topics resuming from a message id (`since`), seen by the client: the
+// history and the live messages once each and in order, within the
+// subscriber's bounds, and what happens when the history or the backplane
+// fails. On a real redis-server (tests/_redis.ts) where Redis can produce
+// the condition; the races between the history (XRANGE) and the live feed
+// (XREAD), and the failures, on FakeStreams, a backplane whose history and
+// live delivery the test releases.
+
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { connect, serve, Topics, type WebSocketConnection } from "../mod.ts";
+import type { Backplane } from "../lib/topics.ts";
+
+/** A stream-like backplane: a log with ids "<n>-0", live delivery queued
+ * until `flushLive()`, history held until `gate` resolves. */
+class FakeStreams implements Backplane {
+  log: { id: string; bytes: Uint8Array }[] = [];
+  listeners = new Map<string, Set<(b: Uint8Array, id?: string) => void>>();
+  pendingLive: { topic: string; id: string; bytes: Uint8Array }[] = [];
+  gate: Promise<void> = Promise.resolve();
+  failNextSubscribe = false;
+  failHistory = false;
+  #n = 0;
+  publish(topic: string, bytes: Uint8Array): Promise<void> {
+    const id = `${++this.#n}-0`;
+    this.log.push({ id, bytes: bytes.slice() });
+    this.pendingLive.push({ topic, id, bytes: bytes.slice() });
+    return Promise.resolve();
+  }
+  subscribe(topic: string, on: (b: Uint8Array, id?: string) => void) {
+    if (this.failNextSubscribe) {
+      this.failNextSubscribe = false;
+      return Promise.reject(new Error("fake: Redis unreachable"));
+    }
+    let set = this.listeners.get(topic);
+    if (!set) this.listeners.set(topic, set = new Set());
+    set.add(on);
+    // Live from now on.
+    this.pendingLive = [];
+    return Promise.resolve(() => set!.delete(on));
+  }
+  async history(_topic: string, after: string, limit: number) {
+    await this.gate;
+    if (this.failHistory) throw new Error("fake: XRANGE failed");
+    const n = Number(after.split("-")[0]);
+    return this.log.filter((e) => Number(e.id.split("-")[0]) > n).slice(
+      0,
+      limit,
+    );
+  }
+  flushLive(): void {
+    const live = this.pendingLive;
+    this.pendingLive = [];
+    for (const m of live) {
+      for (const on of this.listeners.get(m.topic) ?? []) on(m.bytes, m.id);
+    }
+  }
+}
+
+/** A loopback server; `pair()` gives a client and its server side. */
+function server() {
+  const queue: WebSocketConnection[] = [];
+  const waiters: ((c: WebSocketConnection) => void)[] = [];
+  const s = serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (c) => {
+    c.readable.pipeTo(new WritableStream()).catch(() => {});
+    const w = waiters.shift();
+    if (w) w(c);
+    else queue.push(c);
+  });
+  const url = `ws://127.0.0.1:${s.addr.port}/`;
+  return {
+    async pair() {
+      const accepted = queue.length
+        ? Promise.resolve(queue.shift()!)
+        : new Promise<WebSocketConnection>((r) => waiters.push(r));
+      const client = await connect(url);
+      return { client, server: await accepted };
+    },
+    shutdown: () => s.shutdown(),
+  };
+}
+
+/** Reads messages until `last` (included); fails after a generous wait. */
+async function readUntil(
+  client: WebSocketConnection,
+  last: string,
+): Promise<(string | Uint8Array)[]> {
+  const reader = client.readable.getReader();
+  const got: (string | Uint8Array)[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) =>
+    timer = setTimeout(
+      () => reject(new Error(`"${last}" never came; got ${got.join(", ")}`)),
+      30_000,
+    )
+  );
+  try {
+    while (got.at(-1) !== last) {
+      const { value, done } = await Promise.race([reader.read(), late]);
+      if (done) throw new Error(`ended before "${last}": ${got.join(", ")}`);
+      got.push(value);
+    }
+  } finally {
+    clearTimeout(timer);
+    reader.releaseLock();
+  }
+  return got;
+}
+
+async function closeAll(
+  topics: Topics,
+  s: { shutdown(): Promise<void> },
+  ...clients: WebSocketConnection[]
+): Promise<void> {
+  for (const c of clients) {
+    try {
+      c.close();
+    } catch { /* closing already */ }
+    await c.closed.catch(() => {});
+  }
+  await s.shutdown();
+  topics.close();
+}
+
+const stampId = (m: string | Uint8Array, { id }: { id: string }) =>
+  `${id}:${m}`;
+
+Deno.test("resume: a message in both the history and the live feed is sent once", async () => {
+  const backplane = new FakeStreams();
+  const topics = new Topics({ backplane, stamp: stampId });
+  const s = server();
+  // Another subscriber keeps the topic's backplane subscription.
+  const a = await s.pair();
+  await topics.subscribe(a.server, "t");
+  await topics.publish("t", "m1");
+  backplane.flushLive();
+  const b = await s.pair();
+  let open!: () => void;
+  backplane.gate = new Promise((r) => open = r);
+  const resumed = topics.subscribe(b.server, "t", { since: "1-0" });
+  // m2 is added (XADD) while the history is asked for (XRANGE): it is in
+  // the history, and its live delivery (XREAD) comes after it.
+  await topics.publish("t", "m2");
+  open();
+  await resumed;
+  backplane.flushLive();
+  await topics.publish("t", "m3");
+  backplane.flushLive();
+  assertEquals(await readUntil(b.client, "3-0:m3"), ["2-0:m2", "3-0:m3"]);
+  await closeAll(topics, s, a.client, b.client);
+});
