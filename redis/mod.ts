@@ -190,6 +190,10 @@ export class RedisBackplane implements Backplane {
       // data answers SUBSCRIBE and XREAD all the same (a failed XREAD is
       // retried).
       enableReadyCheck: false,
+      // Streams: an XREAD cut by a lost connection fails, and the loop reads
+      // again with the new connection's client id; resent as is, it would
+      // block with an id we do not know, which no CLIENT UNBLOCK reaches.
+      autoResendUnfulfilledCommands: this.#mode === "pubsub",
     });
     for (const client of [this.#command, this.#listen]) {
       client.on("error", (error: unknown) => this.#onError(error));
@@ -378,14 +382,18 @@ export class RedisBackplane implements Backplane {
 
   async #readLoop(): Promise<void> {
     while (!this.#closed) {
-      const topics = [...this.#lastIds.keys()];
-      if (topics.length === 0) {
+      if (this.#lastIds.size === 0) {
         await new Promise<void>((resolve) => this.#wake = resolve);
         this.#wake = undefined;
         continue;
       }
       try {
         this.#readerId ??= await this.#listen.client("ID") as number;
+        // The topics are read once the id is known: a topic subscribed
+        // before it could not interrupt the XREAD (CLIENT UNBLOCK needs the
+        // id), so it must be in this one.
+        const topics = [...this.#lastIds.keys()];
+        if (topics.length === 0) continue;
         const result = await this.#listen.xreadBuffer(
           "COUNT",
           READ_COUNT,
