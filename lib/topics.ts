@@ -81,7 +81,11 @@ export interface SubscribeOptions {
    * The id of the last message this client had (from
    * {@linkcode TopicsOptions.stamp}): the messages after it are sent first,
    * from the backplane's history, then the live ones, with none twice. Needs
-   * a backplane with a history (`RedisBackplane` in streams mode).
+   * a backplane with a history (`RedisBackplane` in streams mode). The
+   * history goes at the pace the client takes it: a frame is queued once
+   * the connection's queue is under {@linkcode TopicsOptions.maxBufferedAmount}
+   * (looked at every 10 ms); a client that stops reading is ended by its
+   * connection's `sendTimeout`.
    *
    * @default {none: live messages only}
    */
@@ -180,6 +184,8 @@ interface Subscriber {
   // added before the history was read, but heard after it, is in both: the
   // live one at or before this id is not sent again.
   resumedAt: Map<string, string> | undefined;
+  // Replays waiting for its queue to drain: each ends its wait when called.
+  pauses: Set<() => void>;
   connection: WebSocketConnection;
   target: SharedFrameTarget;
   topics: Set<string>;
@@ -209,6 +215,9 @@ const ENVELOPE_HEADER = 2 + ORIGIN_BYTES + 4;
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 const DEFAULT_MAX_REPLAY = 1000;
+// How often a replay looks whether its subscriber's queue has room: a
+// connection has no drain event for shared frames.
+const REPLAY_POLL = 10;
 
 /** Whether stream id `a` comes after `b` (`<ms>-<seq>`; else by string). */
 function idAfter(a: string, b: string): boolean {
@@ -392,6 +401,7 @@ export class Topics {
         id: this.#nextId++,
         replaying: undefined,
         resumedAt: undefined,
+        pauses: new Set(),
         connection,
         target,
         topics: new Set(),
@@ -415,17 +425,19 @@ export class Topics {
         state.remote.catch(this.#onError);
       }
     }
+    let held: { id: string; bytes: Uint8Array }[] | undefined;
     if (since !== undefined && !subscriber.topics.has(topic)) {
       // Live messages are held until the history is sent: none is lost
       // between the two, and none is sent twice (by id).
-      (subscriber.replaying ??= new Map()).set(topic, []);
+      (subscriber.replaying ??= new Map()).set(topic, held = []);
     }
     state.subscribers.add(subscriber);
     subscriber.topics.add(topic);
     let ready = state.remote ? state.remote.then(ignore) : Promise.resolve();
-    if (subscriber.replaying?.has(topic)) {
+    if (held !== undefined) {
       const resumed = subscriber;
-      ready = ready.then(() => this.#replay(resumed, topic, since!));
+      const frames = held;
+      ready = ready.then(() => this.#replay(resumed, topic, since!, frames));
     }
     // The caller may not wait for it: its rejection is reported to onError.
     ready.catch(ignore);
@@ -528,6 +540,9 @@ export class Topics {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    for (const subscriber of this.#subscribers.values()) {
+      for (const wake of subscriber.pauses) wake();
+    }
     for (const state of this.#topics.values()) {
       state.remote?.then((unsubscribe) => unsubscribe(), ignore);
     }
@@ -595,38 +610,82 @@ export class Topics {
 
   /**
    * Sends a resuming subscriber what it missed from the backplane's
-   * history, then the live frames held meanwhile that came after it.
+   * history, then the live frames held meanwhile that came after it; each
+   * frame once its queue has room (maxBufferedAmount), as a live one would
+   * be, so that a long history waits in the backplane, not in memory.
    */
   async #replay(
     subscriber: Subscriber,
     topic: string,
     since: string,
+    held: { id: string; bytes: Uint8Array }[],
   ): Promise<void> {
+    const target = subscriber.target;
+    // Still this replay's: not closed, unsubscribed or subscribed again.
+    const current = () =>
+      !this.#closed && subscriber.replaying?.get(topic) === held;
+    let last = since;
+    const send = async (id: string, bytes: Uint8Array): Promise<boolean> => {
+      await this.#room(subscriber, bytes.length, current);
+      if (!current()) return false;
+      if (!target.pushEncoded(bytes)) {
+        // Closing: RFC 6455 §5.5.1 allows no data after our close frame.
+        this.#leaveAll(subscriber.connection);
+        return false;
+      }
+      this.#stats.delivered++;
+      last = id;
+      return true;
+    };
     let entries: { id: string; bytes: Uint8Array }[] = [];
     try {
       entries = await this.#backplane!.history!(topic, since, this.#maxReplay);
     } finally {
-      const held = subscriber.replaying?.get(topic) ?? [];
-      subscriber.replaying?.delete(topic);
-      let last = since;
-      const target = subscriber.target;
       for (const entry of entries) {
         if (!idAfter(entry.id, last)) continue;
         const envelope = entry.bytes;
         if (envelope.length < ENVELOPE_HEADER) continue;
         const [opcode, payload] = this.#stamped(topic, envelope, entry.id);
         this.#stats.encoded++;
-        if (!target.pushEncoded(encodeShared(opcode, payload, false))) break;
-        last = entry.id;
+        if (!await send(entry.id, encodeShared(opcode, payload, false))) break;
       }
-      for (const frame of held) {
-        if (!idAfter(frame.id, last)) continue;
-        if (!target.pushEncoded(frame.bytes)) break;
-        last = frame.id;
+      // Frames keep coming while these are sent: all of them go, then the
+      // live feed takes over, in the same turn.
+      for (let frame; current() && (frame = held.shift());) {
+        if (idAfter(frame.id, last) && !await send(frame.id, frame.bytes)) {
+          break;
+        }
       }
-      if (subscriber.topics.has(topic)) {
+      if (current()) {
+        subscriber.replaying!.delete(topic);
         (subscriber.resumedAt ??= new Map()).set(topic, last);
       }
+    }
+  }
+
+  /**
+   * Waits until the subscriber's queue takes `size` more bytes within the
+   * bound (an empty queue takes any), or `going()` is false. A peer that
+   * stops reading is ended by its connection's `sendTimeout`, which ends
+   * the wait.
+   */
+  async #room(
+    subscriber: Subscriber,
+    size: number,
+    going: () => boolean,
+  ): Promise<void> {
+    while (going()) {
+      const buffered = subscriber.target.bufferedAmount();
+      if (buffered === 0 || buffered + size <= this.#maxBuffered) return;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          subscriber.pauses.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, REPLAY_POLL);
+        subscriber.pauses.add(wake);
+      });
     }
   }
 
@@ -781,6 +840,7 @@ export class Topics {
 
   #leave(subscriber: Subscriber, topic: string): void {
     subscriber.replaying?.delete(topic);
+    for (const wake of subscriber.pauses) wake();
     subscriber.resumedAt?.delete(topic);
     const state = this.#topics.get(topic);
     if (state === undefined) return;

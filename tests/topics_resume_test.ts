@@ -9,6 +9,8 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { connect, serve, Topics, type WebSocketConnection } from "../mod.ts";
 import type { Backplane } from "../lib/topics.ts";
+import { RedisBackplane } from "../redis/mod.ts";
+import { hasRedis, startRedis } from "./_redis.ts";
 
 /** A stream-like backplane: a log with ids "<n>-0", live delivery queued
  * until `flushLive()`, history held until `gate` resolves. */
@@ -147,4 +149,55 @@ Deno.test("resume: a message in both the history and the live feed is sent once"
   backplane.flushLive();
   assertEquals(await readUntil(b.client, "3-0:m3"), ["2-0:m2", "3-0:m3"]);
   await closeAll(topics, s, a.client, b.client);
+});
+
+Deno.test({
+  name:
+    "resume: the history is queued within maxBufferedAmount, and all of it arrives",
+  ignore: !hasRedis,
+  async fn() {
+    const redis = await startRedis();
+    const backplane = new RedisBackplane({ url: redis.url, mode: "streams" });
+    const max = 64 * 1024;
+    const topics = new Topics({ backplane, maxBufferedAmount: max });
+    const s = server();
+    try {
+      // 12 MB of history, beyond what loopback's socket buffers take.
+      const count = 200;
+      for (let i = 0; i < count; i++) {
+        const message = new Uint8Array(60 * 1024);
+        message[0] = i;
+        await topics.publish("t", message);
+      }
+      const b = await s.pair();
+      // The client reads nothing until the kernel's buffers are full and
+      // the replay has stopped: then it waits on a frame the socket cannot
+      // take.
+      const resumed = topics.subscribe(b.server, "t", { since: "0-0" });
+      let most = 0;
+      for (let last = -1, same = 0, i = 0; i < 1200; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        const queued = b.server.bufferedAmount;
+        most = Math.max(most, queued);
+        const delivered = topics.stats.delivered;
+        same = delivered === last ? same + 1 : 0;
+        last = delivered;
+        if (same >= 40 && queued > 0) break;
+      }
+      assert(most > 0, "the history never filled the socket's buffers");
+      assert(most <= 2 * max, `queued ${most} bytes, bound ${max}`);
+      const reader = b.client.readable.getReader();
+      for (let i = 0; i < count; i++) {
+        const { value } = await reader.read();
+        assertEquals((value as Uint8Array)[0], i % 256);
+      }
+      reader.releaseLock();
+      await resumed;
+      await closeAll(topics, s, b.client);
+    } finally {
+      backplane.close();
+      await backplane.finished;
+      await redis.stop();
+    }
+  },
 });
