@@ -149,7 +149,9 @@ export interface TopicsOptions {
     info: { topic: string; id: string },
   ) => MessageData;
   /**
-   * The most messages a resuming subscriber is sent from the history.
+   * The most messages a resuming subscriber is sent from the history, and
+   * the most live ones held for it while the history is sent (past them it
+   * is a slow subscriber: see {@linkcode TopicsOptions.slowSubscriber}).
    *
    * @default {1000}
    */
@@ -795,10 +797,12 @@ export class Topics {
       }
       const held = subscriber.replaying?.get(state.name);
       if (held) {
-        // Resuming: sent after the history (see #replay), if it is newer;
-        // a subscriber whose history takes too long is slow.
-        if (id !== undefined) held.push({ id, bytes });
-        if (held.length > this.#maxReplay) this.#slow(subscriber);
+        // Resuming: sent after the history (see #replay), if it is newer.
+        // At most maxReplay are held: past it the subscriber is slow (closed,
+        // or this message skipped).
+        if (id === undefined) continue;
+        if (held.length >= this.#maxReplay) this.#slow(subscriber);
+        else held.push({ id, bytes });
         continue;
       }
       const buffered = subscriber.target.bufferedAmount();

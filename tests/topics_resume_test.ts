@@ -201,3 +201,34 @@ Deno.test({
     }
   },
 });
+
+Deno.test('resume with slowSubscriber "drop": at most maxReplay live frames are held, the rest dropped and counted', async () => {
+  const backplane = new FakeStreams();
+  const topics = new Topics({
+    backplane,
+    slowSubscriber: "drop",
+    maxReplay: 2,
+  });
+  const s = server();
+  const a = await s.pair();
+  await topics.subscribe(a.server, "t");
+  const b = await s.pair();
+  let open!: () => void;
+  backplane.gate = new Promise((r) => open = r);
+  const resumed = topics.subscribe(b.server, "t", { since: "0-0" });
+  await new Promise((r) => setTimeout(r, 0));
+  // The history is slow (Redis slow or reconnecting): 50 live messages come
+  // meanwhile. The history itself is empty.
+  for (let i = 0; i < 50; i++) {
+    await topics.publish("t", `m${i}`);
+    backplane.flushLive();
+  }
+  backplane.log = [];
+  open();
+  await resumed;
+  await topics.publish("t", "end");
+  backplane.flushLive();
+  assertEquals(await readUntil(b.client, "end"), ["m0", "m1", "end"]);
+  assertEquals(topics.stats.dropped, 48);
+  await closeAll(topics, s, a.client, b.client);
+});
