@@ -353,8 +353,9 @@ export class Topics {
   }
 
   /**
-   * Subscribes a connection to a topic (again does nothing). It leaves the
-   * topic when it closes.
+   * Subscribes a connection to a topic. Again does nothing, `since`
+   * included: the history is sent once, by the first. It leaves the topic
+   * when it closes.
    *
    * @param connection A server-side connection.
    * @param topic The topic: 1 to 1024 UTF-16 units.

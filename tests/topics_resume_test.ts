@@ -81,7 +81,8 @@ function server() {
   };
 }
 
-/** Reads messages until `last` (included); fails after a generous wait. */
+/** Reads messages until `last` or its stamped form `<id>:<last>`
+ * (included); fails after a generous wait. */
 async function readUntil(
   client: WebSocketConnection,
   last: string,
@@ -96,7 +97,8 @@ async function readUntil(
     )
   );
   try {
-    while (got.at(-1) !== last) {
+    const at = (m: unknown) => m === last || String(m).endsWith(`:${last}`);
+    while (!at(got.at(-1))) {
       const { value, done } = await Promise.race([reader.read(), late]);
       if (done) throw new Error(`ended before "${last}": ${got.join(", ")}`);
       got.push(value);
@@ -231,4 +233,52 @@ Deno.test('resume with slowSubscriber "drop": at most maxReplay live frames are 
   assertEquals(await readUntil(b.client, "end"), ["m0", "m1", "end"]);
   assertEquals(topics.stats.dropped, 48);
   await closeAll(topics, s, a.client, b.client);
+});
+
+/** A Topics on a fresh redis-server in streams mode, ids stamped. */
+async function onRedis(
+  options: ConstructorParameters<typeof Topics>[0] = {},
+) {
+  const redis = await startRedis();
+  const backplane = new RedisBackplane({ url: redis.url, mode: "streams" });
+  const topics = new Topics({ backplane, stamp: stampId, ...options });
+  return {
+    redis,
+    backplane,
+    topics,
+    async stop() {
+      topics.close();
+      backplane.close();
+      await backplane.finished;
+      await redis.stop();
+    },
+  };
+}
+
+/** The messages of `"<id>:<text>"` strings, ids dropped. */
+const texts = (got: (string | Uint8Array)[]) =>
+  got.map((m) => String(m).replace(/^[^:]*:/, ""));
+
+Deno.test({
+  name:
+    "resume: subscribing again with since while the first resume runs does nothing",
+  ignore: !hasRedis,
+  async fn() {
+    const { topics, stop } = await onRedis();
+    const s = server();
+    try {
+      await topics.publish("t", "m1");
+      await topics.publish("t", "m2");
+      const b = await s.pair();
+      await Promise.all([
+        topics.subscribe(b.server, "t", { since: "0-0" }),
+        topics.subscribe(b.server, "t", { since: "0-0" }),
+      ]);
+      await topics.publish("t", "m3");
+      assertEquals(texts(await readUntil(b.client, "m3")), ["m1", "m2", "m3"]);
+      await closeAll(topics, s, b.client);
+    } finally {
+      await stop();
+    }
+  },
 });
