@@ -362,7 +362,8 @@ export class Topics {
    * @param options `since`: resume after this message id.
    * @returns Resolves once the subscription is active everywhere: at once
    * without a backplane, once the backplane has subscribed with one
-   * (rejects when it cannot; the connection stays subscribed here), and,
+   * (rejects when it cannot; the connection stays subscribed here, and the
+   * topic's next subscribe() asks the backplane again), and,
    * with `since`, once the missed messages are queued.
    * @throws {TypeError} For a client-side connection, or something else.
    * @throws {RangeError} For an empty or too long topic.
@@ -420,13 +421,20 @@ export class Topics {
     if (state === undefined) {
       state = { name: topic, subscribers: new Set(), remote: undefined };
       this.#topics.set(topic, state);
-      if (this.#backplane) {
-        state.remote = this.#backplane.subscribe(
-          topic,
-          (bytes, id) => this.#onRemote(topic, bytes, id),
-        );
-        state.remote.catch(this.#onError);
-      }
+    }
+    if (this.#backplane && state.remote === undefined) {
+      const remote = this.#backplane.subscribe(
+        topic,
+        (bytes, id) => this.#onRemote(topic, bytes, id),
+      );
+      state.remote = remote;
+      // Failed (Redis unreachable): forgotten, so that the topic's next
+      // subscribe() asks again.
+      const failed = state;
+      remote.catch((error) => {
+        if (failed.remote === remote) failed.remote = undefined;
+        this.#onError(error);
+      });
     }
     let held: { id: string; bytes: Uint8Array }[] | undefined;
     if (since !== undefined && !subscriber.topics.has(topic)) {

@@ -282,3 +282,23 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a topic whose backplane subscription failed subscribes again with its next subscriber", async () => {
+  const backplane = new FakeStreams();
+  const errors: unknown[] = [];
+  const topics = new Topics({ backplane, onError: (e) => errors.push(e) });
+  const s = server();
+  const a = await s.pair();
+  backplane.failNextSubscribe = true;
+  // Redis is down: the subscription fails, the connection stays here.
+  await assertRejects(() => topics.subscribe(a.server, "t"), Error, "fake");
+  assertEquals(errors.length, 1);
+  // Redis is back; a new member joins the same topic.
+  const b = await s.pair();
+  await topics.subscribe(b.server, "t");
+  await topics.publish("t", "hello");
+  backplane.flushLive();
+  assertEquals(await readUntil(b.client, "hello"), ["hello"]);
+  assertEquals(await readUntil(a.client, "hello"), ["hello"]);
+  await closeAll(topics, s, a.client, b.client);
+});
