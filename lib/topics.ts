@@ -564,18 +564,7 @@ export class Topics {
   }
 
   #onRemote(topic: string, envelope: Uint8Array, id?: string): void {
-    if (this.#closed) return;
-    if (
-      envelope.length < ENVELOPE_HEADER || envelope[0] !== ENVELOPE_VERSION ||
-      (envelope[1] !== Opcode.Text && envelope[1] !== Opcode.Binary)
-    ) {
-      this.#onError(
-        new TypeError(
-          `Cannot deliver message: the backplane's message on "${topic}" is not a topics envelope`,
-        ),
-      );
-      return;
-    }
+    if (this.#closed || !this.#isEnvelope(topic, envelope)) return;
     let mine = true;
     for (let i = 0; i < ORIGIN_BYTES; i++) {
       if (envelope[2 + i] !== this.#origin[i]) {
@@ -591,6 +580,26 @@ export class Topics {
     const [opcode, payload] = this.#stamped(topic, envelope, id);
     this.#run(() => this.#deliver(topic, opcode, payload, except, id))
       .catch(this.#onError);
+  }
+
+  /**
+   * Whether a backplane's message (live or from the history) is an envelope
+   * of this version with a data opcode; else it is reported, and not sent:
+   * another writer of the channel or stream, or a later version.
+   */
+  #isEnvelope(topic: string, envelope: Uint8Array): boolean {
+    if (
+      envelope.length >= ENVELOPE_HEADER && envelope[0] === ENVELOPE_VERSION &&
+      (envelope[1] === Opcode.Text || envelope[1] === Opcode.Binary)
+    ) {
+      return true;
+    }
+    this.#onError(
+      new TypeError(
+        `Cannot deliver message: the backplane's message on "${topic}" is not a topics envelope`,
+      ),
+    );
+    return false;
   }
 
   /** A backplane message's opcode and payload, stamped when it has an id. */
@@ -655,7 +664,7 @@ export class Topics {
       for (const entry of entries) {
         if (!idAfter(entry.id, last)) continue;
         const envelope = entry.bytes;
-        if (envelope.length < ENVELOPE_HEADER) continue;
+        if (!this.#isEnvelope(topic, envelope)) continue;
         const [opcode, payload] = this.#stamped(topic, envelope, entry.id);
         this.#stats.encoded++;
         if (!await send(entry.id, encodeShared(opcode, payload, false))) break;

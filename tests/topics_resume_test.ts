@@ -6,10 +6,12 @@
 // (XREAD), and the failures, on FakeStreams, a backplane whose history and
 // live delivery the test releases.
 
+import { Buffer } from "node:buffer";
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { connect, serve, Topics, type WebSocketConnection } from "../mod.ts";
 import type { Backplane } from "../lib/topics.ts";
 import { RedisBackplane } from "../redis/mod.ts";
+import { Redis } from "../redis/_ioredis.ts";
 import { hasRedis, startRedis } from "./_redis.ts";
 
 /** A stream-like backplane: a log with ids "<n>-0", live delivery queued
@@ -301,4 +303,36 @@ Deno.test("a topic whose backplane subscription failed subscribes again with its
   assertEquals(await readUntil(b.client, "hello"), ["hello"]);
   assertEquals(await readUntil(a.client, "hello"), ["hello"]);
   await closeAll(topics, s, a.client, b.client);
+});
+
+Deno.test({
+  name:
+    "resume: a history entry that is not a topics envelope is reported, not sent",
+  ignore: !hasRedis,
+  async fn() {
+    const errors: unknown[] = [];
+    const { redis, topics, stop } = await onRedis({
+      onError: (e) => errors.push(e),
+    });
+    const s = server();
+    const writer = new Redis(redis.url);
+    try {
+      // Another writer of the key, or a later envelope version: version 2,
+      // a reserved opcode (RFC 6455 §5.2), which no client would accept.
+      const entry = new Uint8Array(26);
+      entry[0] = 2;
+      entry[1] = 0x3;
+      await writer.xadd("ws:topic:t", "*", "m", Buffer.from(entry));
+      await topics.publish("t", "good");
+      const b = await s.pair();
+      await topics.subscribe(b.server, "t", { since: "0-0" });
+      assertEquals(texts(await readUntil(b.client, "good")), ["good"]);
+      assertEquals(errors.length, 1);
+      assert(errors[0] instanceof TypeError, String(errors[0]));
+      await closeAll(topics, s, b.client);
+    } finally {
+      writer.disconnect();
+      await stop();
+    }
+  },
 });
