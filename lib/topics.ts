@@ -85,7 +85,9 @@ export interface SubscribeOptions {
    * history goes at the pace the client takes it: a frame is queued once
    * the connection's queue is under {@linkcode TopicsOptions.maxBufferedAmount}
    * (looked at every 10 ms); a client that stops reading is ended by its
-   * connection's `sendTimeout`.
+   * connection's `sendTimeout`. When the history cannot be read, the
+   * connection is closed with 1011 (its client resumes again from the same
+   * id) and `subscribe()` rejects.
    *
    * @default {none: live messages only}
    */
@@ -220,6 +222,9 @@ const DEFAULT_MAX_REPLAY = 1000;
 // How often a replay looks whether its subscriber's queue has room: a
 // connection has no drain event for shared frames.
 const REPLAY_POLL = 10;
+// The close code of a subscriber whose history could not be read (Internal
+// Error, RFC 6455 §7.4.1).
+const RESUME_FAILED_CODE = 1011;
 
 /** Whether stream id `a` comes after `b` (`<ms>-<seq>`; else by string). */
 function idAfter(a: string, b: string): boolean {
@@ -657,29 +662,40 @@ export class Topics {
       last = id;
       return true;
     };
-    let entries: { id: string; bytes: Uint8Array }[] = [];
+    let entries: { id: string; bytes: Uint8Array }[];
     try {
       entries = await this.#backplane!.history!(topic, since, this.#maxReplay);
-    } finally {
-      for (const entry of entries) {
-        if (!idAfter(entry.id, last)) continue;
-        const envelope = entry.bytes;
-        if (!this.#isEnvelope(topic, envelope)) continue;
-        const [opcode, payload] = this.#stamped(topic, envelope, entry.id);
-        this.#stats.encoded++;
-        if (!await send(entry.id, encodeShared(opcode, payload, false))) break;
-      }
-      // Frames keep coming while these are sent: all of them go, then the
-      // live feed takes over, in the same turn.
-      for (let frame; current() && (frame = held.shift());) {
-        if (idAfter(frame.id, last) && !await send(frame.id, frame.bytes)) {
-          break;
-        }
-      }
+    } catch (error) {
+      // What it missed is unknown: the held live frames would go after a
+      // gap. The client is closed instead (1011, RFC 6455 §7.4.1), to
+      // resume again from the same id; subscribe() rejects with the error.
       if (current()) {
-        subscriber.replaying!.delete(topic);
-        (subscriber.resumedAt ??= new Map()).set(topic, last);
+        this.#leaveAll(subscriber.connection);
+        subscriber.connection.close({
+          closeCode: RESUME_FAILED_CODE,
+          reason: "Cannot resume: the history is unavailable",
+        });
       }
+      throw error;
+    }
+    for (const entry of entries) {
+      if (!idAfter(entry.id, last)) continue;
+      const envelope = entry.bytes;
+      if (!this.#isEnvelope(topic, envelope)) continue;
+      const [opcode, payload] = this.#stamped(topic, envelope, entry.id);
+      this.#stats.encoded++;
+      if (!await send(entry.id, encodeShared(opcode, payload, false))) break;
+    }
+    // Frames keep coming while these are sent: all of them go, then the
+    // live feed takes over, in the same turn.
+    for (let frame; current() && (frame = held.shift());) {
+      if (idAfter(frame.id, last) && !await send(frame.id, frame.bytes)) {
+        break;
+      }
+    }
+    if (current()) {
+      subscriber.replaying!.delete(topic);
+      (subscriber.resumedAt ??= new Map()).set(topic, last);
     }
   }
 

@@ -135,6 +135,21 @@ export class RedisBackplane implements Backplane {
   #listen: Redis;
   #listeners = new Map<string, Set<Listener>>();
   #closed = false;
+
+  /**
+   * Streams: the entries of a topic after an id, oldest first
+   * (`XRANGE key (after + COUNT limit`): what a client that reconnects with
+   * its last id missed, as far as the stream still holds it. In pub/sub
+   * mode there is no history, and this is `undefined`, so that `Topics`
+   * refuses `since` at once.
+   */
+  readonly history:
+    | ((
+      topic: string,
+      after: string,
+      limit: number,
+    ) => Promise<{ id: string; bytes: Uint8Array }[]>)
+    | undefined;
   // Streams: the last id read per topic, the reader's client id, and the
   // loop's wake-up.
   #lastIds = new Map<string, string>();
@@ -176,6 +191,9 @@ export class RedisBackplane implements Backplane {
       }
     }
     this.#onError = options.onError ?? ignore;
+    this.history = this.#mode === "streams"
+      ? (topic, after, limit) => this.#history(topic, after, limit)
+      : undefined;
     const settings = {
       maxRetriesPerRequest: options.maxRetriesPerRequest ?? 20,
     };
@@ -286,28 +304,11 @@ export class RedisBackplane implements Backplane {
     return unsubscribe;
   }
 
-  /**
-   * Streams: the entries of `topic` after id `after`, oldest first
-   * (`XRANGE key (after + COUNT limit`): what a client that reconnects with
-   * its last id missed, as far as the stream still holds it. In pub/sub
-   * mode there is no history: it throws.
-   *
-   * @param topic The topic.
-   * @param after The last id the client had.
-   * @param limit The most entries returned.
-   * @returns The entries' ids and messages.
-   * @throws {TypeError} In pub/sub mode.
-   */
-  async history(
+  async #history(
     topic: string,
     after: string,
     limit: number,
   ): Promise<{ id: string; bytes: Uint8Array }[]> {
-    if (this.#mode !== "streams") {
-      throw new TypeError(
-        'Cannot resume: pub/sub keeps no history (use mode "streams")',
-      );
-    }
     const entries = await this.#command.xrangeBuffer(
       this.#prefix + topic,
       `(${after}`,

@@ -336,3 +336,54 @@ Deno.test({
     }
   },
 });
+
+Deno.test("resume: a history that cannot be read fails the subscriber with 1011, sending nothing after the gap", async () => {
+  const backplane = new FakeStreams();
+  const errors: unknown[] = [];
+  const topics = new Topics({ backplane, onError: (e) => errors.push(e) });
+  const s = server();
+  const a = await s.pair();
+  await topics.subscribe(a.server, "t");
+  const b = await s.pair();
+  let open!: () => void;
+  backplane.gate = new Promise((r) => open = r);
+  backplane.failHistory = true;
+  const resumed = topics.subscribe(b.server, "t", { since: "0-0" });
+  // Live messages held meanwhile: after a gap, they must not go.
+  await topics.publish("t", "live");
+  backplane.flushLive();
+  open();
+  await assertRejects(() => resumed, Error, "XRANGE");
+  // The live message is not sent: the close comes first.
+  const reader = b.client.readable.getReader();
+  assertEquals((await reader.read()).done, true);
+  reader.releaseLock();
+  assertEquals((await b.client.closed).closeCode, 1011);
+  assertEquals(topics.subscribers("t"), 1);
+  await closeAll(topics, s, a.client, b.client);
+});
+
+Deno.test({
+  name: "resume: since over pub/sub throws at once",
+  ignore: !hasRedis,
+  async fn() {
+    const redis = await startRedis();
+    const backplane = new RedisBackplane({ url: redis.url });
+    const topics = new Topics({ backplane });
+    const s = server();
+    try {
+      const b = await s.pair();
+      assertThrows(
+        () => topics.subscribe(b.server, "t", { since: "0-0" }),
+        TypeError,
+        "Cannot resume",
+      );
+      assertEquals(topics.subscribers("t"), 0);
+      await closeAll(topics, s, b.client);
+    } finally {
+      backplane.close();
+      await backplane.finished;
+      await redis.stop();
+    }
+  },
+});
