@@ -29,7 +29,9 @@ interface Envelope {
  * first (in the next microtask), then posted to the others.
  *
  * Delivery is at most once and ordered per sender (the structured clone of
- * `postMessage`); there is no order across senders, no replay, and a
+ * `postMessage`); there is no order across senders: each instance sees its
+ * own messages before others' sent at the same time, so two instances that
+ * publish at once can see `[1, 2]` and `[2, 1]`. There is no replay, and a
  * worker that is not running misses what is posted meanwhile.
  *
  * @example Two topics instances share a channel

@@ -33,8 +33,11 @@ import type { MessageData } from "./codec/message.ts";
  * {@linkcode BroadcastChannelBackplane} implement it.
  *
  * The contract: `publish` delivers `bytes` to every `onMessage` subscribed to
- * `topic` through any instance of the backplane, its own included; messages
- * of one topic reach each `onMessage` in one order.
+ * `topic` through any instance of the backplane, its own included; the
+ * messages of one topic from one instance reach each `onMessage` in publish
+ * order. A backplane may also give all of a topic's messages one order
+ * everywhere (`RedisBackplane` does, the server's); one that does not
+ * ({@linkcode BroadcastChannelBackplane}) says so.
  */
 export interface Backplane {
   /**
@@ -253,8 +256,11 @@ function ignore(): void {}
  *
  * Order: within a topic, each subscriber gets messages in publish order.
  * With a backplane, every message, local ones too, is delivered when it
- * comes back from the backplane, so all subscribers in all processes see
- * one order per topic (the backplane's).
+ * comes back from the backplane, so the order is the backplane's: over
+ * `RedisBackplane`, all subscribers in all processes see one order per
+ * topic (Redis's); over {@linkcode BroadcastChannelBackplane}, each
+ * publisher's messages keep their order, but messages of two publishers
+ * sent at once can reach two processes in different orders.
  *
  * @example Fan out to two subscribers
  * ```ts

@@ -100,3 +100,36 @@ Deno.test("BroadcastChannelBackplane refuses to publish once closed, and unsubsc
     "Cannot publish message: the backplane is closed",
   );
 });
+
+// The order BroadcastChannelBackplane gives, as its doc says: each
+// publisher's messages in publish order, everywhere; none across
+// publishers (an instance hands its own messages to itself first, so two
+// instances publishing at once can see [1, 2] and [2, 1]).
+Deno.test("BroadcastChannelBackplane: each publisher's messages arrive once, in publish order, everywhere", async () => {
+  const name = `order-${crypto.randomUUID()}`;
+  const a = new BroadcastChannelBackplane({ name });
+  const b = new BroadcastChannelBackplane({ name });
+  const seen: [number[], number[]] = [[], []];
+  const stops = await Promise.all(
+    [a, b].map((backplane, i) =>
+      backplane.subscribe("t", (x) => seen[i]!.push(x[0]!))
+    ),
+  );
+  const sends: Promise<void>[] = [];
+  for (let i = 0; i < 20; i++) {
+    sends.push(a.publish("t", new Uint8Array([i])));
+    sends.push(b.publish("t", new Uint8Array([100 + i])));
+  }
+  await Promise.all(sends);
+  for (let i = 0; i < 3000 && seen.some((s) => s.length < 40); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  for (const stop of stops) stop();
+  a.close();
+  b.close();
+  const ofA = Array.from({ length: 20 }, (_, i) => i);
+  for (const s of seen) {
+    assertEquals(s.filter((x) => x < 100), ofA);
+    assertEquals(s.filter((x) => x >= 100), ofA.map((x) => 100 + x));
+  }
+});
