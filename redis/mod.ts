@@ -5,9 +5,11 @@
  *
  * Two modes:
  *
- * - **`"pubsub"`** (the default): `PUBLISH` and `SUBSCRIBE`. At most once:
- *   a message published while a process is disconnected from Redis, or
- *   while Redis restarts, does not reach that process's subscribers.
+ * - **`"pubsub"`** (the default): `PUBLISH` and `SUBSCRIBE`. At most once,
+ *   mostly: a message published while a process is disconnected from
+ *   Redis, or while Redis restarts, does not reach that process's
+ *   subscribers; and a `PUBLISH` whose answer a lost connection cut is sent
+ *   again by ioredis once reconnected, so that message can arrive twice.
  * - **`"streams"`**: one stream per topic, `XADD … MAXLEN ~ n` and a
  *   blocking `XREAD` from the last id read. At least once: after a
  *   disconnection or a Redis restart, reading resumes from the last id, so
@@ -81,7 +83,10 @@ export interface RedisBackplaneOptions {
   blockTimeout?: number;
   /**
    * How many times a command waits for a reconnection before it fails (the
-   * bound on a publish made while Redis is unreachable).
+   * bound on a publish made while Redis is unreachable). Meanwhile the
+   * publishes wait in ioredis's queue, which has no bound on their count:
+   * a caller that publishes while Redis is down should await each
+   * `publish()` (it waits out the reconnections) rather than fire many.
    *
    * @default {20}
    */
