@@ -76,7 +76,8 @@ export interface RedisBackplaneOptions {
   maxLength?: number;
   /**
    * Streams: how long one blocking `XREAD` waits, in milliseconds; a new
-   * subscription interrupts it (`CLIENT UNBLOCK`).
+   * subscription interrupts it (`CLIENT UNBLOCK`), but for the first one
+   * after a reconnection, which it waits out (at most this long).
    *
    * @default {5000}
    */
@@ -213,10 +214,12 @@ export class RedisBackplane implements Backplane {
       // data answers SUBSCRIBE and XREAD all the same (a failed XREAD is
       // retried).
       enableReadyCheck: false,
-      // Streams: an XREAD cut by a lost connection fails, and the loop reads
-      // again with the new connection's client id; resent as is, it would
-      // block with an id we do not know, which no CLIENT UNBLOCK reaches.
-      autoResendUnfulfilledCommands: this.#mode === "pubsub",
+      // An XREAD cut by a lost connection is sent again once reconnected
+      // (autoResendUnfulfilledCommands: with it off, ioredis 5.9.3 drops the
+      // cut commands and never settles their promises). That XREAD blocks
+      // under a client id we do not know yet, which no CLIENT UNBLOCK
+      // reaches: a topic subscribed meanwhile waits for it to end, up to
+      // blockTimeout.
     });
     for (const client of [this.#command, this.#listen]) {
       client.on("error", (error: unknown) => this.#onError(error));
