@@ -185,6 +185,9 @@ export class WebSocket extends EventTarget {
   // Sends waiting behind a Blob being read, to keep their order.
   #outgoing: Outgoing[] = [];
   #readingBlob = false;
+  // The last send handed to the writer, settled either way: the close
+  // frame waits for it.
+  #lastWrite: Promise<void> | undefined;
   #full = false;
   #handlers = new Map<string, Handler>();
 
@@ -671,18 +674,27 @@ export class WebSocket extends EventTarget {
       }
       outgoing.shift();
       if (item.kind === "close") {
-        try {
-          this.#connection!.close({
-            closeCode: item.closeCode,
-            reason: item.reason,
-          });
-        } catch {
-          // The codes were checked; 1008 and 1011 may go on the wire.
-        }
+        const connection = this.#connection!;
+        const close = () => {
+          try {
+            connection.close({
+              closeCode: item.closeCode,
+              reason: item.reason,
+            });
+          } catch {
+            // The codes were checked; 1008 and 1011 may go on the wire.
+          }
+        };
+        // The sends before close() go out first (the standard queues the
+        // close after them): the writable refuses a write that it still
+        // holds once the close frame is queued, so wait until the last one
+        // has reached the connection (sendTimeout bounds that wait).
+        if (this.#lastWrite) this.#lastWrite.then(close);
+        else close();
         continue;
       }
       const size = item.size;
-      this.#writer!.write(item.data).then(() => {
+      this.#lastWrite = this.#writer!.write(item.data).then(() => {
         this.#queued -= size;
         this.#inOutbox += size;
       }, () => {
