@@ -356,3 +356,33 @@ Deno.test("headers the handshake owns are refused with a TypeError naming them",
     assertStringIncludes(error.message, hint);
   }
 });
+
+// The subprotocol offers go into the request head: each must be a token
+// (RFC 6455 §4.1, RFC 7230 §3.2.6), so that a CR LF cannot inject a header,
+// and a value of the wrong shape is refused before anything is dialled.
+Deno.test("connect: protocols that are not distinct tokens in an array are refused before dialling", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let dialled = false;
+  listener.accept().then((conn) => {
+    dialled = true;
+    conn.close();
+  }, () => {});
+  const url = `ws://127.0.0.1:${listener.addr.port}/`;
+  const cases: [unknown, string][] = [
+    [["chat\r\nX-Injected: yes"], "is not a token"],
+    [["chat", "a b"], "is not a token"],
+    [[""], "is not a token"],
+    [["chat", "Chat"], "twice"],
+    ["chat", "an array of strings"],
+    [[1], "an array of strings"],
+  ];
+  for (const [protocols, reason] of cases) {
+    const error = await connect(url, { protocols: protocols as string[] })
+      .then(() => undefined, (e) => e);
+    assertInstanceOf(error, TypeError);
+    assertStringIncludes(error.message, "Cannot connect: ");
+    assertStringIncludes(error.message, reason);
+  }
+  listener.close();
+  assertEquals(dialled, false);
+});

@@ -545,3 +545,32 @@ Deno.test("a WebSocketStream nobody reads holds the sender back, and loses nothi
   assertEquals(await wss.closed, { closeCode: 1005, reason: "" });
   await server.shutdown();
 });
+
+// connect()'s header and protocol checks run in the constructor, as the URL
+// check does: misuse throws there, rather than rejecting `opened` later.
+Deno.test("the constructor runs connect()'s header and protocol checks", () => {
+  assertThrows(
+    () =>
+      new WebSocketStream("ws://127.0.0.1:9/", {
+        headers: { "Sec-WebSocket-Key": "x" },
+      }),
+    TypeError,
+    'Cannot create WebSocketStream: header "sec-websocket-key"',
+  );
+  for (const protocols of [["a\r\nb"], ["chat", "CHAT"]]) {
+    const error = assertThrows(
+      () => new WebSocketStream("ws://127.0.0.1:9/", { protocols }),
+      DOMException,
+      "Cannot create WebSocketStream: the protocol",
+    );
+    assertEquals((error as DOMException).name, "SyntaxError");
+  }
+  assertThrows(
+    () =>
+      new WebSocketStream("ws://127.0.0.1:9/", {
+        protocols: "chat" as unknown as string[],
+      }),
+    TypeError,
+    "an array of strings",
+  );
+});

@@ -656,3 +656,24 @@ for (const perMessageDeflate of [false, true]) {
     await server.shutdown();
   });
 }
+
+// connect()'s header check runs in the constructor, as the URL and protocol
+// checks do: a misuse throws where it was made, not as a bare 1006 later.
+Deno.test("WebSocket: a handshake header in options.headers throws from the constructor", () => {
+  const error = assertThrows(
+    () =>
+      new WebSocket("ws://127.0.0.1:9/", [], { headers: { Upgrade: "h2c" } }),
+    TypeError,
+    'Cannot create WebSocket: header "upgrade"',
+  );
+  assertInstanceOf(error, TypeError);
+  // The protocol rules are connect()'s, thrown as the standard's SyntaxError.
+  for (const protocols of [["a\r\nb"], ["chat", "CHAT"]]) {
+    const syntax = assertThrows(
+      () => new WebSocket("ws://127.0.0.1:9/", protocols),
+      DOMException,
+      "Cannot create WebSocket: the protocol",
+    );
+    assertEquals((syntax as DOMException).name, "SyntaxError");
+  }
+});

@@ -11,7 +11,12 @@
  * @module
  */
 
-import { connect, type ConnectOptions } from "./connect.ts";
+import {
+  checkProtocols,
+  checkRequestHeaders,
+  connect,
+  type ConnectOptions,
+} from "./connect.ts";
 import type { WebSocketConnection } from "./connection.ts";
 import type { MessageData } from "../codec/message.ts";
 import { checkConnectOptions, checkOptions } from "../_options.ts";
@@ -39,9 +44,6 @@ const CONNECTING = 0 as const;
 const OPEN = 1 as const;
 const CLOSING = 2 as const;
 const CLOSED = 3 as const;
-
-// RFC 2616 §2.2 token: what the standard allows in a subprotocol name.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** What `binaryType` may be. */
 export type WebSocketBinaryType = "blob" | "arraybuffer";
@@ -204,7 +206,7 @@ export class WebSocket extends EventTarget {
    * scheme other than ws/wss/http/https, a fragment, or a protocol that is
    * repeated or not a token (RFC 6455 §4.1).
    * @throws {RangeError | TypeError} For an option out of its range, or not
-   * a number.
+   * a number, or a header in `headers` that the handshake writes itself.
    */
   constructor(
     url: string | URL,
@@ -217,6 +219,7 @@ export class WebSocket extends EventTarget {
     const record = urlRecord(url);
     const list = protocolList(protocols);
     checkConnectOptions("create WebSocket", options);
+    checkRequestHeaders("create WebSocket", options.headers);
     checkOptions("create WebSocket", options, [[
       "maxBufferedAmount",
       { min: 0, infinity: true },
@@ -754,26 +757,7 @@ function protocolList(protocols: string | Iterable<string>): string[] {
         "function"
     ? [String(protocols)]
     : Array.from(protocols, String);
-  const seen = new Set<string>();
-  for (const protocol of list) {
-    if (!TOKEN.test(protocol)) {
-      throw new DOMException(
-        `Cannot create WebSocket: the protocol ${
-          JSON.stringify(protocol)
-        } is not a token`,
-        "SyntaxError",
-      );
-    }
-    if (seen.has(protocol)) {
-      throw new DOMException(
-        `Cannot create WebSocket: the protocol ${
-          JSON.stringify(protocol)
-        } is given twice`,
-        "SyntaxError",
-      );
-    }
-    seen.add(protocol);
-  }
+  checkProtocols("create WebSocket", list, true);
   return list;
 }
 
