@@ -7,6 +7,7 @@ import {
   serve,
   upgradeWebSocket,
   type UpgradeWebSocketOptions,
+  type WebSocketConnection,
   WebSocketError,
   WebSocketHandshakeError,
   WebSocketStream,
@@ -361,5 +362,59 @@ Deno.test("under Deno.serve, a plain GET and a malformed upgrade get answers tha
   conn.close();
   assert(head.startsWith("HTTP/1.1 426"), head);
   assert(/sec-websocket-version: 13/i.test(head), head);
+  await server.shutdown();
+});
+
+// A peer that stops reading: sendTimeout fails the connection, and Deno's
+// close handshake then cannot finish (the peer reads nothing, and with
+// idleTimeout 0 Deno never gives up). closeTimeout bounds the wait:
+// `closed` rejects with the failure instead of waiting for Deno's `close`.
+Deno.test("upgradeWebSocket: after sendTimeout on a peer that stopped reading, closed rejects within closeTimeout", async () => {
+  let connection!: WebSocketConnection;
+  const got = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      const r = upgradeWebSocket(request, {
+        idleTimeout: 0,
+        sendTimeout: 300,
+        closeTimeout: 300,
+      });
+      connection = r.connection;
+      got.resolve();
+      return r.response;
+    },
+  );
+  // A raw client: the handshake, then it never reads again.
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  await conn.write(new TextEncoder().encode(
+    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  ));
+  await got.promise;
+  await connection.opened;
+  const writer = connection.writable.getWriter();
+  const big = new Uint8Array(1 << 20);
+  let failure: unknown;
+  try {
+    for (let i = 0; i < 1000; i++) await writer.write(big);
+  } catch (error) {
+    failure = error;
+  }
+  assertWsError(failure, "ERR_ABNORMAL_CLOSURE");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    connection.closed.then(() => "resolved", (error) => error),
+    // Generous: closeTimeout is 300 ms; without it, never.
+    new Promise((r) =>
+      timer = setTimeout(() => r("pending after 20 s"), 20_000)
+    ),
+  ]);
+  clearTimeout(timer);
+  assertEquals(outcome, failure);
+  conn.close();
   await server.shutdown();
 });
