@@ -418,3 +418,40 @@ Deno.test("upgradeWebSocket: after sendTimeout on a peer that stopped reading, c
   conn.close();
   await server.shutdown();
 });
+
+// The interface's promise (websocket_connection.ts): a clean close does not
+// error the writable, so the echo pattern `readable.pipeTo(writable)`
+// resolves when the peer closes cleanly, as it does under serve(); a write
+// after the close is refused with a TypeError.
+Deno.test("upgradeWebSocket: readable.pipeTo(writable) resolves on a clean close, and a later write is refused", async () => {
+  const piped = Promise.withResolvers<unknown>();
+  let connection!: WebSocketConnection;
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      const r = upgradeWebSocket(request);
+      connection = r.connection;
+      connection.readable.pipeTo(connection.writable).then(
+        () => "resolved",
+        (error) => error,
+      ).then(piped.resolve);
+      return r.response;
+    },
+  );
+  const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+  const writer = client.writable.getWriter();
+  await writer.write("echo");
+  const reader = client.readable.getReader();
+  assertEquals((await reader.read()).value, "echo");
+  reader.releaseLock();
+  client.close({ closeCode: 1000, reason: "done" });
+  assertEquals(await client.closed, { closeCode: 1000, reason: "done" });
+  assertEquals(await piped.promise, "resolved");
+  assertEquals(await connection.closed, { closeCode: 1000, reason: "done" });
+  const late = await connection.writable.getWriter().write("late").then(
+    () => undefined,
+    (error) => error,
+  );
+  assert(late instanceof TypeError, String(late));
+  await server.shutdown();
+});

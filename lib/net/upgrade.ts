@@ -358,12 +358,15 @@ export class UpgradedWebSocket implements WebSocketConnection {
           if (failure) this.#readController.error(failure);
           else this.#readController.close();
         }
-        const ending = failure ??
-          new TypeError("Cannot send message: the connection is closed");
-        try {
-          this.#writeController.error(ending);
-        } catch {
-          // Already errored.
+        // A clean close leaves the writable open, as the interface says:
+        // `readable.pipeTo(writable)` then closes it and resolves; a later
+        // write is refused by #sendLater with a TypeError.
+        if (failure) {
+          try {
+            this.#writeController.error(failure);
+          } catch {
+            // Already errored.
+          }
         }
         if (failure) reject(failure);
         else resolve({ closeCode: event.code, reason: event.reason });
@@ -527,7 +530,11 @@ export class UpgradedWebSocket implements WebSocketConnection {
   async #sendLater(chunk: MessageData): Promise<void> {
     if (this.#socket.readyState === WebSocket.CONNECTING) await this.opened;
     if (this.#socket.readyState !== WebSocket.OPEN) {
-      throw new TypeError("Cannot send message: the connection is closing");
+      throw new TypeError(
+        `Cannot send message: the connection is ${
+          this.#socket.readyState === WebSocket.CLOSED ? "closed" : "closing"
+        }`,
+      );
     }
     await this.#send(chunk);
   }
