@@ -9,6 +9,7 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { connect, serve, WebSocketHandshakeError } from "../mod.ts";
+import { acceptKey } from "../lib/handshake/mod.ts";
 import { assertWsError } from "./_helpers.ts";
 
 const decoder = new TextDecoder();
@@ -385,4 +386,54 @@ Deno.test("connect: protocols that are not distinct tokens in an array are refus
   }
   listener.close();
   assertEquals(dialled, false);
+});
+
+// An abort while the 101's Sec-WebSocket-Accept is being checked (an
+// asynchronous digest) fails the attempt, as at every earlier step, rather
+// than handing out a connection over the transport the abort has closed.
+Deno.test("connect: an abort while the 101 is being checked rejects with ERR_ABORTED", async () => {
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  const controller = new AbortController();
+  let request = "";
+  let answered = false;
+  const result = await connect("ws://example.invalid/", {
+    signal: controller.signal,
+    perMessageDeflate: false,
+    dial: () => {
+      let answer: (head: string) => void;
+      const head = new Promise<string>((r) => answer = r);
+      return Promise.resolve({
+        readable: new ReadableStream<Uint8Array>({
+          async pull(stream) {
+            if (answered) return new Promise(() => {}); // nothing more
+            answered = true;
+            const key = /sec-websocket-key: *(\S+)/i.exec(await head)![1]!;
+            stream.enqueue(encoder.encode(
+              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+                `Connection: Upgrade\r\nSec-WebSocket-Accept: ${await acceptKey(
+                  key,
+                )}\r\n\r\n`,
+            ));
+            // Abort a few microtasks later: connect() is then awaiting the
+            // digest in validateServerResponse.
+            (async () => {
+              for (let i = 0; i < 50; i++) await null;
+              controller.abort(new Error("user aborted"));
+            })();
+          },
+        }, { highWaterMark: 0 }),
+        writable: new WritableStream<Uint8Array>({
+          write(chunk) {
+            request += decoder.decode(chunk);
+            if (request.includes("\r\n\r\n")) answer(request);
+          },
+        }),
+      });
+    },
+  }).then((connection) => {
+    connection.closed.catch(() => {});
+    return connection;
+  }, (error: unknown) => error);
+  assertWsError(result, "ERR_ABORTED");
 });

@@ -429,11 +429,17 @@ async function connectOnce(
         { status, statusText: head.start[2] ?? "", headers: head.headers },
       );
     }
-    const result = await validateServerResponse(
-      status,
-      head.headers,
-      { key, protocols, extensions: deflate ? [PERMESSAGE_DEFLATE] : [] },
-    );
+    // The accept key's digest is asynchronous: an abort or the timeout
+    // meanwhile has closed the transport, so it fails the attempt too.
+    const result = await Promise.race([
+      validateServerResponse(
+        status,
+        head.headers,
+        { key, protocols, extensions: deflate ? [PERMESSAGE_DEFLATE] : [] },
+      ),
+      aborted,
+      expired,
+    ]);
     const accepted = parseExtensions(result.extensions);
     const negotiated = accepted.length > 0
       ? validateDeflateResponse(accepted, deflate!)
