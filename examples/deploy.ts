@@ -19,7 +19,11 @@
  * @module
  */
 
-import { upgradeWebSocket, type WebSocketConnection } from "../mod.ts";
+import {
+  upgradeWebSocket,
+  type WebSocketConnection,
+  WebSocketHandshakeError,
+} from "../mod.ts";
 import { CHAT_PAGE } from "./chat_page.ts";
 
 /**
@@ -120,11 +124,17 @@ export default {
           headers: { upgrade: "websocket" },
         });
       }
-      const { response, connection } = upgradeWebSocket(request, {
-        maxMessageSize: 64 * 1024,
-      });
-      join(connection);
-      return response;
+      let upgraded;
+      try {
+        upgraded = upgradeWebSocket(request, { maxMessageSize: 64 * 1024 });
+      } catch (error) {
+        // A malformed upgrade (no key, another version): its answer says
+        // why, with its status (400 or 426), rather than a 500.
+        if (error instanceof WebSocketHandshakeError) return error.toResponse();
+        throw error;
+      }
+      join(upgraded.connection);
+      return upgraded.response;
     }
     if (pathname === "/") {
       return new Response(CHAT_PAGE, {
