@@ -426,7 +426,10 @@ export class TransportWebSocket implements WebSocketConnection {
         deflate: connection.#sharedDeflate,
         bufferedAmount: () => connection.#outbox.size,
         pushEncoded: (frames) => {
-          if (connection.#done || connection.#protocol.closeSent) return false;
+          if (
+            connection.#done || connection.#protocol.closeSent ||
+            connection.#closeAfter
+          ) return false;
           connection.#outbox.pushEncoded(frames);
           connection.#writer.schedule();
           return true;
