@@ -391,49 +391,60 @@ Deno.test("connect: protocols that are not distinct tokens in an array are refus
 // An abort while the 101's Sec-WebSocket-Accept is being checked (an
 // asynchronous digest) fails the attempt, as at every earlier step, rather
 // than handing out a connection over the transport the abort has closed.
+// The abort is timed by wrapping crypto.subtle.digest: it fires as the
+// check's digest starts (the real digest still runs).
 Deno.test("connect: an abort while the 101 is being checked rejects with ERR_ABORTED", async () => {
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   const controller = new AbortController();
+  const subtle = crypto.subtle;
+  const digest = subtle.digest;
+  let armed = false;
+  subtle.digest = function (...args: Parameters<SubtleCrypto["digest"]>) {
+    if (armed) {
+      armed = false;
+      controller.abort(new Error("user aborted"));
+    }
+    return digest.apply(subtle, args);
+  };
   let request = "";
   let answered = false;
-  const result = await connect("ws://example.invalid/", {
-    signal: controller.signal,
-    perMessageDeflate: false,
-    dial: () => {
-      let answer: (head: string) => void;
-      const head = new Promise<string>((r) => answer = r);
-      return Promise.resolve({
-        readable: new ReadableStream<Uint8Array>({
-          async pull(stream) {
-            if (answered) return new Promise(() => {}); // nothing more
-            answered = true;
-            const key = /sec-websocket-key: *(\S+)/i.exec(await head)![1]!;
-            stream.enqueue(encoder.encode(
-              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
-                `Connection: Upgrade\r\nSec-WebSocket-Accept: ${await acceptKey(
-                  key,
-                )}\r\n\r\n`,
-            ));
-            // Abort a few microtasks later: connect() is then awaiting the
-            // digest in validateServerResponse.
-            (async () => {
-              for (let i = 0; i < 50; i++) await null;
-              controller.abort(new Error("user aborted"));
-            })();
-          },
-        }, { highWaterMark: 0 }),
-        writable: new WritableStream<Uint8Array>({
-          write(chunk) {
-            request += decoder.decode(chunk);
-            if (request.includes("\r\n\r\n")) answer(request);
-          },
-        }),
-      });
-    },
-  }).then((connection) => {
-    connection.closed.catch(() => {});
-    return connection;
-  }, (error: unknown) => error);
-  assertWsError(result, "ERR_ABORTED");
+  try {
+    const result = await connect("ws://example.invalid/", {
+      signal: controller.signal,
+      perMessageDeflate: false,
+      dial: () => {
+        let answer: (head: string) => void;
+        const head = new Promise<string>((r) => answer = r);
+        return Promise.resolve({
+          readable: new ReadableStream<Uint8Array>({
+            async pull(stream) {
+              if (answered) return new Promise(() => {}); // nothing more
+              answered = true;
+              const key = /sec-websocket-key: *(\S+)/i.exec(await head)![1]!;
+              const accept = await acceptKey(key);
+              stream.enqueue(encoder.encode(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+                  `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+              ));
+              // connect()'s next digest is its check of this answer.
+              armed = true;
+            },
+          }, { highWaterMark: 0 }),
+          writable: new WritableStream<Uint8Array>({
+            write(chunk) {
+              request += decoder.decode(chunk);
+              if (request.includes("\r\n\r\n")) answer(request);
+            },
+          }),
+        });
+      },
+    }).then((connection) => {
+      connection.closed.catch(() => {});
+      return connection;
+    }, (error: unknown) => error);
+    assertWsError(result, "ERR_ABORTED");
+  } finally {
+    subtle.digest = digest;
+  }
 });

@@ -313,11 +313,13 @@ async function connectOnce(
 
   let transport: Transport | undefined;
   let abort: (() => void) | undefined;
+  // The abort's or the timeout's error, once either has fired.
+  let stopped: WebSocketError | undefined;
   const aborted = new Promise<never>((_, reject) => {
     abort = () => {
       transport?.close();
       reject(
-        new WebSocketError(`Cannot connect to ${where}: aborted`, {
+        stopped ??= new WebSocketError(`Cannot connect to ${where}: aborted`, {
           code: "ERR_ABORTED",
           cause: signal?.reason,
         }),
@@ -331,7 +333,7 @@ async function connectOnce(
     timer = setTimeout(() => {
       transport?.close();
       reject(
-        new WebSocketError(
+        stopped ??= new WebSocketError(
           `Cannot connect to ${where}: no answer within ${timeout} ms`,
           { code: "ERR_HANDSHAKE_TIMEOUT" },
         ),
@@ -429,17 +431,16 @@ async function connectOnce(
         { status, statusText: head.start[2] ?? "", headers: head.headers },
       );
     }
+    const result = await validateServerResponse(
+      status,
+      head.headers,
+      { key, protocols, extensions: deflate ? [PERMESSAGE_DEFLATE] : [] },
+    );
     // The accept key's digest is asynchronous: an abort or the timeout
     // meanwhile has closed the transport, so it fails the attempt too.
-    const result = await Promise.race([
-      validateServerResponse(
-        status,
-        head.headers,
-        { key, protocols, extensions: deflate ? [PERMESSAGE_DEFLATE] : [] },
-      ),
-      aborted,
-      expired,
-    ]);
+    // Checked after the digest rather than raced with it, so that no
+    // digest is left running once connect() has settled.
+    if (stopped) throw stopped;
     const accepted = parseExtensions(result.extensions);
     const negotiated = accepted.length > 0
       ? validateDeflateResponse(accepted, deflate!)
