@@ -40,6 +40,8 @@ import { truncateUtf8 } from "./codec/utf8.ts";
  * | `ERR_SEND_TIMEOUT` | 1006 | the transport took none of our bytes for `sendTimeout` (a peer that stops reading) |
  * | `ERR_INVALID_MESSAGE` | 1011 | the application wrote a value that is not a message (a string, an `ArrayBuffer` or a view) |
  * | `ERR_INBOUND_QUEUE_FULL` | 1008 | `upgradeWebSocket`: unread messages passed `maxQueuedBytes` (a socket that cannot pause) |
+ * | `ERR_EVENT_TOO_LARGE` | 1009 | server-sent events: an event (its data plus the line being read) passed `maxEventSize` |
+ * | `ERR_EVENT_STREAM` | 1006 | server-sent events: the server answered with a status other than 200 or a type other than `text/event-stream`, so the client does not reconnect |
  * | `ERR_APPLICATION` | as given | made by the application, `new WebSocketError(message, { closeCode, reason })`, to close with that code |
  */
 export const ERROR_CODES = {
@@ -70,6 +72,8 @@ export const ERROR_CODES = {
   ERR_SEND_TIMEOUT: 1006,
   ERR_INVALID_MESSAGE: 1011,
   ERR_INBOUND_QUEUE_FULL: 1008,
+  ERR_EVENT_TOO_LARGE: 1009,
+  ERR_EVENT_STREAM: 1006,
   ERR_APPLICATION: 1000,
 } as const;
 
