@@ -2,7 +2,7 @@
 // full-duplex contract (ordered, exactly once, text and binary, both closes)
 // for every transport, and the iframe escaping as a page's parser sees it.
 
-import { assert, assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
   connectRealtime,
   encodeIframeChunk,
@@ -12,6 +12,7 @@ import {
   type RealtimeTransport,
 } from "../lib/realtime/mod.ts";
 import { WebSocketError } from "../lib/errors.ts";
+import { serve } from "../lib/net/serve.ts";
 
 const TRANSPORTS: RealtimeTransport[] = [
   "websocket",
@@ -180,7 +181,7 @@ Deno.test("iframe: no message can end its script element", () => {
   }
 });
 
-Deno.test("iframe: a session that idles past sessionTimeout fails", async () => {
+Deno.test("a Comet session that idles past sessionTimeout fails", async () => {
   let closed: Promise<unknown> | undefined;
   const server = startServer(
     { sessionTimeout: 200, transports: ["polling"] },
@@ -261,5 +262,184 @@ Deno.test("iframe: documents that end every few messages resume from the last id
     } finally {
       await server.shutdown();
     }
+  }
+});
+
+async function openSession(url: string, transport: RealtimeTransport) {
+  const response = await fetch(`${url}/session?transport=${transport}`, {
+    method: "POST",
+  });
+  return (await response.json()).sid as string;
+}
+
+async function send(url: string, sid: string, seq: number, m: unknown[]) {
+  const response = await fetch(`${url}/send?sid=${sid}`, {
+    method: "POST",
+    body: JSON.stringify({ seq, m }),
+  });
+  return (await response.json()).ack as number;
+}
+
+async function endSession(url: string, sid: string) {
+  const response = await fetch(`${url}/close?sid=${sid}`, {
+    method: "POST",
+    body: JSON.stringify({ c: 1000, r: "" }),
+  });
+  await response.body?.cancel();
+}
+
+Deno.test("a client that takes nothing fails the server's write after sendTimeout", async () => {
+  let write: Promise<unknown> | undefined;
+  let closed: Promise<unknown> | undefined;
+  const server = startServer({
+    transports: ["polling"],
+    writableHighWaterMark: 10,
+    sendTimeout: 200,
+  }, (connection) => {
+    closed = connection.closed;
+    write = connection.writable.getWriter().write("x".repeat(100));
+    write.catch(() => {});
+  });
+  try {
+    await openSession(server.url, "polling");
+    const error = await assertRejects(() => write!, WebSocketError);
+    assertEquals(error.code, "ERR_SEND_TIMEOUT");
+    await assertRejects(() => closed!, WebSocketError);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("messages past maxQueuedBytes are not acknowledged, and arrive once when sent again", async () => {
+  let readable: ReadableStream<string | Uint8Array> | undefined;
+  const server = startServer({
+    transports: ["long-polling"],
+    maxQueuedBytes: 250,
+  }, (connection) => {
+    readable = connection.readable;
+  });
+  try {
+    const sid = await openSession(server.url, "long-polling");
+    const messages = Array.from({ length: 10 }, (_, i) => `${i}`.repeat(100));
+    // Nothing read yet: the empty queue takes 100 + 100 bytes, not a third.
+    assertEquals(await send(server.url, sid, 0, messages), 2);
+    const reader = readable!.getReader();
+    const received: unknown[] = [];
+    let seq = 2;
+    while (received.length < messages.length) {
+      received.push((await reader.read()).value);
+      received.push((await reader.read()).value);
+      seq = await send(server.url, sid, seq, messages.slice(seq));
+    }
+    assertEquals(received, messages);
+    reader.releaseLock();
+    await endSession(server.url, sid);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a poll whose ack is older than the replay window gets 410, not a gap", async () => {
+  let writer: WritableStreamDefaultWriter<string> | undefined;
+  const server = startServer({
+    transports: ["polling"],
+    maxReplayBytes: 50,
+  }, (connection) => {
+    writer = connection.writable.getWriter();
+  });
+  try {
+    const sid = await openSession(server.url, "polling");
+    for (let i = 1; i <= 5; i++) await writer!.write(`message ${i}`.padEnd(20));
+    const poll = (ack: number) =>
+      fetch(`${server.url}/poll?sid=${sid}&ack=${ack}&wait=0`);
+    const first = await poll(0);
+    assertEquals((await first.json()).items.length, 5);
+    // The answer was "lost": the window kept only the last message.
+    const lost = await poll(0);
+    await lost.body?.cancel();
+    assertEquals(lost.status, 410);
+    const resumed = await poll(4);
+    assertEquals((await resumed.json()).items, [{
+      i: 5,
+      m: "message 5".padEnd(20),
+    }]);
+    await endSession(server.url, sid);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("realtime() refuses sessions past maxSessions with 503", async () => {
+  const server = startServer(
+    { transports: ["polling"], maxSessions: 1 },
+    () => {},
+  );
+  try {
+    const sid = await openSession(server.url, "polling");
+    const refused = await fetch(`${server.url}/session?transport=polling`, {
+      method: "POST",
+    });
+    await refused.body?.cancel();
+    assertEquals(refused.status, 503);
+    await endSession(server.url, sid);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("realtime() and connectRealtime() check their arguments", async () => {
+  assertThrows(() => realtime({ path: "rt" }, () => {}), TypeError, "path");
+  assertThrows(
+    () =>
+      realtime(
+        { transports: ["carrier-pigeon" as RealtimeTransport] },
+        () => {},
+      ),
+    TypeError,
+    "carrier-pigeon",
+  );
+  assertThrows(() => realtime({ sessionTimeout: -1 }, () => {}), RangeError);
+  await assertRejects(
+    () => connectRealtime("http://127.0.0.1:1/rt", { timeout: 0 }),
+    RangeError,
+  );
+  await assertRejects(
+    () => connectRealtime("not a url"),
+    TypeError,
+    "not a URL",
+  );
+});
+
+Deno.test("under our serve(), handler.accept takes the WebSocket and fetch the rest", async () => {
+  const handler = realtime({}, (connection, info) => {
+    connection.writable.getWriter().write(`hello over ${info.transport}`);
+  });
+  const server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    fetch: handler,
+    onUpgrade: (request) =>
+      new URL(request.url).pathname === "/rt/ws" ? undefined : { reject: 404 },
+  }, (connection, request) => handler.accept(connection, request));
+  try {
+    const connection = await connectRealtime(
+      `http://127.0.0.1:${server.addr.port}/rt`,
+      { transports: ["websocket"] },
+    );
+    const reader = connection.readable.getReader();
+    assertEquals((await reader.read()).value, "hello over websocket");
+    reader.releaseLock();
+    connection.close();
+    await connection.closed;
+    // A plain request reaches the handler through serve()'s fetch.
+    const response = await fetch(
+      `http://127.0.0.1:${server.addr.port}/rt/nothing`,
+    );
+    await response.body?.cancel();
+    assertEquals(response.status, 404);
+  } finally {
+    handler.close();
+    await server.shutdown();
   }
 });

@@ -57,7 +57,8 @@ type Technique = {
 };
 
 Deno.test({
-  name: "Chromium: the techniques page exchanges messages over all five transports, with charts",
+  name:
+    "Chromium: the techniques page exchanges messages over all five transports, with charts",
   ignore: !hasChromium && !CI,
   sanitizeOps: false, // playwright-core keeps its pipe to Chromium busy
   sanitizeResources: false,
@@ -126,7 +127,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "Chromium: with the WebSocket upgrade refused, connectRealtime() lands on SSE",
+  name:
+    "Chromium: with the WebSocket upgrade refused, connectRealtime() lands on SSE",
   ignore: !hasChromium && !CI,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -165,7 +167,8 @@ const NASTY = [
 ];
 
 Deno.test({
-  name: "Chromium: the iframe stream delivers </script>, <!-- and U+2028 intact, with no padding",
+  name:
+    "Chromium: the iframe stream delivers </script>, <!-- and U+2028 intact, with no padding",
   ignore: !hasChromium && !CI,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -196,7 +199,9 @@ Deno.test({
           });
         }
         if (pathname === "/") {
-          return new Response(PAGE, { headers: { "content-type": "text/html" } });
+          return new Response(PAGE, {
+            headers: { "content-type": "text/html" },
+          });
         }
         return handler(request);
       },

@@ -38,3 +38,5 @@ export * from "./connection.ts";
 export * from "./server.ts";
 export * from "./client.ts";
 export * from "./iframe.ts";
+export type { MessageData } from "../codec/message.ts";
+export type { UpgradeWebSocketOptions } from "../net/upgrade.ts";
