@@ -225,3 +225,67 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "Chromium: iframe documents that end are loaded again from the last id, each message once",
+  ignore: !hasChromium && !CI,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const client = await bundleClient();
+    // A document ends after about two messages: many reloads in one run.
+    const handler = realtime(
+      { transports: ["iframe"], iframeStreamBytes: 20 },
+      (connection) => {
+        connection.readable.pipeTo(connection.writable).catch(() => {});
+      },
+    );
+    const PAGE = `<!doctype html><meta charset=utf-8><body><script type=module>
+      import { connectRealtime } from "/client.js";
+      const connection = await connectRealtime("/rt", { transports: ["iframe"] });
+      const writer = connection.writable.getWriter();
+      const reader = connection.readable.getReader();
+      const got = [];
+      for (let i = 0; i < 40; i++) {
+        writer.write("m" + i);
+        got.push((await reader.read()).value);
+      }
+      connection.close({ closeCode: 1000, reason: "done" });
+      window.result = { got, closed: await connection.closed };
+    </script>`;
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      (request) => {
+        const { pathname } = new URL(request.url);
+        if (pathname === "/client.js") {
+          return new Response(client, {
+            headers: { "content-type": "text/javascript" },
+          });
+        }
+        if (pathname === "/") {
+          return new Response(PAGE, {
+            headers: { "content-type": "text/html" },
+          });
+        }
+        return handler(request);
+      },
+    );
+    try {
+      await withBrowser(async (page) => {
+        await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+        await page.waitForFunction(() => "result" in globalThis, undefined, {
+          timeout: 60_000,
+        });
+        const result = await page.evaluate(() =>
+          (globalThis as unknown as { result: unknown }).result
+        ) as { got: string[]; closed: unknown };
+        assertEquals(result.got, Array.from({ length: 40 }, (_, i) => `m${i}`));
+        assertEquals(result.closed, { closeCode: 1000, reason: "done" });
+      });
+    } finally {
+      handler.close();
+      await server.shutdown();
+    }
+  },
+});

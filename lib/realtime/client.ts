@@ -369,6 +369,7 @@ class CometClient implements RealtimeConnection {
   #ended = false;
   #closing = false;
   #hello: (() => void) | undefined;
+  #hellos = 0;
   #resolveClosed!: (info: RealtimeCloseInfo) => void;
   #rejectClosed!: (error: unknown) => void;
   #sse: ServerSentEventClient | undefined;
@@ -570,26 +571,24 @@ class CometClient implements RealtimeConnection {
     global[name] = (item: WireItem) => this.#deliver(item);
     const frame = document.createElement("iframe");
     frame.style.display = "none";
-    let loads = 0;
+    // A document without its hello (an error page, a 404 for a session the
+    // server forgot) is a failed request: retried with backoff, as polls.
+    let hellos = this.#hellos;
+    let failures = 0;
     return new Promise<void>((resolve) => {
       const load = () => {
         if (this.#ended) return resolve();
+        hellos = this.#hellos;
         frame.src = this.#url(
           ENDPOINTS.iframe,
           `&cb=${name}&ack=${this.#lastId}`,
         );
-        loads++;
       };
       frame.onload = () => {
-        // A document that ended with no value at all: the server is gone.
-        if (loads > 2 * (this.#options.maxRetries ?? 4) && this.#lastId === 0) {
-          this.#fail(
-            new WebSocketError("Cannot read: the iframe stream keeps ending", {
-              code: "ERR_ABNORMAL_CLOSURE",
-            }),
-          );
-        }
-        sleep(50, this.#stop.signal).then(load);
+        if (this.#ended) return;
+        failures = this.#hellos === hellos ? failures + 1 : 0;
+        this.#retry(failures, "the iframe document ended without a hello")
+          .then(load, (error) => this.#fail(error));
       };
       this.#iframe = {
         remove: () => {
@@ -613,7 +612,10 @@ class CometClient implements RealtimeConnection {
     );
   }
 
+  // Waits before the next try: nothing after a success (`failures` 0), then
+  // 250 ms doubling; past maxRetries, fails.
   async #retry(failures: number, cause: unknown): Promise<void> {
+    if (failures === 0) return;
     if (failures > (this.#options.maxRetries ?? 4)) {
       throw new WebSocketError(
         `Cannot reach the server: ${failures} requests in a row failed`,
@@ -638,6 +640,7 @@ class CometClient implements RealtimeConnection {
   #deliver(item: WireItem): void {
     if (this.#ended) return;
     if ("h" in item) {
+      this.#hellos++;
       this.#hello?.();
       return;
     }
