@@ -608,7 +608,7 @@ class CometClient implements RealtimeConnection {
     response.body?.cancel();
     throw new WebSocketError(
       `Cannot read: the server answered ${response.status}: the session is gone`,
-      { code: "ERR_SESSION_LOST" },
+      { code: "ERR_SESSION_CLOSED" },
     );
   }
 
@@ -752,7 +752,7 @@ class CometClient implements RealtimeConnection {
       await response.body?.cancel();
       throw new WebSocketError(
         `Cannot send: the server answered ${response.status}: the session is gone`,
-        { code: "ERR_SESSION_LOST" },
+        { code: "ERR_SESSION_CLOSED" },
       );
     }
     if (!response.ok) {

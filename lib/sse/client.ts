@@ -11,6 +11,7 @@ import { WebSocketError } from "../errors.ts";
 import { EventStreamParser } from "./event_stream_parser.ts";
 import type { ServerSentEventMessage } from "./event.ts";
 import { reconnectDelay, sleep } from "./_backoff.ts";
+import { Utf8StreamDecoder } from "./_decoder.ts";
 
 /** The default reconnection time, before the server sends `retry`: 3 s. */
 export const DEFAULT_RECONNECTION_TIME = 3000;
@@ -155,7 +156,7 @@ export class ServerSentEventClient {
   #options: ServerSentEventClientOptions;
   #fetch: (input: string, init: RequestInit) => Promise<Response>;
   #parser: EventStreamParser;
-  #decoder = new TextDecoder();
+  #decoder = new Utf8StreamDecoder();
   #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   #queue: ServerSentEventMessage[] = [];
   #state: ServerSentEventClientState = "connecting";
@@ -284,7 +285,7 @@ export class ServerSentEventClient {
         }
         if (this.#bytesThisStream === 0) this.#failures = 0;
         this.#bytesThisStream += chunk.length;
-        const text = this.#decoder.decode(chunk, { stream: true });
+        const text = this.#decoder.decode(chunk);
         const events = this.#parser.push(text);
         for (let i = 0; i < events.length; i++) this.#queue.push(events[i]!);
       }
@@ -300,7 +301,7 @@ export class ServerSentEventClient {
     this.#reader?.cancel().catch(() => {});
     this.#reader = undefined;
     this.#parser.end();
-    this.#decoder = new TextDecoder();
+    this.#decoder = new Utf8StreamDecoder();
     if (this.#bytesThisStream === 0) this.#failures++;
     this.#state = "connecting";
   }

@@ -78,9 +78,7 @@ const HAS_LINE_END = /[\r\n]/;
 export function encodeServerSentEvent(event: ServerSentEvent): string {
   if (typeof event !== "object" || event === null) {
     throw new TypeError(
-      `Cannot encode server-sent event: expected an object, not ${
-        show(event)
-      }`,
+      `Cannot encode server-sent event: expected an object, not ${show(event)}`,
     );
   }
   const { data, comment, id, retry } = event;

@@ -111,43 +111,51 @@ export function sseResponse(
 
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      pending ??= reader.read();
-      let result: ReadableStreamReadResult<ServerSentEvent> | typeof KEEP_ALIVE;
-      if (keepAlive > 0) {
-        const tick = new Promise<typeof KEEP_ALIVE>((resolve) => {
-          wake = resolve;
-          timer = setTimeout(resolve, keepAlive, KEEP_ALIVE);
-        });
-        try {
-          result = await Promise.race([pending, tick]);
-        } finally {
-          clearTimeout(timer);
-          timer = wake = undefined;
+      // Loops past events that encode to nothing: a pull that enqueues
+      // nothing is not called again by every consumer (Deno's HTTP server
+      // waits for ever).
+      while (true) {
+        pending ??= reader.read();
+        let result:
+          | ReadableStreamReadResult<ServerSentEvent>
+          | typeof KEEP_ALIVE;
+        if (keepAlive > 0) {
+          const tick = new Promise<typeof KEEP_ALIVE>((resolve) => {
+            wake = resolve;
+            timer = setTimeout(resolve, keepAlive, KEEP_ALIVE);
+          });
+          try {
+            result = await Promise.race([pending, tick]);
+          } finally {
+            clearTimeout(timer);
+            timer = wake = undefined;
+          }
+        } else {
+          result = await pending;
         }
-      } else {
-        result = await pending;
+        if (cancelled) return;
+        if (result === KEEP_ALIVE) {
+          controller.enqueue(KEEP_ALIVE_BYTES);
+          return;
+        }
+        pending = undefined;
+        if (result.done) {
+          controller.close();
+          return;
+        }
+        let text: string;
+        try {
+          text = encodeServerSentEvent(result.value);
+        } catch (error) {
+          cancelled = true;
+          reader.cancel(error).catch(() => {});
+          throw error;
+        }
+        if (text !== "") {
+          controller.enqueue(encoder.encode(text));
+          return;
+        }
       }
-      if (cancelled) return;
-      if (result === KEEP_ALIVE) {
-        controller.enqueue(KEEP_ALIVE_BYTES);
-        return;
-      }
-      pending = undefined;
-      if (result.done) {
-        controller.close();
-        return;
-      }
-      let text: string;
-      try {
-        text = encodeServerSentEvent(result.value);
-      } catch (error) {
-        cancelled = true;
-        reader.cancel(error).catch(() => {});
-        throw error;
-      }
-      // An empty event enqueues nothing; the stream pulls again, since a
-      // read is still waiting.
-      if (text !== "") controller.enqueue(encoder.encode(text));
     },
     cancel(reason) {
       cancelled = true;

@@ -10,6 +10,7 @@ import {
   type EventStreamParserOptions,
 } from "./event_stream_parser.ts";
 import type { ServerSentEventMessage } from "./event.ts";
+import { Utf8StreamDecoder } from "./_decoder.ts";
 
 /** The options of {@linkcode ServerSentEventParseStream}. */
 export type ServerSentEventParseStreamOptions = EventStreamParserOptions;
@@ -48,12 +49,10 @@ export class ServerSentEventParseStream
    */
   constructor(options: ServerSentEventParseStreamOptions = {}) {
     const parser = new EventStreamParser(options);
-    // HTML §9.2.6: "UTF-8 decode": a BOM is stripped (ignoreBOM false),
-    // bad bytes become U+FFFD (fatal false).
-    const decoder = new TextDecoder();
+    const decoder = new Utf8StreamDecoder();
     super({
       transform(chunk, controller) {
-        const events = parser.push(decoder.decode(chunk, { stream: true }));
+        const events = parser.push(decoder.decode(chunk));
         for (const event of events) controller.enqueue(event);
       },
       flush() {

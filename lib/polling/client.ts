@@ -1,0 +1,489 @@
+/**
+ * {@linkcode connectPolling}: the client of {@linkcode PollingServer}, long
+ * polling or short polling, with the shape of a WebSocket connection.
+ * Plain ESM with no Deno API, so that it runs in a browser.
+ *
+ * @module
+ */
+
+import { checkOptions, type Rules, show } from "../_options.ts";
+import { WebSocketError } from "../errors.ts";
+import type { MessageData } from "../codec/message.ts";
+import type { WebSocketCloseInfo } from "../net/connection_options.ts";
+import { reconnectDelay, sleep } from "../sse/_backoff.ts";
+import {
+  decodeBatch,
+  encodeBatch,
+  type PollingMessage,
+  toPollingMessage,
+} from "./wire.ts";
+
+/** The options of {@linkcode connectPolling}. */
+export interface PollingClientOptions {
+  /**
+   * `0` for long polling (each poll is held by the server until a message
+   * comes or `hold` passes, and the next goes out at once); more for short
+   * polling: each poll answers at once, and the next goes out this many
+   * milliseconds later.
+   *
+   * @default {0}
+   */
+  interval?: number;
+  /**
+   * How long a long poll asks the server to hold it, in milliseconds (the
+   * server caps it at its `holdTimeout`).
+   *
+   * @default {25000}
+   */
+  hold?: number;
+  /**
+   * How long a request may take beyond its hold before it is abandoned and
+   * sent again, in milliseconds.
+   *
+   * @default {30000}
+   */
+  requestTimeout?: number;
+  /**
+   * The wait after a failed request, doubled for each failure in a row up
+   * to `maxRetryDelay`, plus up to 25% jitter; also the wait before sending
+   * again what a full server did not take.
+   *
+   * @default {1000}
+   */
+  retry?: number;
+  /**
+   * The cap of that backoff, in milliseconds.
+   *
+   * @default {30000}
+   */
+  maxRetryDelay?: number;
+  /**
+   * Requests in a row that may fail before the connection fails with
+   * `ERR_SESSION_CLOSED`.
+   *
+   * @default {10}
+   */
+  maxRetries?: number;
+  /**
+   * The bound of the messages written and not yet acknowledged; a write
+   * waits while it is full.
+   *
+   * @default {1024}
+   */
+  maxQueuedMessages?: number;
+  /**
+   * More request headers.
+   *
+   * @default {undefined}
+   */
+  headers?: HeadersInit;
+  /**
+   * Aborting it fails the connection with the signal's reason.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * The `fetch` to use.
+   *
+   * @default {globalThis.fetch}
+   */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
+}
+
+const DELAY = { min: 0, max: 2 ** 31 - 1, unit: "milliseconds" } as const;
+const OPTIONS: Rules = [
+  ["interval", DELAY],
+  ["hold", DELAY],
+  ["requestTimeout", { ...DELAY, min: 1 }],
+  ["retry", DELAY],
+  ["maxRetryDelay", DELAY],
+  ["maxRetries", { min: 0, infinity: true }],
+  ["maxQueuedMessages", { min: 1 }],
+];
+
+class RequestFailed extends Error {}
+
+/**
+ * A polling session, seen from the client: `readable`, `writable`,
+ * `closed` and `close()`, as a WebSocket connection has them. Made by
+ * {@linkcode connectPolling}.
+ */
+export class PollingClientConnection {
+  /** The server's messages, in order, each once. */
+  readonly readable: ReadableStream<PollingMessage>;
+  /**
+   * Messages to the server: a string as text, an `ArrayBuffer` or a view as
+   * binary (copied). A write resolves once the message is queued; it waits
+   * while `maxQueuedMessages` are unacknowledged.
+   */
+  readonly writable: WritableStream<MessageData>;
+  /**
+   * Resolves with `{ closeCode: 1000, reason: "" }` when the session ends
+   * cleanly; rejects with a {@linkcode WebSocketError} (`ERR_SESSION_CLOSED`)
+   * or the signal's reason.
+   */
+  readonly closed: Promise<WebSocketCloseInfo>;
+  /** The session id. */
+  readonly id: string;
+
+  #url: string;
+  #options: PollingClientOptions;
+  #fetch: (input: string, init: RequestInit) => Promise<Response>;
+  #max: number;
+  #lastSeen = 0;
+  #out: { seq: number; message: PollingMessage }[] = [];
+  #nextOut = 1;
+  #room: (() => void)[] = [];
+  #sending = false;
+  #flushed: (() => void)[] = [];
+  #reader!: ReadableStreamDefaultController<PollingMessage>;
+  #pulled: (() => void) | undefined;
+  #abort = new AbortController();
+  #done = false;
+  #closing = false;
+  #resolveClosed!: (info: WebSocketCloseInfo) => void;
+  #rejectClosed!: (error: unknown) => void;
+  #onAbort: (() => void) | undefined;
+
+  /** @internal Made by {@linkcode connectPolling}. */
+  constructor(url: string, id: string, options: PollingClientOptions) {
+    this.#url = url;
+    this.id = id;
+    this.#options = options;
+    this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
+    this.#max = options.maxQueuedMessages ?? 1024;
+    this.closed = new Promise((resolve, reject) => {
+      this.#resolveClosed = resolve;
+      this.#rejectClosed = reject;
+    });
+    this.closed.catch(() => {});
+    this.readable = new ReadableStream<PollingMessage>({
+      start: (controller) => {
+        this.#reader = controller;
+      },
+      pull: () => {
+        this.#pulled?.();
+        this.#pulled = undefined;
+      },
+      cancel: () => this.close(),
+    }, new CountQueuingStrategy({ highWaterMark: this.#max }));
+    this.writable = new WritableStream<MessageData>({
+      write: (data) => this.#write(data),
+      close: () => this.close(),
+      abort: () => this.close(),
+    });
+    const signal = options.signal;
+    if (signal) {
+      this.#onAbort = () => this.#fail(signal.reason);
+      signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
+    this.#pollLoop();
+  }
+
+  /**
+   * Ends the session: stops polling, sends what is still unacknowledged
+   * (as long as requests succeed), tells the server, and closes
+   * `readable`; `closed` then resolves. Calling it again does nothing.
+   */
+  close(): void {
+    if (this.#closing || this.#done) return;
+    this.#closing = true;
+    this.#closeAsync();
+  }
+
+  async #closeAsync(): Promise<void> {
+    try {
+      if (this.#out.length > 0) {
+        await new Promise<void>((resolve) => this.#flushed.push(resolve));
+      }
+      if (this.#done) return;
+      const response = await this.#request("DELETE", "", undefined, 0);
+      await response.body?.cancel();
+    } catch {
+      // The server times the session out in the end.
+    }
+    this.#end();
+  }
+
+  #end(error?: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#onAbort) {
+      this.#options.signal?.removeEventListener("abort", this.#onAbort);
+    }
+    this.#abort.abort();
+    this.#pulled?.();
+    for (const resolve of this.#room.splice(0)) resolve();
+    for (const resolve of this.#flushed.splice(0)) resolve();
+    try {
+      if (error === undefined) this.#reader.close();
+      else this.#reader.error(error);
+    } catch {
+      // Cancelled already.
+    }
+    if (error === undefined) {
+      this.#resolveClosed({ closeCode: 1000, reason: "" });
+    } else this.#rejectClosed(error);
+  }
+
+  #fail(error: unknown): void {
+    this.#end(error);
+  }
+
+  async #write(data: MessageData): Promise<void> {
+    const message = toPollingMessage("send", data);
+    while (this.#out.length >= this.#max && !this.#done) {
+      await new Promise<void>((resolve) => this.#room.push(resolve));
+    }
+    if (this.#done || this.#closing) {
+      throw new TypeError(
+        `Cannot send: the session is ${this.#done ? "closed" : "closing"}`,
+      );
+    }
+    this.#out.push({ seq: this.#nextOut++, message });
+    if (!this.#sending) this.#sendLoop();
+  }
+
+  // One request, abandoned after its hold plus requestTimeout; a network
+  // error or a timeout throws RequestFailed, a 404 fails the connection.
+  async #request(
+    method: string,
+    query: string,
+    body: string | undefined,
+    hold: number,
+  ): Promise<Response> {
+    const attempt = new AbortController();
+    const timer = setTimeout(
+      () => attempt.abort(),
+      hold + (this.#options.requestTimeout ?? 30_000),
+    );
+    try {
+      const separator = this.#url.includes("?") ? "&" : "?";
+      const response = await this.#fetch(
+        `${this.#url}${separator}session=${
+          encodeURIComponent(this.id)
+        }${query}`,
+        {
+          method,
+          body,
+          headers: this.#options.headers,
+          cache: "no-store",
+          signal: AbortSignal.any([this.#abort.signal, attempt.signal]),
+        },
+      );
+      if (response.status === 404) {
+        await response.body?.cancel();
+        throw new WebSocketError(
+          "Cannot poll: the server does not know the session (it timed out or ended)",
+          { code: "ERR_SESSION_CLOSED" },
+        );
+      }
+      if (!response.ok) {
+        await response.body?.cancel();
+        throw new RequestFailed(`status ${response.status}`);
+      }
+      return response;
+    } catch (error) {
+      if (error instanceof WebSocketError) throw error;
+      throw new RequestFailed("request failed", { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // Runs `step` until it succeeds, with backoff between failures; a
+  // WebSocketError (or the end) stops it.
+  async #retrying<T>(step: () => Promise<T>): Promise<T | undefined> {
+    let failures = 0;
+    while (!this.#done) {
+      try {
+        return await step();
+      } catch (error) {
+        if (this.#done) return undefined;
+        if (!(error instanceof RequestFailed)) throw error;
+        if (++failures > (this.#options.maxRetries ?? 10)) {
+          throw new WebSocketError(
+            `Cannot poll: ${failures} requests in a row failed`,
+            { code: "ERR_SESSION_CLOSED", cause: error },
+          );
+        }
+        await sleep(
+          reconnectDelay(
+            this.#options.retry ?? 1000,
+            failures - 1,
+            this.#options.maxRetryDelay ?? 30_000,
+            Math.random(),
+          ),
+          this.#abort.signal,
+        ).catch(() => {});
+      }
+    }
+    return undefined;
+  }
+
+  async #pollLoop(): Promise<void> {
+    const interval = this.#options.interval ?? 0;
+    const hold = interval > 0 ? 0 : this.#options.hold ?? 25_000;
+    try {
+      while (!this.#done && !this.#closing) {
+        // Backpressure: poll only while the readable wants more.
+        if ((this.#reader.desiredSize ?? 0) <= 0) {
+          await new Promise<void>((resolve) => this.#pulled = resolve);
+          continue;
+        }
+        const batch = await this.#retrying(async () => {
+          const response = await this.#request(
+            "GET",
+            `&ack=${this.#lastSeen}&wait=${hold}`,
+            undefined,
+            hold,
+          );
+          try {
+            return decodeBatch(await response.text());
+          } catch (error) {
+            // A body cut short is a lost response: poll again.
+            throw new RequestFailed("bad poll response", { cause: error });
+          }
+        });
+        if (batch === undefined || this.#done) return;
+        for (let i = 0; i < batch.messages.length; i++) {
+          const seq = batch.seq + i;
+          if (seq <= this.#lastSeen) continue; // sent again: had it
+          this.#lastSeen = seq;
+          this.#reader.enqueue(batch.messages[i]!);
+        }
+        if (batch.closed) {
+          this.#end();
+          return;
+        }
+        if (interval > 0) await sleep(interval, this.#abort.signal);
+      }
+    } catch (error) {
+      if (!this.#done) this.#fail(error);
+    }
+  }
+
+  async #sendLoop(): Promise<void> {
+    this.#sending = true;
+    try {
+      while (this.#out.length > 0 && !this.#done) {
+        const first = this.#out[0]!.seq;
+        const body = encodeBatch({
+          seq: first,
+          messages: this.#out.map((entry) => entry.message),
+        });
+        const ack = await this.#retrying(async () => {
+          const response = await this.#request("POST", "", body, 0);
+          let value: unknown;
+          try {
+            value = (await response.json() as { ack?: unknown }).ack;
+          } catch (error) {
+            throw new RequestFailed("bad send response", { cause: error });
+          }
+          if (typeof value !== "number") {
+            throw new RequestFailed(`bad ack ${show(value)}`);
+          }
+          return value;
+        });
+        if (ack === undefined || this.#done) return;
+        let n = 0;
+        while (n < this.#out.length && this.#out[n]!.seq <= ack) n++;
+        this.#out.splice(0, n);
+        for (const resolve of this.#room.splice(0, n)) resolve();
+        if (n === 0) {
+          // The server's queue is full: its application is not reading.
+          await sleep(this.#options.retry ?? 1000, this.#abort.signal)
+            .catch(() => {});
+        }
+      }
+      for (const resolve of this.#flushed.splice(0)) resolve();
+    } catch (error) {
+      if (!this.#done) this.#fail(error);
+    } finally {
+      this.#sending = false;
+    }
+  }
+}
+
+/**
+ * Opens a long-polling (or, with `interval`, short-polling) session with a
+ * {@linkcode PollingServer} at `url`.
+ *
+ * Each poll acknowledges the last message received, and the server drops
+ * only acknowledged messages, so a poll whose response is lost is simply
+ * repeated: the server sends the same messages again and the client drops
+ * those it has by sequence number. Sending works the same way: a POST
+ * carries every unacknowledged message with its sequence number, and is
+ * sent again when its answer is lost; the server skips those it took.
+ *
+ * @param url The URL the server's fetch handler answers.
+ * @param options Long or short polling, and the timeouts and bounds.
+ * @returns The connection, once the session is open.
+ * @throws {RangeError | TypeError} For an option out of range.
+ * @throws {WebSocketError} `ERR_SESSION_CLOSED` when the session cannot be
+ * opened in `maxRetries` attempts.
+ *
+ * @example Short polling every 50 ms
+ * ```ts
+ * import { connectPolling, PollingServer } from "@seed/websocket-streams/polling";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const polling = new PollingServer(async (connection) => {
+ *   const writer = connection.writable.getWriter();
+ *   await writer.write("tick");
+ * });
+ * const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, polling.fetch);
+ * const client = await connectPolling(`http://127.0.0.1:${server.addr.port}/`, { interval: 50 });
+ * const reader = client.readable.getReader();
+ * assertEquals((await reader.read()).value, "tick");
+ * client.close();
+ * await client.closed;
+ * await server.shutdown();
+ * ```
+ */
+export async function connectPolling(
+  url: string | URL,
+  options: PollingClientOptions = {},
+): Promise<PollingClientConnection> {
+  checkOptions("connect polling", options, OPTIONS);
+  const href = new URL(url, globalThis.location?.href).href;
+  const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
+  let failures = 0;
+  while (true) {
+    options.signal?.throwIfAborted();
+    try {
+      const response = await doFetch(href, {
+        method: "POST",
+        headers: options.headers,
+        cache: "no-store",
+        signal: options.signal,
+      });
+      if (response.ok) {
+        const { session } = await response.json() as { session?: unknown };
+        if (typeof session === "string") {
+          return new PollingClientConnection(href, session, options);
+        }
+      } else {
+        await response.body?.cancel();
+      }
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+    }
+    if (++failures > (options.maxRetries ?? 10)) {
+      throw new WebSocketError(
+        `Cannot open polling session: ${failures} attempts failed`,
+        { code: "ERR_SESSION_CLOSED" },
+      );
+    }
+    await sleep(
+      reconnectDelay(
+        options.retry ?? 1000,
+        failures - 1,
+        options.maxRetryDelay ?? 30_000,
+        Math.random(),
+      ),
+      options.signal ?? new AbortController().signal,
+    );
+  }
+}

@@ -1,0 +1,507 @@
+/**
+ * {@linkcode PollingServer}: long and short polling as a fetch handler,
+ * each session a connection with the shape of a WebSocket's.
+ *
+ * @module
+ */
+
+import { checkOptions, type Rules } from "../_options.ts";
+import { WebSocketError } from "../errors.ts";
+import type { MessageData } from "../codec/message.ts";
+import type { WebSocketCloseInfo } from "../net/connection_options.ts";
+import {
+  decodeBatch,
+  encodeBatch,
+  type PollingMessage,
+  toPollingMessage,
+} from "./wire.ts";
+
+/** The default longest hold of a poll: 25 s (under most proxies' 30 s). */
+export const DEFAULT_HOLD_TIMEOUT = 25_000;
+/** The default time a session lives with no request in flight: 30 s. */
+export const DEFAULT_SESSION_TIMEOUT = 30_000;
+/** The default bound of each direction's queue, in messages. */
+export const DEFAULT_MAX_QUEUED_MESSAGES = 1024;
+/** The default bound of a POST body: 1 MiB. */
+export const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
+/** The default bound on live sessions. */
+export const DEFAULT_MAX_SESSIONS = 10_000;
+
+/** The options of {@linkcode PollingServer}. */
+export interface PollingServerOptions {
+  /**
+   * The longest a `GET` is held waiting for a message, in milliseconds;
+   * a client's `wait` is capped at it.
+   *
+   * @default {25000}
+   */
+  holdTimeout?: number;
+  /**
+   * How long a session lives with no request in flight, in milliseconds;
+   * past it the session fails with `ERR_SESSION_TIMEOUT`.
+   *
+   * @default {30000}
+   */
+  sessionTimeout?: number;
+  /**
+   * The bound of each direction's queue, in messages. Outbound, the
+   * messages not yet acknowledged: a write waits while it is full
+   * (backpressure; nothing is dropped, and a client that stops polling
+   * ends with the session timeout). Inbound, the messages the application
+   * has not read: a `POST` takes what fits and acknowledges only that, and
+   * the client sends the rest again later.
+   *
+   * @default {1024}
+   */
+  maxQueuedMessages?: number;
+  /**
+   * The largest `POST` body, in bytes; a larger one is refused with 413.
+   *
+   * @default {1048576}
+   */
+  maxBodySize?: number;
+  /**
+   * The most sessions at once; opening one more is refused with 503.
+   *
+   * @default {10000}
+   */
+  maxSessions?: number;
+}
+
+const OPTIONS: Rules = [
+  ["holdTimeout", { min: 0, max: 2 ** 31 - 1, unit: "milliseconds" }],
+  ["sessionTimeout", { min: 1, max: 2 ** 31 - 1, unit: "milliseconds" }],
+  ["maxQueuedMessages", { min: 1 }],
+  ["maxBodySize", { min: 1 }],
+  ["maxSessions", { min: 1 }],
+];
+
+/**
+ * One polling session, seen from the server: the shape of a WebSocket
+ * connection (`readable`, `writable`, `closed`, `close()`).
+ */
+export interface PollingConnection {
+  /** The session id the client sends with each request. */
+  readonly id: string;
+  /** The client's messages, in order, each once. */
+  readonly readable: ReadableStream<PollingMessage>;
+  /**
+   * Messages to the client: a string as text, an `ArrayBuffer` or a view
+   * as binary (copied). A write waits while `maxQueuedMessages` are
+   * unacknowledged. Closing it closes the session.
+   */
+  readonly writable: WritableStream<MessageData>;
+  /**
+   * Resolves with `{ closeCode: 1000, reason: "" }` when the session ends
+   * cleanly (either side closed it); rejects with `ERR_SESSION_TIMEOUT`.
+   */
+  readonly closed: Promise<WebSocketCloseInfo>;
+  /**
+   * Ends the session: no more writes; what is queued is still delivered,
+   * and the client's next poll after it has acknowledged everything tells
+   * it the session is closed. Calling it again does nothing.
+   */
+  close(): void;
+}
+
+const JSON_HEADERS = {
+  "content-type": "application/json",
+  "cache-control": "no-store",
+};
+
+function json(body: string, status = 200): Response {
+  return new Response(body, { status, headers: JSON_HEADERS });
+}
+
+function problem(status: number, error: string): Response {
+  return json(JSON.stringify({ error }), status);
+}
+
+async function readBounded(
+  request: Request,
+  max: number,
+): Promise<string | undefined> {
+  const length = Number(request.headers.get("content-length") ?? 0);
+  if (length > max) {
+    await request.body?.cancel();
+    return undefined;
+  }
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.length;
+    if (size > max) return undefined; // leaving the loop cancels the body
+    chunks.push(chunk);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+function integerParam(url: URL, name: string): number | undefined {
+  const text = url.searchParams.get(name);
+  if (text === null || !/^[0-9]{1,15}$/.test(text)) return undefined;
+  return Number(text);
+}
+
+class Session implements PollingConnection {
+  readonly id: string;
+  readonly readable: ReadableStream<PollingMessage>;
+  readonly writable: WritableStream<MessageData>;
+  readonly closed: Promise<WebSocketCloseInfo>;
+
+  #server: PollingServer;
+  #options: Required<PollingServerOptions>;
+  // Outbound: every message not yet acknowledged, oldest first.
+  #out: { seq: number; message: PollingMessage }[] = [];
+  #nextOut = 1;
+  // Inbound: the next sequence number the client's POSTs must carry.
+  #nextIn = 1;
+  #reader!: ReadableStreamDefaultController<PollingMessage>;
+  #readableOpen = true;
+  #wake: (() => void) | undefined;
+  #room: { resolve(): void; reject(error: unknown): void }[] = [];
+  #inFlight = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closing = false;
+  #done = false;
+  #resolveClosed!: (info: WebSocketCloseInfo) => void;
+  #rejectClosed!: (error: unknown) => void;
+
+  constructor(
+    id: string,
+    server: PollingServer,
+    options: Required<PollingServerOptions>,
+  ) {
+    this.id = id;
+    this.#server = server;
+    this.#options = options;
+    this.closed = new Promise((resolve, reject) => {
+      this.#resolveClosed = resolve;
+      this.#rejectClosed = reject;
+    });
+    // Read or not, a rejection here is the application's to see.
+    this.closed.catch(() => {});
+    this.readable = new ReadableStream<PollingMessage>({
+      start: (controller) => {
+        this.#reader = controller;
+      },
+      cancel: () => {
+        this.#readableOpen = false;
+      },
+    }, new CountQueuingStrategy({ highWaterMark: options.maxQueuedMessages }));
+    this.writable = new WritableStream<MessageData>({
+      write: (data) => this.#send(data),
+      close: () => this.close(),
+      abort: () => this.close(),
+    });
+    this.#idle();
+  }
+
+  close(): void {
+    if (this.#closing || this.#done) return;
+    this.#closing = true;
+    this.#closeReadable();
+    for (const waiter of this.#room.splice(0)) {
+      waiter.reject(new TypeError("Cannot send: the session is closing"));
+    }
+    this.#wake?.();
+  }
+
+  async #send(data: MessageData): Promise<void> {
+    const message = toPollingMessage("send", data);
+    while (true) {
+      if (this.#closing || this.#done) {
+        throw new TypeError(
+          `Cannot send: the session is ${this.#done ? "closed" : "closing"}`,
+        );
+      }
+      if (this.#out.length < this.#options.maxQueuedMessages) break;
+      await new Promise<void>((resolve, reject) => {
+        this.#room.push({ resolve, reject });
+      });
+    }
+    this.#out.push({ seq: this.#nextOut++, message });
+    this.#wake?.();
+  }
+
+  #closeReadable(): void {
+    if (!this.#readableOpen) return;
+    this.#readableOpen = false;
+    this.#reader.close();
+  }
+
+  // No request in flight: the session times out unless one comes.
+  #idle(): void {
+    if (this.#done) return;
+    this.#timer = setTimeout(
+      () => this.#timedOut(),
+      this.#options.sessionTimeout,
+    );
+  }
+
+  #timedOut(): void {
+    this.#finish(
+      new WebSocketError(
+        `Cannot keep polling session: no request came for ${this.#options.sessionTimeout} ms`,
+        { code: "ERR_SESSION_TIMEOUT" },
+      ),
+    );
+  }
+
+  /** Ends the session: cleanly with no error. */
+  #finish(error?: WebSocketError): void {
+    if (this.#done) return;
+    this.#done = true;
+    clearTimeout(this.#timer);
+    this.#server._forget(this.id);
+    this.#wake?.();
+    for (const waiter of this.#room.splice(0)) {
+      waiter.reject(
+        error ?? new TypeError("Cannot send: the session is closed"),
+      );
+    }
+    this.#out = [];
+    if (error) {
+      if (this.#readableOpen) this.#reader.error(error);
+      this.#readableOpen = false;
+      this.#rejectClosed(error);
+    } else {
+      this.#closeReadable();
+      this.#resolveClosed({ closeCode: 1000, reason: "" });
+    }
+  }
+
+  /** Runs one request of this session, with the session timer paused. */
+  async request(run: () => Promise<Response>): Promise<Response> {
+    clearTimeout(this.#timer);
+    this.#inFlight++;
+    try {
+      return await run();
+    } finally {
+      if (--this.#inFlight === 0) this.#idle();
+    }
+  }
+
+  #acknowledge(ack: number): void {
+    let n = 0;
+    while (n < this.#out.length && this.#out[n]!.seq <= ack) n++;
+    if (n === 0) return;
+    this.#out.splice(0, n);
+    for (const waiter of this.#room.splice(0, n)) waiter.resolve();
+  }
+
+  async poll(ack: number, wait: number): Promise<Response> {
+    this.#acknowledge(ack);
+    // A newer poll answers the one held before it: the client has given up
+    // on that one. (A client that went away is not watched for: Deno warns
+    // on request.signal listeners, and the hold ends by itself.)
+    this.#wake?.();
+    if (this.#out.length === 0 && !this.#closing && !this.#done && wait > 0) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          if (this.#wake === wake) this.#wake = undefined;
+          resolve();
+        };
+        const timer = setTimeout(wake, wait);
+        this.#wake = wake;
+      });
+    }
+    // Every unacknowledged message, so that a response that was lost is
+    // sent again; the client drops what it already has by sequence number.
+    const messages = this.#out.map((entry) => entry.message);
+    const seq = this.#out[0]?.seq ?? this.#nextOut;
+    const closed = (this.#closing || this.#done) && messages.length === 0;
+    if (closed) this.#finish();
+    return json(encodeBatch({ seq, messages, closed }));
+  }
+
+  receive(text: string): Response {
+    let batch;
+    try {
+      batch = decodeBatch(text);
+    } catch (error) {
+      return problem(400, (error as Error).message);
+    }
+    if (batch.seq > this.#nextIn) {
+      return problem(409, `expected sequence number ${this.#nextIn} or lower`);
+    }
+    for (let i = 0; i < batch.messages.length; i++) {
+      const seq = batch.seq + i;
+      if (seq < this.#nextIn) continue; // a resent message: taken already
+      if (this.#readableOpen) {
+        // Full: acknowledge what fits; the client sends the rest again.
+        if ((this.#reader.desiredSize ?? 0) <= 0) break;
+        this.#reader.enqueue(batch.messages[i]!);
+      }
+      this.#nextIn = seq + 1;
+    }
+    return json(JSON.stringify({ ack: this.#nextIn - 1 }));
+  }
+
+  end(): Response {
+    this.#finish();
+    return json(JSON.stringify({ closed: true }));
+  }
+
+  shutdown(): void {
+    this.#finish();
+  }
+}
+
+/**
+ * Long polling and short polling as one fetch handler: the Comet
+ * transports for clients that can open neither a WebSocket nor an event
+ * stream. Each session is a {@linkcode PollingConnection}, handed to
+ * `onConnection`, with the shape of a WebSocket connection.
+ *
+ * The protocol (see `wire.ts` for the JSON):
+ * - `POST` with no `session` parameter opens a session: `{"session": id}`.
+ * - `GET ?session=<id>&ack=<n>&wait=<ms>` acknowledges every message up to
+ *   sequence number `n` (they are dropped), then answers every message not
+ *   acknowledged, at once if there is one, else after a message arrives or
+ *   `min(wait, holdTimeout)` passes (`wait=0` is short polling). Since only
+ *   acknowledged messages are dropped, a lost response is sent again on
+ *   the next poll: nothing is lost, and the client drops what it already
+ *   has by sequence number.
+ * - `POST ?session=<id>` with a batch delivers the client's messages; those
+ *   with a sequence number already taken are skipped (a resent POST), and
+ *   the answer acknowledges the last taken.
+ * - `DELETE ?session=<id>` ends the session.
+ * - An unknown session answers 404.
+ *
+ * @example Serve polling and talk to it with the client
+ * ```ts
+ * import { connectPolling, PollingServer } from "@seed/websocket-streams/polling";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const polling = new PollingServer((connection) => {
+ *   connection.readable.pipeTo(connection.writable).catch(() => {}); // echo
+ * });
+ * const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, polling.fetch);
+ * const client = await connectPolling(`http://127.0.0.1:${server.addr.port}/`);
+ * const writer = client.writable.getWriter();
+ * await writer.write("hello");
+ * const reader = client.readable.getReader();
+ * assertEquals((await reader.read()).value, "hello");
+ * client.close();
+ * await client.closed;
+ * polling.close();
+ * await server.shutdown();
+ * ```
+ */
+export class PollingServer {
+  /** The fetch handler: pass it to `Deno.serve` or call it from yours. */
+  readonly fetch: (request: Request) => Promise<Response>;
+
+  #sessions = new Map<string, Session>();
+  #options: Required<PollingServerOptions>;
+  #onConnection: (connection: PollingConnection) => void;
+
+  /**
+   * Makes a polling server.
+   *
+   * @param onConnection Called with each new session.
+   * @param options The hold and session timeouts and the bounds.
+   * @throws {RangeError | TypeError} For an option out of range.
+   */
+  constructor(
+    onConnection: (connection: PollingConnection) => void,
+    options: PollingServerOptions = {},
+  ) {
+    checkOptions("create polling server", options, OPTIONS);
+    if (typeof onConnection !== "function") {
+      throw new TypeError(
+        "Cannot create polling server: onConnection must be a function",
+      );
+    }
+    this.#onConnection = onConnection;
+    this.#options = {
+      holdTimeout: options.holdTimeout ?? DEFAULT_HOLD_TIMEOUT,
+      sessionTimeout: options.sessionTimeout ?? DEFAULT_SESSION_TIMEOUT,
+      maxQueuedMessages: options.maxQueuedMessages ??
+        DEFAULT_MAX_QUEUED_MESSAGES,
+      maxBodySize: options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE,
+      maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS,
+    };
+    this.fetch = (request) => this.#handle(request);
+  }
+
+  /**
+   * The live sessions.
+   *
+   * @returns Their count.
+   */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /**
+   * Ends every session at once (cleanly: their `closed` resolves) and
+   * clears their timers; the server still opens new ones.
+   */
+  close(): void {
+    for (const session of [...this.#sessions.values()]) session.shutdown();
+  }
+
+  /** @internal A session that ended. */
+  _forget(id: string): void {
+    this.#sessions.delete(id);
+  }
+
+  async #handle(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const id = url.searchParams.get("session");
+    if (id === null) {
+      if (request.method !== "POST") {
+        return problem(400, "a request needs a session, or POST to open one");
+      }
+      await request.body?.cancel();
+      if (this.#sessions.size >= this.#options.maxSessions) {
+        return problem(503, "too many sessions");
+      }
+      const session = new Session(crypto.randomUUID(), this, this.#options);
+      this.#sessions.set(session.id, session);
+      this.#onConnection(session);
+      return json(JSON.stringify({ session: session.id }));
+    }
+    const session = this.#sessions.get(id);
+    if (!session) {
+      await request.body?.cancel();
+      return problem(404, "unknown session");
+    }
+    switch (request.method) {
+      case "GET": {
+        const ack = integerParam(url, "ack") ?? 0;
+        const wait = Math.min(
+          integerParam(url, "wait") ?? this.#options.holdTimeout,
+          this.#options.holdTimeout,
+        );
+        return session.request(() => session.poll(ack, wait));
+      }
+      case "POST":
+        return session.request(async () => {
+          const text = await readBounded(request, this.#options.maxBodySize);
+          if (text === undefined) {
+            return problem(
+              413,
+              `a body is at most ${this.#options.maxBodySize} bytes`,
+            );
+          }
+          return session.receive(text);
+        });
+      case "DELETE":
+        await request.body?.cancel();
+        return session.end();
+      default:
+        await request.body?.cancel();
+        return problem(405, `method ${request.method} not allowed`);
+    }
+  }
+}
