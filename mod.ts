@@ -1,76 +1,102 @@
 /**
- * websocket-streams: the WebSocket protocol (RFC 6455) as Web Streams.
+ * websocket-streams: WebSocket (RFC 6455, with permessage-deflate, RFC 7692)
+ * for Deno, as Web Streams.
  *
- * Bytes become frames and frames become messages through `TransformStream`s
- * that compose with `pipeThrough` and `pipeTo`. The encoders and decoders
- * are also pure functions and small state machines, so that the same code
- * runs in the streams, in tests and in benchmarks.
+ * A connection reads messages from `readable` and writes them to
+ * `writable`, with backpressure both ways and a bound on every buffer and
+ * every wait. Each face hands out the same {@linkcode WebSocketConnection}
+ * shape:
  *
- * @example Round-trip a message through the codec streams
+ * - {@linkcode connect}: a client, `ws://` or `wss://`;
+ * - {@linkcode serve}: a server on `Deno.listen` or `Deno.listenTls`;
+ * - {@linkcode acceptWebSocket}: the server's handshake on a socket another
+ *   server has read a request from (a `node:http` `"upgrade"` socket);
+ * - {@linkcode upgradeWebSocket}: under `Deno.serve` and Deno Deploy, Deno's
+ *   own socket behind the same streams;
+ * - {@linkcode WebSocketStream}: the WHATWG WebSocketStream over `connect`;
+ * - {@linkcode WebSocket}: the browser's `EventTarget` WebSocket over
+ *   `connect`, for code written for browsers;
+ * - {@linkcode WebSocketDuplex}: the whole protocol over any byte pair.
+ *
+ * The parts underneath have entry points of their own:
+ * `@seed/websocket-streams/codec` (frames, messages and their streams),
+ * `@seed/websocket-streams/handshake` (the opening handshake) and
+ * `@seed/websocket-streams/deflate` (permessage-deflate).
+ *
+ * @example An echo server and a client
  * ```ts
- * import {
- *   FrameDecoderStream,
- *   FrameEncoderStream,
- *   MessageDecoderStream,
- *   MessageEncoderStream,
- * } from "@seed/websocket-streams";
+ * import { connect, serve } from "@seed/websocket-streams";
  * import { assertEquals } from "@std/assert";
  *
- * const received = await Array.fromAsync(
- *   ReadableStream.from(["Hello", new Uint8Array([1, 2, 3])])
- *     .pipeThrough(new MessageEncoderStream({ fragmentSize: 2 }))
- *     .pipeThrough(new FrameEncoderStream({ role: "client" })) // masks
- *     .pipeThrough(new FrameDecoderStream({ role: "server", partial: true }))
- *     .pipeThrough(new MessageDecoderStream()),
- * );
- * assertEquals(received, [
- *   { type: "text", data: "Hello" },
- *   { type: "binary", data: new Uint8Array([1, 2, 3]) },
- * ]);
+ * const server = serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (connection) => {
+ *   connection.readable.pipeTo(connection.writable).catch(() => {});
+ * });
+ * const connection = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+ * const writer = connection.writable.getWriter();
+ * const reader = connection.readable.getReader();
+ * await writer.write("hello");
+ * assertEquals((await reader.read()).value, "hello");
+ * reader.releaseLock();
+ * writer.releaseLock();
+ * connection.close({ closeCode: 1000, reason: "done" });
+ * assertEquals(await connection.closed, { closeCode: 1000, reason: "done" });
+ * await server.shutdown();
  * ```
  *
  * @module
  */
 
-export * from "./lib/errors.ts";
-export * from "./lib/codec/close.ts";
-export * from "./lib/codec/frame.ts";
-export * from "./lib/codec/mask.ts";
-export * from "./lib/codec/utf8.ts";
-export * from "./lib/codec/frame_parser.ts";
-export * from "./lib/codec/frame_decoder_stream.ts";
-export * from "./lib/codec/frame_encoder_stream.ts";
-export * from "./lib/codec/assembler.ts";
-export * from "./lib/codec/message.ts";
-export * from "./lib/codec/message_decoder_stream.ts";
-export * from "./lib/codec/message_encoder_stream.ts";
-export { acceptKey, generateKey, WEBSOCKET_GUID } from "./lib/handshake/key.ts";
 export {
-  type ExtensionOffer,
-  formatExtensions,
-  parseExtensions,
-} from "./lib/handshake/extensions.ts";
-export {
-  type ClientOffer,
-  type HandshakeResult,
-  validateServerResponse,
-} from "./lib/handshake/client.ts";
-export * from "./lib/handshake/server.ts";
-export * from "./lib/handshake/http_error.ts";
-export {
-  type ByteDuplex,
-  type HeartbeatOptions,
-  type WebSocketCloseInfo,
-  type WebSocketCloseOptions,
+  ERROR_CODES,
+  WebSocketError,
+  type WebSocketErrorCode,
+  type WebSocketErrorInit,
+} from "./lib/errors.ts";
+export { CloseCode } from "./lib/codec/close.ts";
+export type { MessageData } from "./lib/codec/message.ts";
+export type { Role } from "./lib/codec/frame.ts";
+export type { MessageLimits } from "./lib/codec/assembler.ts";
+export type {
+  DeflateParams,
+  NegotiatedDeflate,
+  PerMessageDeflateOptions,
+} from "./lib/deflate/negotiate.ts";
+export type {
   WebSocketConnection,
-  type WebSocketConnectionOptions,
+  WebSocketOpenInfo,
+} from "./lib/net/websocket_connection.ts";
+export type {
+  ByteDuplex,
+  HeartbeatOptions,
+  WebSocketCloseInfo,
+  WebSocketCloseOptions,
+  WebSocketConnectionOptions,
 } from "./lib/net/connection.ts";
-export * from "./lib/net/duplex.ts";
+export { connect, type ConnectOptions } from "./lib/net/connect.ts";
+export {
+  serve,
+  type ServeOptions,
+  type UpgradeDecision,
+  type WebSocketServer,
+} from "./lib/net/serve.ts";
 export { type AcceptOptions, acceptWebSocket } from "./lib/net/accept.ts";
-export * from "./lib/net/serve.ts";
-export * from "./lib/net/connect.ts";
-export * from "./lib/net/upgrade.ts";
-export * from "./lib/net/websocket_stream.ts";
-export * from "./lib/deflate/negotiate.ts";
-export { Deflater, Inflater } from "./lib/deflate/zlib.ts";
-export * from "./lib/net/websocket.ts";
+export {
+  upgradeWebSocket,
+  type UpgradeWebSocketOptions,
+  type UpgradeWebSocketResult,
+} from "./lib/net/upgrade.ts";
+export {
+  WebSocketStream,
+  type WebSocketStreamOpenInfo,
+} from "./lib/net/websocket_stream.ts";
+export {
+  WebSocketDuplex,
+  type WebSocketDuplexOptions,
+} from "./lib/net/duplex.ts";
+export {
+  WebSocket,
+  type WebSocketBinaryType,
+  type WebSocketEventHandler,
+  type WebSocketEventMap,
+  type WebSocketOptions,
+} from "./lib/net/websocket.ts";

@@ -10,7 +10,7 @@ import {
   Opcode,
   Utf8Validator,
   writeFrameHeader,
-} from "../mod.ts";
+} from "../lib/codec/mod.ts";
 
 const KEY = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
 const SIZES: [string, number][] = [

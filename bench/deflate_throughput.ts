@@ -12,7 +12,8 @@
 
 import { createRequire } from "node:module";
 import "ws";
-import { connect, Deflater, Inflater, serve } from "../mod.ts";
+import { connect, serve } from "../mod.ts";
+import { Deflater, Inflater } from "../lib/deflate/mod.ts";
 import { prng } from "../tests/_helpers.ts";
 
 // ws does not export its PerMessageDeflate; load the file behind its entry

@@ -15,7 +15,8 @@
  * @module
  */
 
-import { encodeFrame, WebSocketConnection } from "../mod.ts";
+import { TransportWebSocket } from "../lib/net/connection.ts";
+import { encodeFrame } from "../lib/codec/mod.ts";
 
 const countFlag = Deno.args.indexOf("--messages");
 const count = countFlag >= 0 ? Number(Deno.args[countFlag + 1]) : 400_000;
@@ -123,7 +124,7 @@ async function run(
     peerFrame(size, text, role === "server"),
     warmup + measured,
   );
-  const connection = new WebSocketConnection(
+  const connection = new TransportWebSocket(
     peer as unknown as Deno.Conn,
     { role },
   );

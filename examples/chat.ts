@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type UpgradedWebSocket, upgradeWebSocket } from "../mod.ts";
+import { upgradeWebSocket, type WebSocketConnection } from "../mod.ts";
 
 /** A running chat server. */
 export interface ChatServer {
@@ -74,7 +74,7 @@ const PAGE = `<!doctype html>
  */
 export function startChat(port: number, hostname = "127.0.0.1"): ChatServer {
   const members = new Map<
-    UpgradedWebSocket,
+    WebSocketConnection,
     WritableStreamDefaultWriter<string>
   >();
   let guests = 0;
@@ -93,7 +93,7 @@ export function startChat(port: number, hostname = "127.0.0.1"): ChatServer {
     }
   }
 
-  async function join(member: UpgradedWebSocket): Promise<void> {
+  async function join(member: WebSocketConnection): Promise<void> {
     const name = `guest-${++guests}`;
     try {
       await member.opened;

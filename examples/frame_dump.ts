@@ -10,7 +10,7 @@ import {
   encodeMessage,
   type Frame,
   parseFrameHeader,
-} from "../mod.ts";
+} from "../lib/codec/mod.ts";
 
 const OPCODES: Record<number, string> = {
   0x0: "continuation",

@@ -284,7 +284,7 @@ export function checkDeflateChoice(action: string, value: unknown): void {
 }
 
 /**
- * Checks the `perMessageDeflate` a `WebSocketConnection` is given: the
+ * Checks the `perMessageDeflate` a `TransportWebSocket` is given: the
  * outcome of a negotiation, every number required.
  */
 export function checkNegotiatedDeflate(action: string, value: unknown): void {

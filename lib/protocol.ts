@@ -6,7 +6,7 @@
  * out as frames in {@linkcode Protocol.outbox}. It answers pings, refuses
  * data after a close, sends a failure's close code, fragments on send and
  * sets RSV1 on compressed messages only. No sockets, timers, streams or
- * promises of its own: `WebSocketConnection` (and through it every public
+ * promises of its own: `TransportWebSocket` (and through it every public
  * face) runs on it, and tests drive it directly.
  *
  * @module

@@ -2,17 +2,19 @@
 // decoder case is fed (whole, byte by byte, at seeded random splits).
 
 import {
-  acceptKey,
   ERROR_CODES,
+  type MessageLimits,
+  WebSocketError,
+  type WebSocketErrorCode,
+} from "../mod.ts";
+import {
   type Frame,
   FrameDecoderStream,
   type FrameDecoderStreamOptions,
   MessageDecoderStream,
-  type MessageLimits,
-  WebSocketError,
-  type WebSocketErrorCode,
   type WebSocketMessage,
-} from "../mod.ts";
+} from "../lib/codec/mod.ts";
+import { acceptKey } from "../lib/handshake/mod.ts";
 
 /** mulberry32: a small, fast, seeded PRNG; returns floats in [0, 1). */
 export function prng(seed: number): () => number {

@@ -1,12 +1,11 @@
 import { assert, assertEquals, assertFalse, assertThrows } from "@std/assert";
+import { CloseCode, WebSocketError } from "../mod.ts";
 import {
-  CloseCode,
   decodeCloseBody,
   encodeCloseBody,
-  fitCloseReason,
   isValidCloseCode,
-  WebSocketError,
-} from "../mod.ts";
+} from "../lib/codec/mod.ts";
+import { fitCloseReason } from "../lib/codec/close.ts";
 import { assertWsError, hex, thrown } from "./_helpers.ts";
 
 Deno.test("isValidCloseCode() follows RFC 6455 §7.4 and the IANA registry", () => {

@@ -6,9 +6,10 @@ import {
   connect,
   serve,
   type ServeOptions,
-  WebSocketConnection,
+  type WebSocketConnection,
   type WebSocketServer,
 } from "../mod.ts";
+import { TransportWebSocket } from "../lib/net/connection.ts";
 import {
   assertWsError,
   concat,
@@ -435,7 +436,7 @@ Deno.test("inbound backpressure: a flood into a reader that does not read stays 
     }
   })();
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const pulled = peer.bytesReceived;
+  const pulled = (peer as TransportWebSocket).bytesReceived;
   // What the server took from TCP: its high-water mark, one 64 KiB read and
   // one message being assembled, with one message of slack.
   const bound = highWaterMark + 64 * 1024 + 2 * (message.length + 14);
@@ -579,11 +580,11 @@ Deno.test("the writable's own queue counts bytes, so small writes keep it ready"
     const a = new TransformStream<Uint8Array, Uint8Array>();
     const b = new TransformStream<Uint8Array, Uint8Array>();
     return [
-      new WebSocketConnection({ readable: a.readable, writable: b.writable }, {
+      new TransportWebSocket({ readable: a.readable, writable: b.writable }, {
         role: "client",
         ...options,
       }),
-      new WebSocketConnection({ readable: b.readable, writable: a.writable }, {
+      new TransportWebSocket({ readable: b.readable, writable: a.writable }, {
         role: "server",
       }),
     ] as const;
@@ -636,7 +637,7 @@ Deno.test("a pipelined echo through pipeTo answers a read of 16 frames with one 
     closeWrite: () => Promise.resolve(),
     close: () => ended.resolve(null),
   };
-  const server = new WebSocketConnection(conn as unknown as Deno.Conn, {
+  const server = new TransportWebSocket(conn as unknown as Deno.Conn, {
     role: "server",
   });
   const piping = server.readable.pipeTo(server.writable).catch(() => {});

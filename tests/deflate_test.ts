@@ -6,22 +6,27 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { deflateRawSync } from "node:zlib";
 import {
-  acceptDeflate,
-  acceptKey,
   connect,
-  deflateOffers,
-  Deflater,
-  formatExtensions,
-  Inflater,
-  type NegotiatedDeflate,
-  parseExtensions,
   type PerMessageDeflateOptions,
   serve,
-  validateDeflateResponse,
-  WebSocketConnection,
+  type WebSocketConnection,
   type WebSocketConnectionOptions,
   type WebSocketErrorCode,
 } from "../mod.ts";
+import { TransportWebSocket } from "../lib/net/connection.ts";
+import {
+  acceptKey,
+  formatExtensions,
+  parseExtensions,
+} from "../lib/handshake/mod.ts";
+import {
+  acceptDeflate,
+  deflateOffers,
+  Deflater,
+  Inflater,
+  type NegotiatedDeflate,
+  validateDeflateResponse,
+} from "../lib/deflate/mod.ts";
 import {
   assertWsError,
   concat,
@@ -410,11 +415,11 @@ function pipePair(
   const up = rechunk(random);
   const down = rechunk(random);
   return {
-    client: new WebSocketConnection(
+    client: new TransportWebSocket(
       { readable: down.readable, writable: up.writable },
       { role: "client", ...client },
     ),
-    server: new WebSocketConnection(
+    server: new TransportWebSocket(
       { readable: up.readable, writable: down.writable },
       { role: "server", ...server },
     ),

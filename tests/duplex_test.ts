@@ -5,16 +5,16 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { constants, deflateRawSync } from "node:zlib";
+import { type WebSocketConnection, WebSocketDuplex } from "../mod.ts";
+import { TransportWebSocket } from "../lib/net/connection.ts";
 import {
   FrameDecoderStream,
   FrameEncoderStream,
   MessageDecoderStream,
   MessageEncoderStream,
   type Role,
-  WebSocketConnection,
-  WebSocketDuplex,
   type WebSocketMessage,
-} from "../mod.ts";
+} from "../lib/codec/mod.ts";
 import {
   assertWsError,
   concat,
@@ -132,7 +132,7 @@ async function overTcp(steps: Step[], role: Role, fragmentSize: number) {
   const ours = await listener.accept();
   listener.close();
   const peer = await peerConn;
-  const connection = new WebSocketConnection(ours, {
+  const connection = new TransportWebSocket(ours, {
     role,
     fragmentSize,
     perMessageDeflate: undefined,

@@ -5,10 +5,11 @@ import { assert, assertEquals } from "@std/assert";
 import { deflateRawSync } from "node:zlib";
 import {
   serve,
-  WebSocketConnection,
+  type WebSocketConnection,
   WebSocketDuplex,
   WebSocketError,
 } from "../mod.ts";
+import { TransportWebSocket } from "../lib/net/connection.ts";
 import { concat, rawFrame, upgradeRequest } from "./_helpers.ts";
 import { Protocol } from "../lib/protocol.ts";
 
@@ -40,7 +41,7 @@ function frame(first: number, payload: Uint8Array): Uint8Array {
 
 Deno.test("a compressed message and the peer close in one read, after our close, are both delivered", async () => {
   let input!: ReadableStreamDefaultController<Uint8Array>;
-  const client = new WebSocketConnection({
+  const client = new TransportWebSocket({
     readable: new ReadableStream({ start: (c) => void (input = c) }),
     writable: new WritableStream({ write() {} }),
   }, { role: "client", perMessageDeflate: DEFLATE, closeTimeout: 500 });
@@ -74,7 +75,7 @@ Deno.test("a compressed message and the peer close in one read, after our close,
 Deno.test("cancelling readable while the peer close waits echoes it at once", async () => {
   const out: Uint8Array[] = [];
   let input!: ReadableStreamDefaultController<Uint8Array>;
-  const server = new WebSocketConnection({
+  const server = new TransportWebSocket({
     readable: new ReadableStream({ start: (c) => void (input = c) }),
     writable: new WritableStream({
       write: (chunk) => void out.push(chunk.slice()),
@@ -111,7 +112,7 @@ function run(eof: boolean) {
   }
   frames.push(rawFrame(0x88, new Uint8Array([0x03, 0xe8]), KEY));
   const out: Uint8Array[] = [];
-  const server = new WebSocketConnection({
+  const server = new TransportWebSocket({
     readable: new ReadableStream({
       start(c) {
         c.enqueue(concat(...frames));
@@ -231,7 +232,7 @@ Deno.test("writable.close() settles once a byte pair that takes nothing times ou
 
 Deno.test("a failure while the peer close waits decides the outcome", async () => {
   let input!: ReadableStreamDefaultController<Uint8Array>;
-  const server = new WebSocketConnection({
+  const server = new TransportWebSocket({
     readable: new ReadableStream({ start: (c) => void (input = c) }),
     writable: new WritableStream({ write() {} }),
   }, { role: "server", closeTimeout: 300 });
@@ -331,7 +332,7 @@ Deno.test("shutdown() with a pending peer close ends within closeTimeout and a m
 Deno.test("a heartbeat does not fail a close handshake that closeTimeout still allows", async () => {
   let input!: ReadableStreamDefaultController<Uint8Array>;
   const pinged = Promise.withResolvers<Uint8Array>();
-  const client = new WebSocketConnection({
+  const client = new TransportWebSocket({
     readable: new ReadableStream({ start: (c) => void (input = c) }),
     writable: new WritableStream({
       write(chunk) {
@@ -374,7 +375,7 @@ Deno.test("a heartbeat does not fail a close handshake that closeTimeout still a
 
 Deno.test("a large binary write resolves only once the socket has the bytes, so the buffer can be reused", async () => {
   const out: Uint8Array[] = [];
-  const server = new WebSocketConnection({
+  const server = new TransportWebSocket({
     readable: new ReadableStream(),
     writable: new WritableStream({
       async write(chunk) {
@@ -400,7 +401,7 @@ Deno.test("a large binary write resolves only once the socket has the bytes, so 
 function pair(options: Record<string, unknown>) {
   let input!: ReadableStreamDefaultController<Uint8Array>;
   const out: Uint8Array[] = [];
-  const server = new WebSocketConnection({
+  const server = new TransportWebSocket({
     readable: new ReadableStream({ start: (c) => void (input = c) }),
     writable: new WritableStream({ write: (c) => void out.push(c.slice()) }),
   }, { role: "server", closeTimeout: 2000, ...options });
@@ -463,7 +464,7 @@ Deno.test("a ping that waited for the drain is answered before our close", async
   const wire: Uint8Array[] = [];
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);
-  const server = new WebSocketConnection({
+  const server = new TransportWebSocket({
     readable: new ReadableStream({ start: (c) => void (input = c) }),
     writable: new WritableStream({
       async write(c) {

@@ -5,7 +5,8 @@ import { echoExchange } from "../examples/echo_client.ts";
 import { startEchoServer } from "../examples/echo_server.ts";
 import { describe } from "../examples/frame_dump.ts";
 import { pipeLines } from "../examples/pipe.ts";
-import { connect, encodeFrame } from "../mod.ts";
+import { connect } from "../mod.ts";
+import { encodeFrame } from "../lib/codec/mod.ts";
 import { concat } from "./_helpers.ts";
 
 Deno.test("the demo's echo server and client exchange messages", async () => {

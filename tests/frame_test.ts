@@ -4,6 +4,7 @@ import {
   assertInstanceOf,
   assertThrows,
 } from "@std/assert";
+import type { WebSocketErrorCode } from "../mod.ts";
 import {
   decodeFrame,
   encodeFrame,
@@ -12,8 +13,7 @@ import {
   FrameParser,
   Opcode,
   type Role,
-  type WebSocketErrorCode,
-} from "../mod.ts";
+} from "../lib/codec/mod.ts";
 import {
   assertWsError,
   concat,

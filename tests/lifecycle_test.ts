@@ -7,10 +7,11 @@ import {
   connect,
   serve,
   type ServeOptions,
-  WebSocketConnection,
+  type WebSocketConnection,
   WebSocketError,
   type WebSocketServer,
 } from "../mod.ts";
+import { TransportWebSocket } from "../lib/net/connection.ts";
 import { readBufferStats } from "../lib/_pools.ts";
 import {
   assertWsError,
@@ -285,7 +286,7 @@ Deno.test("a block goes back to the pool only after the write that holds it sett
   const held: Uint8Array[] = [];
   const copies: Uint8Array[] = [];
   let input!: ReadableStreamDefaultController<Uint8Array>;
-  const a = new WebSocketConnection({
+  const a = new TransportWebSocket({
     readable: new ReadableStream({ start: (c) => void (input = c) }),
     writable: new WritableStream({
       write(chunk) {
@@ -310,7 +311,7 @@ Deno.test("a block goes back to the pool only after the write that holds it sett
 
   // B takes blocks from the same pool and writes over whatever it gets.
   const sent: Uint8Array[] = [];
-  const b = new WebSocketConnection({
+  const b = new TransportWebSocket({
     readable: new ReadableStream(),
     writable: new WritableStream({ write: (chunk) => void sent.push(chunk) }),
   }, { role: "server", closeTimeout: 100 });

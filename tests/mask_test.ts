@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { mask } from "../mod.ts";
+import { mask } from "../lib/codec/mod.ts";
 import { unmaskAscii } from "../lib/codec/_unmask.ts";
 import { prng, randomBytes } from "./_helpers.ts";
 

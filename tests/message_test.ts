@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
+import type { WebSocketErrorCode } from "../mod.ts";
 import {
   encodeMessage,
   FrameDecoderStream,
@@ -6,8 +7,7 @@ import {
   MessageDecoderStream,
   MessageEncoderStream,
   Opcode,
-  type WebSocketErrorCode,
-} from "../mod.ts";
+} from "../lib/codec/mod.ts";
 import {
   assertWsError,
   concat,

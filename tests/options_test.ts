@@ -10,24 +10,29 @@ import {
   assertThrows,
 } from "@std/assert";
 import {
-  acceptDeflate,
   acceptWebSocket,
   connect,
-  deflateOffers,
+  serve,
+  upgradeWebSocket,
+  type WebSocketConnection,
+  WebSocketStream,
+} from "../mod.ts";
+import { UpgradedWebSocket } from "../lib/net/upgrade.ts";
+import { TransportWebSocket } from "../lib/net/connection.ts";
+import {
   encodeMessage,
   FrameDecoderStream,
   FrameParser,
   MessageAssembler,
   MessageDecoderStream,
   MessageEncoderStream,
-  type NegotiatedDeflate,
   parseFrameHeader,
-  serve,
-  UpgradedWebSocket,
-  upgradeWebSocket,
-  WebSocketConnection,
-  WebSocketStream,
-} from "../mod.ts";
+} from "../lib/codec/mod.ts";
+import {
+  acceptDeflate,
+  deflateOffers,
+  type NegotiatedDeflate,
+} from "../lib/deflate/mod.ts";
 import { assertWsError, thrown } from "./_helpers.ts";
 import { show } from "../lib/_options.ts";
 
@@ -45,7 +50,7 @@ Deno.test("a connection refuses fragmentSize 0, which made every send spin forev
   for (const fragmentSize of [0, -1, NaN]) {
     assertThrows(
       () =>
-        new WebSocketConnection(memoryPair().server, {
+        new TransportWebSocket(memoryPair().server, {
           role: "server",
           fragmentSize,
         }),
@@ -58,7 +63,7 @@ Deno.test("a connection refuses fragmentSize 0, which made every send spin forev
 Deno.test("a connection refuses a NaN maxFrameSize, which turned the limit off", () => {
   const error = assertThrows(
     () =>
-      new WebSocketConnection(memoryPair().server, {
+      new TransportWebSocket(memoryPair().server, {
         role: "server",
         maxFrameSize: NaN,
       }),
@@ -226,7 +231,7 @@ const ENTRY_POINTS: EntryPoint[] = [
       const { server, client } = memoryPair();
       let connection;
       try {
-        connection = new WebSocketConnection(server, {
+        connection = new TransportWebSocket(server, {
           role: "server",
           ...options,
         });
@@ -423,7 +428,7 @@ Deno.test("heartbeat must be an object with both numbers", async () => {
   for (const heartbeat of [5, "10", null, true]) {
     assertRefusal(
       thrown(() =>
-        new WebSocketConnection(memoryPair().server, {
+        new TransportWebSocket(memoryPair().server, {
           role: "server",
           heartbeat: heartbeat as unknown as { interval: 1; timeout: 1 },
         })
@@ -490,7 +495,7 @@ Deno.test("option messages say what each rule allows", () => {
   const { server } = memoryPair();
   assertEquals(
     message(() =>
-      new WebSocketConnection(server, { role: "server", closeTimeout: 2 ** 31 })
+      new TransportWebSocket(server, { role: "server", closeTimeout: 2 ** 31 })
     ),
     "Cannot create connection: closeTimeout must be a number of milliseconds from 0 to 2147483647, not 2147483648",
   );
@@ -578,8 +583,8 @@ const CLOSE_MISUSES: [unknown[], typeof Error, string][] = [
 
 Deno.test("WebSocketConnection.close() refuses the browser's arguments instead of sending 1005", async () => {
   const { server: serverEnd, client: clientEnd } = memoryPair();
-  const client = new WebSocketConnection(clientEnd, { role: "client" });
-  const server = new WebSocketConnection(serverEnd, { role: "server" });
+  const client = new TransportWebSocket(clientEnd, { role: "client" });
+  const server = new TransportWebSocket(serverEnd, { role: "server" });
   for (const [args, ErrorClass, message] of CLOSE_MISUSES) {
     assertThrows(() => closeWith(client, ...args), ErrorClass, message);
   }

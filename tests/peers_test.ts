@@ -14,6 +14,7 @@ import {
   serve,
   type WebSocketConnection,
 } from "../mod.ts";
+import type { TransportWebSocket } from "../lib/net/connection.ts";
 import { prng, randomBytes } from "./_helpers.ts";
 
 const CI = Deno.env.get("CI") === "true";
@@ -125,7 +126,9 @@ Deno.test("npm:ws client with perMessageDeflate against our serve()", async (t) 
             : new Promise((resolve) => waiting.push(resolve)),
       );
       // Compressed on the wire: the JSON text came in far smaller.
-      assert(connections[0]!.bytesReceived < 2.5 * (1 << 20));
+      assert(
+        (connections[0] as TransportWebSocket).bytesReceived < 2.5 * (1 << 20),
+      );
       const closed = new Promise((resolve) => socket.once("close", resolve));
       socket.close(1000);
       await closed;
@@ -320,7 +323,10 @@ Deno.test({
       assertEquals(result.close, [1000, "browser done", true]);
       assertStringIncludes(connections[0]!.extensions, "permessage-deflate");
       // The 1 MiB of JSON crossed the wire compressed.
-      assert(connections[0]!.bytesReceived < 2 * (1 << 20) + (1 << 18));
+      assert(
+        (connections[0] as TransportWebSocket).bytesReceived <
+          2 * (1 << 20) + (1 << 18),
+      );
     } finally {
       await browser.close();
       await server.shutdown();

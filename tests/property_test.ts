@@ -13,7 +13,7 @@ import {
   MessageEncoderStream,
   type Role,
   type WebSocketMessage,
-} from "../mod.ts";
+} from "../lib/codec/mod.ts";
 import { chunk, concat, prng, randInt, randomBytes } from "./_helpers.ts";
 import { encodeFrame } from "../lib/codec/frame.ts";
 import { nextMaskKey } from "../lib/codec/_mask_key.ts";

@@ -4,7 +4,7 @@
 
 import { assertEquals } from "@std/assert";
 import { takeReadSlot, unmaskSimd } from "../lib/codec/_simd.ts";
-import { mask } from "../mod.ts";
+import { mask } from "../lib/codec/mod.ts";
 import { prng, randomBytes } from "./_helpers.ts";
 
 Deno.test("unmaskSimd equals mask() at every length, alignment and key offset", () => {

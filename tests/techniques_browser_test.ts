@@ -20,8 +20,15 @@ const hasChromium = (() => {
   }
 })();
 
+// deps/playwright_core.ts exports chromium alone: the page type from it.
+type Page = Awaited<
+  ReturnType<
+    Awaited<ReturnType<typeof chromium.launchPersistentContext>>["newPage"]
+  >
+>;
+
 async function withBrowser<T>(
-  fn: (page: import("playwright-core").Page) => Promise<T>,
+  fn: (page: Page) => Promise<T>,
 ): Promise<T> {
   const profile = await Deno.makeTempDir({ prefix: "chromium-profile-" });
   // A fresh profile per run: no cache, no service worker, no saved state.

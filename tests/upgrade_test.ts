@@ -5,12 +5,12 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   connect,
   serve,
-  type UpgradedWebSocket,
   upgradeWebSocket,
   type UpgradeWebSocketOptions,
   WebSocketError,
   WebSocketStream,
 } from "../mod.ts";
+import type { UpgradedWebSocket } from "../lib/net/upgrade.ts";
 import { assertWsError, prng, randomBytes } from "./_helpers.ts";
 
 const te = new TextEncoder();
@@ -24,7 +24,7 @@ function nativeServe(
     { port: 0, hostname: "127.0.0.1", onListen() {} },
     (request) => {
       const { response, connection } = upgradeWebSocket(request, options);
-      handler(connection);
+      handler(connection as UpgradedWebSocket);
       return response;
     },
   );
@@ -70,7 +70,8 @@ Deno.test("upgradeWebSocket: opened, protocol, and closed in both orders", async
     });
     assertEquals(client.protocol, "v2");
     const connection = await serverSide.promise;
-    assertEquals(await connection.opened, { protocol: "v2", extensions: "" });
+    const { protocol, extensions } = await connection.opened;
+    assertEquals({ protocol, extensions }, { protocol: "v2", extensions: "" });
     assertEquals(connection.protocol, "v2");
     connection.close({ closeCode: 4100, reason: "server done" });
     assertEquals(await client.closed, {

@@ -3,7 +3,7 @@
 
 import { assertEquals, assertThrows } from "@std/assert";
 import { decodeUtf8 } from "../lib/codec/utf8.ts";
-import { MessageAssembler, Opcode } from "../mod.ts";
+import { MessageAssembler, Opcode } from "../lib/codec/mod.ts";
 import { assertWsError, hex, prng, randInt } from "./_helpers.ts";
 
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });

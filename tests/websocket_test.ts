@@ -9,12 +9,8 @@ import {
   assertInstanceOf,
   assertThrows,
 } from "@std/assert";
-import {
-  acceptKey,
-  serve,
-  WebSocket,
-  type WebSocketConnection,
-} from "../mod.ts";
+import { serve, WebSocket, type WebSocketConnection } from "../mod.ts";
+import { acceptKey } from "../lib/handshake/mod.ts";
 import { concat } from "./_helpers.ts";
 
 const NativeWebSocket = globalThis.WebSocket;

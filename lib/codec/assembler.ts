@@ -147,7 +147,7 @@ function invalidUtf8(cause?: unknown): WebSocketError {
  *
  * @example Reassemble a fragmented text message around a ping
  * ```ts
- * import { MessageAssembler, Opcode } from "@seed/websocket-streams";
+ * import { MessageAssembler, Opcode } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const seen: unknown[] = [];

@@ -62,7 +62,7 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  *
  * @example Check codes
  * ```ts
- * import { isValidCloseCode } from "@seed/websocket-streams/close";
+ * import { isValidCloseCode } from "@seed/websocket-streams/codec";
  * import { assert, assertFalse } from "@std/assert";
  *
  * assert(isValidCloseCode(1000));
@@ -103,7 +103,7 @@ const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  *
  * @example Encode 1000 "bye"
  * ```ts
- * import { encodeCloseBody } from "@seed/websocket-streams/close";
+ * import { encodeCloseBody } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(
@@ -151,7 +151,7 @@ export function encodeCloseBody(
  *
  * @example Decode 1001 "away"
  * ```ts
- * import { decodeCloseBody } from "@seed/websocket-streams/close";
+ * import { decodeCloseBody } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const body = new Uint8Array([0x03, 0xe9, ...new TextEncoder().encode("away")]);
@@ -198,7 +198,7 @@ export function decodeCloseBody(body: Uint8Array): CloseInfo {
  *
  * @example Cut a long reason
  * ```ts
- * import { fitCloseReason } from "@seed/websocket-streams/close";
+ * import { fitCloseReason } from "./close.ts";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(new TextEncoder().encode(fitCloseReason("é".repeat(100))).length, 122);
@@ -219,7 +219,8 @@ export function fitCloseReason(reason: string): string {
  *
  * @example A WebSocketError's code is kept; anything else closes plainly
  * ```ts
- * import { closeRequestFor, WebSocketError } from "@seed/websocket-streams";
+ * import { closeRequestFor } from "./close.ts";
+ * import { WebSocketError } from "../errors.ts";
  * import { assertEquals } from "@std/assert";
  *
  * const error = new WebSocketError("Cannot chat: policy", { closeCode: 4403, reason: "policy" });
@@ -253,7 +254,7 @@ export function closeRequestFor(
  *
  * @example A reason alone closes with 1000
  * ```ts
- * import { closeBodyFor } from "@seed/websocket-streams";
+ * import { closeBodyFor } from "./close.ts";
  * import { assertEquals, assertThrows } from "@std/assert";
  *
  * assertEquals(closeBodyFor({ reason: "bye" }).closeCode, 1000);

@@ -55,7 +55,7 @@ export type Opcode = typeof Opcode[keyof typeof Opcode];
  *
  * @example Sort opcodes
  * ```ts
- * import { isControlOpcode, Opcode } from "@seed/websocket-streams/frame";
+ * import { isControlOpcode, Opcode } from "@seed/websocket-streams/codec";
  * import { assert, assertFalse } from "@std/assert";
  *
  * assert(isControlOpcode(Opcode.Ping));
@@ -137,7 +137,7 @@ export const DEFAULT_MAX_FRAME_SIZE = 32 * 1024 * 1024;
  *
  * @example A masked frame with a 16-bit length
  * ```ts
- * import { frameHeaderLength } from "@seed/websocket-streams/frame";
+ * import { frameHeaderLength } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(frameHeaderLength(0x80 | 126), 8);
@@ -164,7 +164,7 @@ export function frameHeaderLength(byte1: number): number {
  *
  * @example Read the header of a masked "Hello" (RFC 6455 §5.7)
  * ```ts
- * import { parseFrameHeader } from "@seed/websocket-streams/frame";
+ * import { parseFrameHeader } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const bytes = new Uint8Array([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d]);
@@ -294,7 +294,7 @@ export function parseFrameHeader(
  *
  * @example Header sizes at the length boundaries
  * ```ts
- * import { encodedHeaderLength } from "@seed/websocket-streams/frame";
+ * import { encodedHeaderLength } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(encodedHeaderLength(125, false), 2);
@@ -324,7 +324,7 @@ export function encodedHeaderLength(
  *
  * @example Write the header of an unmasked "Hello"
  * ```ts
- * import { writeFrameHeader } from "@seed/websocket-streams/frame";
+ * import { writeFrameHeader } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const target = new Uint8Array(2);
@@ -383,7 +383,7 @@ export function writeFrameHeader(
  *
  * @example Refuse an oversized ping
  * ```ts
- * import { assertSendableFrame, Opcode } from "@seed/websocket-streams/frame";
+ * import { assertSendableFrame, Opcode } from "@seed/websocket-streams/codec";
  * import { assertThrows } from "@std/assert";
  *
  * const ping = {
@@ -434,7 +434,7 @@ export function assertSendableFrame(frame: Frame): void {
  *
  * @example Encode the masked "Hello" of RFC 6455 §5.7
  * ```ts
- * import { encodeFrame, Opcode } from "@seed/websocket-streams/frame";
+ * import { encodeFrame, Opcode } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const bytes = encodeFrame({
@@ -481,7 +481,7 @@ export interface DecodeFrameResult {
  *
  * @example Decode the unmasked "Hello" of RFC 6455 §5.7
  * ```ts
- * import { decodeFrame } from "@seed/websocket-streams/frame";
+ * import { decodeFrame } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const bytes = new Uint8Array([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);

@@ -43,7 +43,7 @@ export type FrameDecoderStreamOptions = FrameParserOptions;
  *
  * @example Decode the two-fragment "Hello" of RFC 6455 §5.7
  * ```ts
- * import { FrameDecoderStream } from "@seed/websocket-streams";
+ * import { FrameDecoderStream } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const bytes = new Uint8Array([0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);

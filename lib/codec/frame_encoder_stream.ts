@@ -37,7 +37,7 @@ export interface FrameEncoderStreamOptions {
  *
  * @example Encode the unmasked "Hello" of RFC 6455 §5.7
  * ```ts
- * import { FrameEncoderStream, Opcode } from "@seed/websocket-streams";
+ * import { FrameEncoderStream, Opcode } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const frame = {

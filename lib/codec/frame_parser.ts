@@ -75,7 +75,7 @@ const EMPTY = new Uint8Array(0);
  *
  * @example Parse a frame that arrives in two pieces
  * ```ts
- * import { FrameParser } from "@seed/websocket-streams";
+ * import { FrameParser } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const seen: string[] = [];

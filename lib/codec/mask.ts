@@ -27,7 +27,7 @@ import { keyWord } from "./_unmask.ts";
  *
  * @example Mask and unmask "Hello" with the key of RFC 6455 §5.7
  * ```ts
- * import { mask } from "@seed/websocket-streams/mask";
+ * import { mask } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const key = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);

@@ -51,7 +51,7 @@ const EMPTY = new Uint8Array(0);
  *
  * @example Text and binary
  * ```ts
- * import { messagePayload, Opcode } from "@seed/websocket-streams";
+ * import { messagePayload, Opcode } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(messagePayload("hi").opcode, Opcode.Text);
@@ -119,7 +119,7 @@ export function messagePayload(
  *
  * @example Fragment "Hello" as RFC 6455 §5.7 does
  * ```ts
- * import { encodeMessage } from "@seed/websocket-streams";
+ * import { encodeMessage } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const frames = encodeMessage("Hello", { fragmentSize: 3 });
@@ -169,7 +169,7 @@ function frameOf(fin: boolean, opcode: Opcode, payload: Uint8Array): Frame {
  *
  * @example A ping
  * ```ts
- * import { controlMessage } from "@seed/websocket-streams";
+ * import { controlMessage } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(controlMessage(0x9, new Uint8Array([1])), { type: "ping", data: new Uint8Array([1]) });

@@ -61,7 +61,7 @@ export interface MessageDecoderStreamOptions extends MessageLimits {
  *
  * @example Decode bytes into messages
  * ```ts
- * import { FrameDecoderStream, MessageDecoderStream } from "@seed/websocket-streams";
+ * import { FrameDecoderStream, MessageDecoderStream } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * // RFC 6455 §5.7: a fragmented "Hello", then an unmasked ping "Hello".

@@ -26,7 +26,7 @@ export type MessageEncoderStreamOptions = EncodeMessageOptions;
  *
  * @example Encode and fragment
  * ```ts
- * import { MessageEncoderStream } from "@seed/websocket-streams";
+ * import { MessageEncoderStream } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const frames = await Array.fromAsync(

@@ -15,7 +15,7 @@
  *
  * @example Find an invalid byte as soon as it arrives
  * ```ts
- * import { Utf8Validator } from "@seed/websocket-streams/utf8";
+ * import { Utf8Validator } from "@seed/websocket-streams/codec";
  * import { assertEquals } from "@std/assert";
  *
  * const validator = new Utf8Validator();
@@ -118,7 +118,7 @@ export class Utf8Validator {
  *
  * @example Check a few sequences
  * ```ts
- * import { isValidUtf8 } from "@seed/websocket-streams/utf8";
+ * import { isValidUtf8 } from "@seed/websocket-streams/codec";
  * import { assert, assertFalse } from "@std/assert";
  *
  * assert(isValidUtf8(new TextEncoder().encode("κόσμε")));
@@ -144,7 +144,7 @@ const decoder = new TextDecoder();
  *
  * @example Cut a reason to the 123 bytes a close frame allows
  * ```ts
- * import { truncateUtf8 } from "@seed/websocket-streams/utf8";
+ * import { truncateUtf8 } from "./utf8.ts";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(truncateUtf8("€€", 4), "€"); // "€" takes 3 bytes
@@ -181,7 +181,7 @@ const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  *
  * @example Valid and invalid input
  * ```ts
- * import { decodeUtf8 } from "@seed/websocket-streams/utf8";
+ * import { decodeUtf8 } from "./utf8.ts";
  * import { assertEquals, assertThrows } from "@std/assert";
  *
  * assertEquals(decodeUtf8(new Uint8Array([0xef, 0xbf, 0xbd])), "\uFFFD");
@@ -203,7 +203,7 @@ export function decodeUtf8(bytes: Uint8Array): string {
  *
  * @example
  * ```ts
- * import { isAscii } from "@seed/websocket-streams/utf8";
+ * import { isAscii } from "./utf8.ts";
  * import { assert } from "@std/assert";
  *
  * assert(isAscii(new TextEncoder().encode("plain")));

@@ -128,7 +128,8 @@ function engineSettings(options: PerMessageDeflateOptions) {
  *
  * @example The default offer
  * ```ts
- * import { deflateOffers, formatExtensions } from "@seed/websocket-streams";
+ * import { deflateOffers } from "@seed/websocket-streams/deflate";
+ * import { formatExtensions } from "@seed/websocket-streams/handshake";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(
@@ -227,7 +228,8 @@ function checkParams(
  *
  * @example Accept Chromium's offer
  * ```ts
- * import { acceptDeflate, parseExtensions } from "@seed/websocket-streams";
+ * import { acceptDeflate } from "@seed/websocket-streams/deflate";
+ * import { parseExtensions } from "@seed/websocket-streams/handshake";
  * import { assertEquals } from "@std/assert";
  *
  * const offers = parseExtensions("permessage-deflate; client_max_window_bits");
@@ -321,7 +323,8 @@ function responseError(reason: string): WebSocketError {
  *
  * @example A response that limits our window
  * ```ts
- * import { parseExtensions, validateDeflateResponse } from "@seed/websocket-streams";
+ * import { validateDeflateResponse } from "@seed/websocket-streams/deflate";
+ * import { parseExtensions } from "@seed/websocket-streams/handshake";
  * import { assertEquals } from "@std/assert";
  *
  * const params = validateDeflateResponse(

@@ -40,7 +40,7 @@ export interface HandshakeResult {
  *
  * @example Check a response
  * ```ts
- * import { validateServerResponse } from "@seed/websocket-streams";
+ * import { validateServerResponse } from "@seed/websocket-streams/handshake";
  * import { assertEquals } from "@std/assert";
  *
  * const headers = new Headers({

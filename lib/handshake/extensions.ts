@@ -40,7 +40,7 @@ export function handshakeError(message: string): WebSocketError {
  *
  * @example Two offers of permessage-deflate
  * ```ts
- * import { parseExtensions } from "@seed/websocket-streams";
+ * import { parseExtensions } from "@seed/websocket-streams/handshake";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(
@@ -135,7 +135,7 @@ export function parseExtensions(value: string): ExtensionOffer[] {
  *
  * @example Format an offer
  * ```ts
- * import { formatExtensions } from "@seed/websocket-streams";
+ * import { formatExtensions } from "@seed/websocket-streams/handshake";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(

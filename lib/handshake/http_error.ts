@@ -17,7 +17,7 @@ const encoder = new TextEncoder();
  *
  * @example A 426
  * ```ts
- * import { errorResponse } from "@seed/websocket-streams";
+ * import { errorResponse } from "@seed/websocket-streams/handshake";
  * import { assert } from "@std/assert";
  *
  * assert(errorResponse(426, "Upgrade Required").startsWith("HTTP/1.1 426 "));

@@ -23,7 +23,7 @@ function base64(bytes: Uint8Array): string {
  *
  * @example A key is 24 characters of base64
  * ```ts
- * import { generateKey } from "@seed/websocket-streams";
+ * import { generateKey } from "@seed/websocket-streams/handshake";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(generateKey().length, 24);
@@ -42,7 +42,7 @@ export function generateKey(): string {
  *
  * @example The example of RFC 6455 §1.3
  * ```ts
- * import { acceptKey } from "@seed/websocket-streams";
+ * import { acceptKey } from "@seed/websocket-streams/handshake";
  * import { assertEquals } from "@std/assert";
  *
  * assertEquals(

@@ -58,7 +58,7 @@ export interface UpgradeRequestInfo {
  *
  * @example A plain GET is not an upgrade
  * ```ts
- * import { isUpgradeRequest } from "@seed/websocket-streams";
+ * import { isUpgradeRequest } from "@seed/websocket-streams/handshake";
  * import { assertFalse } from "@std/assert";
  *
  * assertFalse(isUpgradeRequest(new Request("http://localhost/")));
@@ -80,7 +80,7 @@ export function isUpgradeRequest(request: Request): boolean {
  *
  * @example Check a request
  * ```ts
- * import { validateUpgradeRequest } from "@seed/websocket-streams";
+ * import { validateUpgradeRequest } from "@seed/websocket-streams/handshake";
  * import { assertEquals } from "@std/assert";
  *
  * const request = new Request("http://localhost/chat", {
@@ -165,7 +165,7 @@ export function validateUpgradeRequest(request: Request): UpgradeRequestInfo {
  *
  * @example The 101 of RFC 6455 §1.3
  * ```ts
- * import { serverResponseHead } from "@seed/websocket-streams";
+ * import { serverResponseHead } from "@seed/websocket-streams/handshake";
  * import { assertStringIncludes } from "@std/assert";
  *
  * const head = await serverResponseHead("dGhlIHNhbXBsZSBub25jZQ==", { protocol: "", extensions: "" });

@@ -28,6 +28,8 @@ export interface Transport {
   closeWrite(): Promise<void>;
   /** Ends both directions and frees the resource. Idempotent. */
   close(): void;
+  /** The peer's address, where the transport knows it. */
+  readonly remoteAddr?: Deno.Addr;
 }
 
 /** A Deno TCP or TLS connection. */
@@ -37,6 +39,10 @@ export class ConnTransport implements Transport {
 
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
+  }
+
+  get remoteAddr(): Deno.Addr {
+    return this.#conn.remoteAddr;
   }
 
   read(buffer: Uint8Array): Promise<number | null> {

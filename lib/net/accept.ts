@@ -8,7 +8,8 @@
 import { type ByteDuplex, toTransport, type Transport } from "./_transport.ts";
 import { checkConnectionOptions, checkDeflateChoice } from "../_options.ts";
 import {
-  WebSocketConnection,
+  TransportWebSocket,
+  type WebSocketConnection,
   type WebSocketConnectionOptions,
 } from "./connection.ts";
 import {
@@ -166,9 +167,10 @@ export async function acceptOn(
       await serverResponseHead(info.key, result, options.headers),
     ),
   );
-  return new WebSocketConnection(transport as unknown as ByteDuplex, {
+  return new TransportWebSocket(transport as unknown as ByteDuplex, {
     ...options,
     role: "server",
+    url: request.url,
     protocol: result.protocol,
     extensions: result.extensions,
     perMessageDeflate: deflate?.params,

@@ -13,7 +13,8 @@ import {
 import { type ByteDuplex, toTransport, type Transport } from "./_transport.ts";
 import { checkConnectOptions } from "../_options.ts";
 import {
-  WebSocketConnection,
+  TransportWebSocket,
+  type WebSocketConnection,
   type WebSocketConnectionOptions,
 } from "./connection.ts";
 import { WebSocketError } from "../errors.ts";
@@ -242,9 +243,10 @@ export async function connect(
     const negotiated = accepted.length > 0
       ? validateDeflateResponse(accepted, deflate!)
       : undefined;
-    return new WebSocketConnection(transport as unknown as ByteDuplex, {
+    return new TransportWebSocket(transport as unknown as ByteDuplex, {
       ...options,
       role: "client",
+      url: target.href,
       protocol: result.protocol,
       extensions: result.extensions,
       head: head.rest,

@@ -1,6 +1,7 @@
 /**
- * {@linkcode WebSocketConnection}: a WebSocket over any byte transport,
- * after the opening handshake, with the WHATWG WebSocketStream names.
+ * {@linkcode TransportWebSocket}: the {@linkcode WebSocketConnection} that
+ * runs the protocol itself, over a `Deno.Conn` or any byte pair, after the
+ * opening handshake.
  *
  * @module
  */
@@ -37,7 +38,16 @@ import type {
   WebSocketConnectionOptions,
 } from "./connection_options.ts";
 
+import type {
+  WebSocketConnection,
+  WebSocketOpenInfo,
+} from "./websocket_connection.ts";
+
 export type { ByteDuplex } from "./_transport.ts";
+export type {
+  WebSocketConnection,
+  WebSocketOpenInfo,
+} from "./websocket_connection.ts";
 export type {
   HeartbeatOptions,
   WebSocketCloseInfo,
@@ -94,11 +104,17 @@ interface PendingPing {
   reject(error: unknown): void;
 }
 
+/** Options for {@linkcode TransportWebSocket}: the public ones, and what the faces know. */
+export interface TransportWebSocketOptions extends WebSocketConnectionOptions {
+  /** The URL dialed (`connect`) or requested (`acceptWebSocket`, `serve`). */
+  url?: string;
+}
+
 /**
- * A WebSocket connection over a byte transport whose opening handshake is
- * done. It reads and writes messages through Web Streams, with the names of
- * the WHATWG WebSocketStream: `readable`, `writable`, `protocol`,
- * `extensions`, `closed` and `close()`.
+ * The {@linkcode WebSocketConnection} that runs the protocol itself, over a
+ * byte transport whose opening handshake is done: what `connect()`,
+ * `serve()`, `acceptWebSocket()` and `WebSocketDuplex` hand out. Not
+ * exported from the package: users hold it as a `WebSocketConnection`.
  *
  * - **Inbound backpressure**: the transport is read only while `readable`
  *   wants more (pull-driven). A reader that stops reading stops the reads
@@ -125,13 +141,13 @@ interface PendingPing {
  *
  * @example Talk over an in-memory pipe
  * ```ts
- * import { WebSocketConnection } from "@seed/websocket-streams";
+ * import { TransportWebSocket } from "./connection.ts";
  * import { assertEquals } from "@std/assert";
  *
  * const a = new TransformStream<Uint8Array, Uint8Array>();
  * const b = new TransformStream<Uint8Array, Uint8Array>();
- * const client = new WebSocketConnection({ readable: a.readable, writable: b.writable }, { role: "client" });
- * const server = new WebSocketConnection({ readable: b.readable, writable: a.writable }, { role: "server" });
+ * const client = new TransportWebSocket({ readable: a.readable, writable: b.writable }, { role: "client" });
+ * const server = new TransportWebSocket({ readable: b.readable, writable: a.writable }, { role: "server" });
  *
  * const writer = client.writable.getWriter();
  * await writer.write("hello");
@@ -144,7 +160,7 @@ interface PendingPing {
  * assertEquals(await client.closed, { closeCode: 1000, reason: "done" });
  * ```
  */
-export class WebSocketConnection {
+export class TransportWebSocket implements WebSocketConnection {
   /**
    * Received messages: a string per text message, a `Uint8Array` per binary
    * one.
@@ -182,8 +198,15 @@ export class WebSocketConnection {
    * handshake; rejects with a {@linkcode WebSocketError} otherwise.
    */
   readonly closed: Promise<WebSocketCloseInfo>;
+  /**
+   * The URL dialed (`connect`) or requested (`serve`, `acceptWebSocket`);
+   * `undefined` when the connection was made without one
+   * (`WebSocketDuplex`).
+   */
+  readonly url: string | undefined;
 
   #transport: Transport;
+  #opened: Promise<WebSocketOpenInfo> | undefined;
   #role: Role;
   // The protocol rules, with no I/O; this class does the I/O around it.
   #protocol: Protocol;
@@ -241,7 +264,7 @@ export class WebSocketConnection {
    */
   constructor(
     transport: Deno.Conn | ByteDuplex,
-    options: WebSocketConnectionOptions,
+    options: TransportWebSocketOptions,
   ) {
     const role = (options as Partial<WebSocketConnectionOptions> | undefined)
       ?.role;
@@ -261,6 +284,7 @@ export class WebSocketConnection {
     this.#role = options.role;
     this.protocol = options.protocol ?? "";
     this.extensions = options.extensions ?? "";
+    this.url = options.url;
     this.#head = options.head?.length ? options.head : undefined;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     const writableHighWaterMark = options.writableHighWaterMark ??
@@ -290,7 +314,7 @@ export class WebSocketConnection {
     }
     // The callbacks below are methods of small objects, not arrow functions:
     // each arrow was a closure per connection, kept while it idles.
-    const glue = new WebSocketConnection.#Glue(this);
+    const glue = new TransportWebSocket.#Glue(this);
     this.#protocol = new Protocol({
       ...options,
       threshold: deflate ? deflate.threshold : undefined,
@@ -317,7 +341,7 @@ export class WebSocketConnection {
       size: queuedSize,
     });
 
-    const sink = new WebSocketConnection.#Sink(this);
+    const sink = new TransportWebSocket.#Sink(this);
     this.writable = new WritableStream<MessageData>(sink, {
       // Counted in bytes, with room for many small messages: with the
       // default (one chunk), every write turned backpressure on and off
@@ -340,8 +364,8 @@ export class WebSocketConnection {
       UnderlyingDefaultSource<string | Uint8Array>,
       ProtocolEvents,
       WriterHost {
-    connection: WebSocketConnection;
-    constructor(connection: WebSocketConnection) {
+    connection: TransportWebSocket;
+    constructor(connection: TransportWebSocket) {
       this.connection = connection;
     }
     start(controller: ReadableStreamDefaultController<string | Uint8Array>) {
@@ -396,8 +420,8 @@ export class WebSocketConnection {
 
   // The writable's sink.
   static #Sink = class implements UnderlyingSink<MessageData> {
-    connection: WebSocketConnection;
-    constructor(connection: WebSocketConnection) {
+    connection: TransportWebSocket;
+    constructor(connection: TransportWebSocket) {
       this.connection = connection;
     }
     start(controller: WritableStreamDefaultController): void {
@@ -420,6 +444,31 @@ export class WebSocketConnection {
       this.connection.#closeWith(reason);
     }
   };
+
+  /**
+   * Already resolved: the connection is open when it is handed out. Made on
+   * first use, so that an idle connection that never asks holds no promise.
+   *
+   * @returns The streams, the subprotocol and the extensions.
+   */
+  get opened(): Promise<WebSocketOpenInfo> {
+    return this.#opened ??= Promise.resolve({
+      readable: this.readable,
+      writable: this.writable,
+      protocol: this.protocol,
+      extensions: this.extensions,
+    });
+  }
+
+  /**
+   * The peer's address when the transport is a `Deno.Conn`; `undefined`
+   * over a byte pair.
+   *
+   * @returns The address, or `undefined`.
+   */
+  get remoteAddr(): Deno.Addr | undefined {
+    return this.#transport.remoteAddr;
+  }
 
   /**
    * The bytes queued for the transport and not yet taken by it.
@@ -471,7 +520,7 @@ export class WebSocketConnection {
     }
     this.#sendClose(body);
     this.#closeTimer = setTimeout(
-      WebSocketConnection.#closeTimedOut,
+      TransportWebSocket.#closeTimedOut,
       this.#closeTimeout,
       this,
     );
@@ -482,7 +531,7 @@ export class WebSocketConnection {
 
   // Timer callbacks are static and take the connection as an argument: a
   // bound method or an arrow would be a closure kept by every connection.
-  static #closeTimedOut(connection: WebSocketConnection): void {
+  static #closeTimedOut(connection: TransportWebSocket): void {
     connection.#fail(
       new WebSocketError(
         `Cannot close cleanly: the peer did not finish the close handshake in ${connection.#closeTimeout} ms`,
@@ -728,7 +777,7 @@ export class WebSocketConnection {
       return;
     }
     this.#ending = act;
-    this.#endingTimer = setTimeout(WebSocketConnection.#runEnding, wait, this);
+    this.#endingTimer = setTimeout(TransportWebSocket.#runEnding, wait, this);
     this.#checkEnding();
   }
 
@@ -749,10 +798,10 @@ export class WebSocketConnection {
     if (this.#endingSoon || !this.#ending) return;
     this.#endingSoon = true;
     clearTimeout(this.#endingTimer);
-    this.#endingTimer = setTimeout(WebSocketConnection.#runEnding, 0, this);
+    this.#endingTimer = setTimeout(TransportWebSocket.#runEnding, 0, this);
   }
 
-  static #runEnding(connection: WebSocketConnection): void {
+  static #runEnding(connection: TransportWebSocket): void {
     const act = connection.#ending;
     if (!act || connection.#done) return;
     clearTimeout(connection.#endingTimer);
@@ -773,7 +822,7 @@ export class WebSocketConnection {
       // RFC 6455 §7.1.1: the server ends TCP first, once its close frame is
       // out; a peer that does not take it gets closeTimeout.
       this.#closeTimer = setTimeout(
-        WebSocketConnection.#closeTimedOut,
+        TransportWebSocket.#closeTimedOut,
         this.#closeTimeout,
         this,
       );

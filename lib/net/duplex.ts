@@ -6,7 +6,8 @@
  */
 
 import {
-  WebSocketConnection,
+  TransportWebSocket,
+  type WebSocketConnection,
   type WebSocketConnectionOptions,
 } from "./connection.ts";
 
@@ -73,7 +74,7 @@ export class WebSocketDuplex {
    * Makes the two sides.
    *
    * @param options The role, the handshake's outcome and the limits, as for
-   * a {@linkcode WebSocketConnection}.
+   * a {@linkcode WebSocketConnection} from `connect()` or `serve()`.
    * @throws {RangeError | TypeError} For an option out of its range.
    */
   constructor(options: WebSocketDuplexOptions) {
@@ -86,7 +87,7 @@ export class WebSocketDuplex {
       undefined,
       { highWaterMark: BUFFERED_BYTES, size: (chunk) => chunk.byteLength },
     );
-    const connection = new WebSocketConnection(
+    const connection = new TransportWebSocket(
       { readable: inbound.readable, writable: outbound.writable },
       options,
     );

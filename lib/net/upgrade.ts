@@ -9,6 +9,10 @@ import type {
   WebSocketCloseInfo,
   WebSocketCloseOptions,
 } from "./connection.ts";
+import type {
+  WebSocketConnection,
+  WebSocketOpenInfo,
+} from "./websocket_connection.ts";
 import {
   closeBodyFor,
   closeRequestFor,
@@ -79,7 +83,7 @@ export interface UpgradeWebSocketResult {
   /** The 101 response: return it from the `Deno.serve` handler. */
   response: Response;
   /** The connection, usable at once: writes wait until it opens. */
-  connection: UpgradedWebSocket;
+  connection: WebSocketConnection;
 }
 
 const DEFAULT_MAX_QUEUED = 16 * 1024 * 1024;
@@ -149,34 +153,32 @@ export function upgradeWebSocket(
     protocol: options.protocol,
     idleTimeout: options.idleTimeout,
   });
-  return { response, connection: new UpgradedWebSocket(socket, options) };
-}
-
-/** The info {@linkcode UpgradedWebSocket.opened} resolves with. */
-export interface UpgradedWebSocketOpenInfo {
-  /** The subprotocol settled on, or `""`. */
-  protocol: string;
-  /** The extensions settled on, or `""` (Deno negotiates none). */
-  extensions: string;
+  return {
+    response,
+    connection: new UpgradedWebSocket(socket, options, request.url),
+  };
 }
 
 /**
- * A native Deno `WebSocket` seen through the stream API; made by
- * {@linkcode upgradeWebSocket}, whose documentation lists how it differs
- * from a {@linkcode WebSocketConnection}.
+ * A native Deno `WebSocket` seen as a {@linkcode WebSocketConnection}; made
+ * by {@linkcode upgradeWebSocket}, whose documentation lists how it differs
+ * from the connections the library runs itself. Not exported from the
+ * package: users hold it as a `WebSocketConnection`.
  */
-export class UpgradedWebSocket {
+export class UpgradedWebSocket implements WebSocketConnection {
   /** Received messages: a string per text message, a `Uint8Array` per binary one. */
   readonly readable: ReadableStream<string | Uint8Array>;
   /** Messages to send: a string as text, bytes as binary. */
   readonly writable: WritableStream<MessageData>;
   /** Resolves when the socket opens; rejects if it never does. */
-  readonly opened: Promise<UpgradedWebSocketOpenInfo>;
+  readonly opened: Promise<WebSocketOpenInfo>;
   /**
    * Resolves with the peer's close code and reason after a clean close;
    * rejects with a {@linkcode WebSocketError} otherwise.
    */
   readonly closed: Promise<WebSocketCloseInfo>;
+  /** The URL of the upgrade request, when the socket came with one. */
+  readonly url: string | undefined;
 
   #socket: WebSocket;
   #protocol: string | undefined;
@@ -196,12 +198,18 @@ export class UpgradedWebSocket {
    *
    * @param socket A socket from `Deno.upgradeWebSocket`, not yet open.
    * @param options The bounds.
+   * @param url The URL of the upgrade request.
    * @throws {RangeError | TypeError} For an option out of its range, or not
    * a number.
    */
-  constructor(socket: WebSocket, options: UpgradeWebSocketOptions = {}) {
+  constructor(
+    socket: WebSocket,
+    options: UpgradeWebSocketOptions = {},
+    url?: string,
+  ) {
     checkOptions("create UpgradedWebSocket", options, UPGRADE);
     this.#socket = socket;
+    this.url = url;
     // Deno's server-side socket reports no protocol; the option is the truth.
     this.#protocol = options.protocol;
     this.#maxQueued = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED;
@@ -214,6 +222,8 @@ export class UpgradedWebSocket {
     this.opened = new Promise((resolve, reject) => {
       socket.addEventListener("open", () =>
         resolve({
+          readable: this.readable,
+          writable: this.writable,
           protocol: this.protocol,
           extensions: socket.extensions,
         }), { once: true });
@@ -305,6 +315,32 @@ export class UpgradedWebSocket {
    */
   get extensions(): string {
     return this.#socket.extensions;
+  }
+
+  /**
+   * Always `undefined`: the upgrade request does not carry the peer's
+   * address. The `Deno.serve` handler's `info.remoteAddr` has it.
+   *
+   * @returns `undefined`.
+   */
+  get remoteAddr(): Deno.Addr | undefined {
+    return undefined;
+  }
+
+  /**
+   * Rejects with a `TypeError`: Deno's native server socket gives no ping
+   * API. Deno pings on its own (`idleTimeout`); to measure a round trip,
+   * use `serve()`, whose connections have `ping()`.
+   *
+   * @param _data Unused.
+   * @returns A promise rejected with a `TypeError`.
+   */
+  ping(_data?: Uint8Array): Promise<number> {
+    return Promise.reject(
+      new TypeError(
+        "Cannot ping: Deno's native WebSocket under Deno.serve gives no ping API; Deno pings on its own (the idleTimeout option), or use serve() for ping()",
+      ),
+    );
   }
 
   /**

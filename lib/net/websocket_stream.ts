@@ -9,23 +9,17 @@ import type {
   WebSocketCloseInfo,
   WebSocketCloseOptions,
   WebSocketConnection,
+  WebSocketOpenInfo,
 } from "./connection.ts";
 import { connect, type ConnectOptions } from "./connect.ts";
-import type { MessageData } from "../codec/message.ts";
 import { checkConnectOptions } from "../_options.ts";
 import { closeBodyFor } from "../codec/close.ts";
 
-/** What {@linkcode WebSocketStream.opened} resolves with. */
-export interface WebSocketStreamOpenInfo {
-  /** Received messages: a string per text message, a `Uint8Array` per binary one. */
-  readable: ReadableStream<string | Uint8Array>;
-  /** Messages to send: a string as text, bytes as binary. */
-  writable: WritableStream<MessageData>;
-  /** The subprotocol the server chose, or `""`. */
-  protocol: string;
-  /** The extensions the server accepted, or `""`. */
-  extensions: string;
-}
+/**
+ * What {@linkcode WebSocketStream.opened} resolves with: the same as a
+ * connection's `opened`.
+ */
+export type WebSocketStreamOpenInfo = WebSocketOpenInfo;
 
 /**
  * A client connection in the shape of the WHATWG WebSocketStream: the

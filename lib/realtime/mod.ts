@@ -34,9 +34,23 @@
  * @module
  */
 
-export * from "./connection.ts";
-export * from "./server.ts";
-export * from "./client.ts";
-export * from "./iframe.ts";
+export {
+  REALTIME_TRANSPORTS,
+  type RealtimeCloseInfo,
+  type RealtimeConnection,
+  type RealtimeTransport,
+} from "./connection.ts";
+export {
+  realtime,
+  type RealtimeConnectionInfo,
+  type RealtimeHandler,
+  type RealtimeOptions,
+} from "./server.ts";
+export { connectRealtime, type ConnectRealtimeOptions } from "./client.ts";
+export {
+  encodeIframeChunk,
+  iframeResponse,
+  type IframeResponseOptions,
+} from "./iframe.ts";
 export type { MessageData } from "../codec/message.ts";
 export type { UpgradeWebSocketOptions } from "../net/upgrade.ts";

@@ -5,12 +5,12 @@
 // status, or a WebSocketError ERR_HANDSHAKE); never another exception.
 
 import { assert } from "@std/assert";
+import { WebSocketError } from "../../mod.ts";
 import {
   HandshakeRejection,
   parseExtensions,
   validateUpgradeRequest,
-  WebSocketError,
-} from "../../mod.ts";
+} from "../../lib/handshake/mod.ts";
 import { readHttpHead } from "../../lib/net/_http.ts";
 import type { Transport } from "../../lib/net/_transport.ts";
 import { prng, randInt, randomBytes } from "../_helpers.ts";
