@@ -60,6 +60,7 @@ type Technique = {
   transport: string | null;
   sent: number;
   received: number;
+  broadcasts: number;
   error: string | null;
 };
 
@@ -77,10 +78,16 @@ Deno.test({
         await page.waitForFunction(
           () => {
             const state = (globalThis as unknown as {
-              techniques: Record<string, { received: number } | undefined>;
+              techniques: Record<
+                string,
+                { received: number; broadcasts: number } | undefined
+              >;
             }).techniques;
             return ["websocket", "sse", "long-polling", "polling", "iframe"]
-              .every((t) => (state[t]?.received ?? 0) >= 8);
+              .every((t) =>
+                (state[t]?.received ?? 0) >= 8 &&
+                (state[t]?.broadcasts ?? 0) >= 1
+              );
           },
           undefined,
           { timeout: 60_000 },
@@ -108,6 +115,8 @@ Deno.test({
           assertEquals(technique.transport, transport);
           assertEquals(technique.error, null);
           assert(technique.received >= 8, transport);
+          // The broadcast from the long-polling page reached every transport.
+          assert(technique.broadcasts >= 1, transport);
           assert(state.server[transport]!.bytesPerMessage > 0, transport);
         }
         // With the WebSocket available, the default order lands on it.

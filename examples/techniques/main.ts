@@ -130,7 +130,10 @@ export async function startTechniques(
     TRANSPORTS.map((t) => [t, { requests: [], bytes: 0, messages: 0 }]),
   );
   const sessions = new Map<string, RealtimeTransport>();
-  const members = new Set<WritableStreamDefaultWriter<string | Uint8Array>>();
+  const members = new Map<
+    WritableStreamDefaultWriter<string | Uint8Array>,
+    RealtimeTransport
+  >();
   const started = Date.now();
 
   const handler = realtime({
@@ -139,22 +142,29 @@ export async function startTechniques(
   }, (connection: RealtimeConnection, info) => {
     const figure = figures.get(info.transport)!;
     const writer = connection.writable.getWriter();
-    members.add(writer);
+    members.set(writer, info.transport);
     connection.closed.catch(() => {}).finally(() => members.delete(writer));
     (async () => {
       for await (const message of connection.readable) {
-        figure.messages += 2; // the message and its echo
+        const size = typeof message === "string"
+          ? encoder.encode(message).length
+          : message.length;
+        // One message in, and each one out, counted under the transport
+        // that carries it.
+        figure.messages++;
         if (info.transport === "websocket") {
-          const size = typeof message === "string"
-            ? encoder.encode(message).length
-            : message.length;
-          figure.bytes += frameBytes(size, true) + frameBytes(size, false);
+          figure.bytes += frameBytes(size, true);
         }
         // "all:" goes to every member: the broadcast half of the service.
-        if (typeof message === "string" && message.startsWith("all:")) {
-          for (const member of members) member.write(message).catch(() => {});
-        } else {
-          await writer.write(message);
+        const to = typeof message === "string" && message.startsWith("all:")
+          ? [...members]
+          : [[writer, info.transport] as const];
+        for (const [member, transport] of to) {
+          const out = figures.get(transport)!;
+          out.messages++;
+          if (transport === "websocket") out.bytes += frameBytes(size, false);
+          if (member === writer) await member.write(message);
+          else member.write(message).catch(() => {});
         }
       }
     })().catch(() => {});

@@ -71,6 +71,7 @@ async function run(transport) {
     transport: null,
     sent: 0,
     received: 0,
+    broadcasts: 0,
     rtts: [],
     error: null,
     node: card(transport),
@@ -87,6 +88,11 @@ async function run(transport) {
     const pending = new Map();
     (async () => {
       for await (const message of connection.readable) {
+        // The broadcast half of the service: every connection gets it.
+        if (message.startsWith("all:")) {
+          s.broadcasts++;
+          continue;
+        }
         const { n } = JSON.parse(message);
         const start = pending.get(n);
         if (start === undefined) continue;
@@ -108,6 +114,12 @@ async function run(transport) {
       s.sent++;
       writer.write(JSON.stringify({ n, at: Date.now() })).catch(() => {});
     }, PERIOD);
+    // One technique speaks to all five every 2 s: push, whatever the way.
+    if (transport === "long-polling") {
+      setInterval(() => {
+        writer.write(`all:from ${transport} at ${Date.now()}`).catch(() => {});
+      }, 2000);
+    }
   } catch (error) {
     s.status = "failed";
     s.error = String(error);
@@ -169,7 +181,7 @@ function render() {
     }`;
     s.node.querySelector("svg").innerHTML = sparkline(s, COLORS[transport]);
     s.node.querySelector(".figures").textContent = [
-      `sent ${s.sent}, echoed ${s.received}`,
+      `sent ${s.sent}, echoed ${s.received}, broadcasts ${s.broadcasts}`,
       `p50 ${percentile(s.rtts, 0.5).toFixed(1)} ms  p99 ${
         percentile(s.rtts, 0.99).toFixed(1)
       } ms`,
