@@ -443,3 +443,67 @@ Deno.test("under our serve(), handler.accept takes the WebSocket and fetch the r
     await server.shutdown();
   }
 });
+
+Deno.test("sse: Last-Event-ID resumes after it; an open stream keeps the session past sessionTimeout, even after a lost resume", async () => {
+  let writer: WritableStreamDefaultWriter<string> | undefined;
+  let closed: Promise<unknown> | undefined;
+  const server = startServer({
+    transports: ["sse"],
+    maxReplayBytes: 50,
+    sessionTimeout: 300,
+    keepAlive: 0,
+  }, (connection) => {
+    writer = connection.writable.getWriter();
+    closed = connection.closed;
+  });
+  try {
+    const sid = await openSession(server.url, "sse");
+    for (let i = 1; i <= 5; i++) await writer!.write(`m${i}`.padEnd(20));
+    const events = async (lastEventId: string, count: number) => {
+      const response = await fetch(`${server.url}/sse?sid=${sid}`, {
+        headers: { "last-event-id": lastEventId },
+      });
+      const reader = response.body!.pipeThrough(new TextDecoderStream())
+        .getReader();
+      let text = "";
+      while (text.split("\n\n").length <= count) {
+        text += (await reader.read()).value;
+      }
+      return { text, reader };
+    };
+    // The hello and the five messages; the window keeps the last one only.
+    const first = await events("0", 6);
+    await first.reader.cancel();
+    assertEquals(first.text.match(/^id: \d+$/gm), [
+      "id: 1",
+      "id: 2",
+      "id: 3",
+      "id: 4",
+      "id: 5",
+    ]);
+    // Resuming from 2 would skip 3 and 4: the stream says the close instead.
+    const lost = await events("2", 2);
+    await lost.reader.cancel();
+    assert(lost.text.includes('event: close\ndata: {"c":1006'), lost.text);
+    // From 4, the fifth again. A second stream then replaces it (a client
+    // reconnecting before the first ended), and stays open past
+    // sessionTimeout: the session counts the streams that are open.
+    const resumed = await events("4", 2);
+    assert(resumed.text.includes("id: 5\n"), resumed.text);
+    const replacing = await events("5", 1);
+    let rest = "";
+    for (let chunk; !(chunk = await resumed.reader.read()).done;) {
+      rest += chunk.value;
+    }
+    assertEquals(rest, "", "the replaced stream ends");
+    const outcome = await Promise.race([
+      closed!.then(() => "closed", () => "failed"),
+      new Promise((resolve) => setTimeout(resolve, 1000, "open")),
+    ]);
+    assertEquals(outcome, "open");
+    await replacing.reader.cancel();
+    await endSession(server.url, sid);
+  } finally {
+    await server.shutdown();
+  }
+});

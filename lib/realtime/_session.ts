@@ -17,7 +17,7 @@
  *   session fails rather than skip them.
  * - **Bounds**: writes wait while the unsent messages pass
  *   `writableHighWaterMark`, for at most `sendTimeout`; a session no
- *   request has touched for `sessionTimeout` (while no stream is open)
+ *   request has touched for `sessionTimeout` (while no stream or poll is open)
  *   ends with `ERR_SESSION_TIMEOUT`.
  *
  * @module
@@ -87,7 +87,8 @@ export class CometSession implements RealtimeConnection {
   #wake: (() => void) | undefined;
   #drained: (() => void) | undefined;
   #downstream = 0;
-  #streams = 0;
+  // Downstreams open now (a superseded one stays until it ends).
+  #attached = 0;
   #idle: ReturnType<typeof setTimeout> | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #closeSent = false;
@@ -205,12 +206,13 @@ export class CometSession implements RealtimeConnection {
   }
 
   /**
-   * Starts a downstream that has everything up to `ack`: the next
-   * {@linkcode take}s send what follows. A newer downstream ends the
-   * previous one. Returns its token, or `"lost"` when messages after `ack`
-   * have left the replay window.
+   * Starts a downstream (a stream, or a held poll) that has everything up
+   * to `ack`: the next {@linkcode take}s send what follows. A newer
+   * downstream ends the previous one. Returns its token, to be given back
+   * to {@linkcode detach} once; or `"lost"`, with nothing to give back,
+   * when messages after `ack` have left the replay window.
    */
-  attach(ack: number, stream: boolean): number | "lost" {
+  attach(ack: number): number | "lost" {
     this.touch();
     while (this.#replay.length > 0 && this.#replay[0]!.id <= ack) {
       this.#replayBytes -= this.#replay.shift()!.size;
@@ -225,16 +227,15 @@ export class CometSession implements RealtimeConnection {
     }
     const token = ++this.#downstream;
     this.#wake?.();
-    if (stream) {
-      this.#streams++;
-      clearTimeout(this.#idle);
-    }
+    // While a downstream is open the client is there: no idle timeout.
+    this.#attached++;
+    clearTimeout(this.#idle);
     return token;
   }
 
-  /** A stream downstream ended. */
-  detach(stream: boolean): void {
-    if (stream) this.#streams--;
+  /** A downstream that {@linkcode attach} opened has ended. */
+  detach(): void {
+    this.#attached--;
     this.#armIdle();
   }
 
@@ -329,7 +330,7 @@ export class CometSession implements RealtimeConnection {
 
   #armIdle(): void {
     clearTimeout(this.#idle);
-    if (this.#ended || this.#streams > 0) return;
+    if (this.#ended || this.#attached > 0) return;
     this.#idle = setTimeout(() => {
       this.#fail(
         new WebSocketError(

@@ -49,7 +49,8 @@ export interface RealtimeOptions {
   upgrade?: UpgradeWebSocketOptions;
   /**
    * Milliseconds a Comet session lives without a request from its client
-   * while no stream is open; then it fails with `ERR_SESSION_TIMEOUT`.
+   * while no stream or held poll is open; then it fails with
+   * `ERR_SESSION_TIMEOUT`.
    *
    * @default {30000}
    */
@@ -393,7 +394,7 @@ export function realtime(
         if (request.method !== "GET") return status(405);
         if (!session) return json({ items: [tombstone] });
         const ack = Number(url.searchParams.get("ack") ?? 0);
-        const token = session.attach(ack, false);
+        const token = session.attach(ack);
         if (token === "lost") return status(410);
         try {
           const wait = url.searchParams.get("wait") === "0" ? 0 : pollTimeout;
@@ -403,7 +404,7 @@ export function realtime(
           const taken = await session.take(token, wait);
           return json({ items: taken === "lost" ? [] : taken.items });
         } finally {
-          session.detach(false);
+          session.detach();
         }
       }
       case ENDPOINTS.send: {
@@ -440,18 +441,15 @@ export function realtime(
     maxBytes: number,
   ): ReadableStream<WireItem> {
     if (!session) return ReadableStream.from([HELLO, tombstone!]);
-    const token = session.attach(ack, true);
-    if (token === "lost") {
-      session.detach(true);
-      return ReadableStream.from([HELLO, LOST]);
-    }
+    const token = session.attach(ack);
+    if (token === "lost") return ReadableStream.from([HELLO, LOST]);
     const abort = new AbortController();
     let bytes = 0;
     let detached = false;
     const detach = () => {
       if (detached) return;
       detached = true;
-      session.detach(true);
+      session.detach();
     };
     return new ReadableStream<WireItem>({
       start(controller) {
