@@ -507,3 +507,51 @@ Deno.test("sse: Last-Event-ID resumes after it; an open stream keeps the session
     await server.shutdown();
   }
 });
+
+Deno.test("connectRealtime falls back when a transport does not open in time (a proxy that buffers the event stream)", async () => {
+  const handler = realtime({}, (connection) => {
+    connection.readable.pipeTo(connection.writable).catch(() => {});
+  });
+  const held = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      // The proxy answers the event stream's headers and holds every byte.
+      if (new URL(request.url).pathname === "/rt/sse") {
+        let controller!: ReadableStreamDefaultController<Uint8Array>;
+        const body = new ReadableStream<Uint8Array>({
+          start(c) {
+            controller = c;
+            held.add(c);
+          },
+          cancel() {
+            held.delete(controller);
+          },
+        });
+        return new Response(body, {
+          headers: { "content-type": "text/event-stream" },
+        });
+      }
+      return handler(request);
+    },
+  );
+  try {
+    const connection = await connectRealtime(
+      `http://127.0.0.1:${server.addr.port}/rt`,
+      { transports: ["sse", "long-polling"], timeout: 500 },
+    );
+    assertEquals(connection.transport, "long-polling");
+    const writer = connection.writable.getWriter();
+    const reader = connection.readable.getReader();
+    await writer.write("after the fallback");
+    assertEquals((await reader.read()).value, "after the fallback");
+    reader.releaseLock();
+    writer.releaseLock();
+    connection.close();
+    await connection.closed;
+  } finally {
+    for (const controller of held) controller.close();
+    handler.close();
+    await server.shutdown();
+  }
+});
