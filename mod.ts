@@ -51,6 +51,8 @@ export {
   WebSocketError,
   type WebSocketErrorCode,
   type WebSocketErrorInit,
+  WebSocketHandshakeError,
+  type WebSocketHandshakeErrorInit,
 } from "./lib/errors.ts";
 export { CloseCode } from "./lib/codec/close.ts";
 export type { MessageData } from "./lib/codec/message.ts";
@@ -86,8 +88,11 @@ export {
   type UpgradeWebSocketResult,
 } from "./lib/net/upgrade.ts";
 export {
+  asWebSocketStream,
   WebSocketStream,
+  type WebSocketStreamLike,
   type WebSocketStreamOpenInfo,
+  type WebSocketStreamOptions,
 } from "./lib/net/websocket_stream.ts";
 export {
   WebSocketDuplex,

@@ -74,6 +74,8 @@ export const HANDSHAKE: Rules = [
   ["handshakeTimeout", POSITIVE_DELAY],
   ["maxHeaderSize", POSITIVE_SIZE],
 ];
+/** The redirects a client follows. */
+const REDIRECTS: Rules = [["maxRedirects", { min: 0, max: 20 }]];
 /** The listening port of `serve`. */
 export const PORT: Rules = [["port", { min: 0, max: 65535 }]];
 /** `FrameParser` and `FrameDecoderStream`. */
@@ -302,6 +304,7 @@ export function checkNegotiatedDeflate(action: string, value: unknown): void {
 export function checkConnectOptions(action: string, options: object): void {
   checkConnectionOptions(action, options);
   checkOptions(action, options, HANDSHAKE);
+  checkOptions(action, options, REDIRECTS);
   checkDeflateChoice(
     action,
     (options as { perMessageDeflate?: unknown }).perMessageDeflate,

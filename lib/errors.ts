@@ -31,8 +31,12 @@ import { truncateUtf8 } from "./codec/utf8.ts";
  * | `ERR_INVALID_CLOSE_BODY` | 1002 | a close frame carried a 1-byte body |
  * | `ERR_TRUNCATED_FRAME` | 1002 | the byte stream ended inside a frame |
  * | `ERR_TRUNCATED_MESSAGE` | 1002 | the frame stream ended inside a fragmented message |
- * | `ERR_HANDSHAKE` | 1006 | the opening handshake failed; the message says why |
+ * | `ERR_HANDSHAKE` | 1006 | the opening handshake failed; the message says why (a refused one is a {@linkcode WebSocketHandshakeError} with the HTTP `status`) |
  * | `ERR_HANDSHAKE_TIMEOUT` | 1006 | the opening handshake took longer than its timeout |
+ * | `ERR_CONNECTION_REFUSED` | 1006 | nothing listens at the URL's host and port (the TCP connect was refused) |
+ * | `ERR_DNS` | 1006 | the URL's host name did not resolve |
+ * | `ERR_TLS` | 1015 | the TLS handshake of a `wss://` URL failed (for example a certificate the client does not trust) |
+ * | `ERR_UPGRADE_REQUIRED` | 1006 | `upgradeWebSocket`: the request is not a WebSocket upgrade; a {@linkcode WebSocketHandshakeError} whose `toResponse()` is the 426 to answer with |
  * | `ERR_ABORTED` | 1006 | the caller's `AbortSignal` ended the connection attempt |
  * | `ERR_ABNORMAL_CLOSURE` | 1006 | the transport ended without a close handshake |
  * | `ERR_CLOSE_TIMEOUT` | 1006 | the peer did not finish the close handshake in `closeTimeout` |
@@ -68,6 +72,10 @@ export const ERROR_CODES = {
   ERR_TRUNCATED_MESSAGE: 1002,
   ERR_HANDSHAKE: 1006,
   ERR_HANDSHAKE_TIMEOUT: 1006,
+  ERR_CONNECTION_REFUSED: 1006,
+  ERR_DNS: 1006,
+  ERR_TLS: 1015,
+  ERR_UPGRADE_REQUIRED: 1006,
   ERR_ABORTED: 1006,
   ERR_ABNORMAL_CLOSURE: 1006,
   ERR_CLOSE_TIMEOUT: 1006,
@@ -135,7 +143,8 @@ export interface WebSocketErrorInit {
  * switches on; and it is this module's own class, so that it exists where
  * the runtime has no `WebSocketError` (Deno has one only with
  * `--unstable-net`). Importing it shadows Deno's global in that module
- * only; `instanceof` tells ours from Deno's.
+ * only; `instanceof` tells ours from Deno's, and `writable.abort()` and
+ * `readable.cancel()` close with the code of either.
  *
  * @example Inspect a protocol error
  * ```ts
@@ -222,5 +231,104 @@ export class WebSocketError extends Error {
     this.code = "ERR_APPLICATION";
     this.closeCode = closeCode === null ? null : Math.trunc(closeCode);
     this.reason = reason;
+  }
+}
+
+/** The second argument of {@linkcode WebSocketHandshakeError}. */
+export interface WebSocketHandshakeErrorInit {
+  /** The HTTP status of the answer: the server's, or the one to give. */
+  status: number;
+  /**
+   * The HTTP reason phrase.
+   *
+   * @default {""}
+   */
+  statusText?: string;
+  /**
+   * The answer's headers (for example `Location` on a 3xx,
+   * `WWW-Authenticate` on a 401).
+   *
+   * @default {no headers}
+   */
+  headers?: HeadersInit;
+  /**
+   * The stable code.
+   *
+   * @default {"ERR_HANDSHAKE"}
+   */
+  code?: WebSocketErrorCode;
+  /**
+   * The underlying error, if any.
+   *
+   * @default {undefined}
+   */
+  cause?: unknown;
+}
+
+/**
+ * An opening handshake refused with an HTTP status instead of 101, with
+ * that status, reason phrase and headers as properties, so that a program
+ * tells 401 from 404 from a redirect without parsing the message.
+ *
+ * - `connect()` and `WebSocketStream` reject with one (`ERR_HANDSHAKE`) when
+ *   the server answers anything but 101: `status` and `headers` are the
+ *   server's (a 3xx's target is `headers.get("location")`; no redirect is
+ *   followed).
+ * - `upgradeWebSocket()` throws one (`ERR_UPGRADE_REQUIRED`, status 426)
+ *   for a request that is not an upgrade; `toResponse()` is the answer to
+ *   return from the handler.
+ *
+ * @example Tell a 401 from a 404
+ * ```ts
+ * import { connect, WebSocketHandshakeError } from "@seed/websocket-streams";
+ * import { assert, assertEquals } from "@std/assert";
+ *
+ * const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () =>
+ *   new Response("who are you?", { status: 401, headers: { "www-authenticate": "Basic" } }));
+ * const error = await connect(`ws://127.0.0.1:${server.addr.port}/`).catch((e) => e);
+ * assert(error instanceof WebSocketHandshakeError);
+ * assertEquals([error.status, error.headers.get("www-authenticate")], [401, "Basic"]);
+ * await server.shutdown();
+ * ```
+ */
+export class WebSocketHandshakeError extends WebSocketError {
+  /** The HTTP status of the refusal. */
+  readonly status: number;
+  /** The HTTP reason phrase, or `""`. */
+  readonly statusText: string;
+  /** The refusal's headers. */
+  readonly headers: Headers;
+
+  /**
+   * Makes an error.
+   *
+   * @param message A message of the form "Cannot <action>: <reason>".
+   * @param init The status, reason phrase, headers, code and cause.
+   */
+  constructor(message: string, init: WebSocketHandshakeErrorInit) {
+    super(message, { code: init.code ?? "ERR_HANDSHAKE", cause: init.cause });
+    this.name = "WebSocketHandshakeError";
+    this.status = init.status;
+    this.statusText = init.statusText ?? "";
+    this.headers = new Headers(init.headers);
+  }
+
+  /**
+   * A new `Response` with this status, reason phrase and headers, and the
+   * message as a text body: what a `Deno.serve` handler returns when
+   * `upgradeWebSocket()` refused its request.
+   *
+   * @returns The response (a new one on each call: a body is read once).
+   * @throws {RangeError} For a status outside 200–599, which a `Response`
+   * cannot carry.
+   */
+  toResponse(): Response {
+    const headers = new Headers(this.headers);
+    headers.set("content-type", "text/plain; charset=utf-8");
+    return new Response(this.message + "\n", {
+      status: this.status,
+      statusText: this.statusText,
+      headers,
+    });
   }
 }

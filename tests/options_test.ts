@@ -594,7 +594,9 @@ Deno.test("WebSocketConnection.close() refuses the browser's arguments instead o
   assertEquals(await client.closed, { closeCode: 4000, reason: "right form" });
 });
 
-Deno.test("the upgrade adapter and WebSocketStream refuse them too, even before opening", async () => {
+// WebSocketStream checks close() as the WHATWG proposal does
+// (tests/websocket_stream_test.ts); it still refuses these, as TypeErrors.
+Deno.test("the upgrade adapter refuses them too, and WebSocketStream the wrong shapes, even before opening", async () => {
   const { connection } = upgradeWebSocket(upgradeRequest());
   const never = Promise.withResolvers<never>();
   const stream = new WebSocketStream("ws://127.0.0.1:9/", {
@@ -602,7 +604,9 @@ Deno.test("the upgrade adapter and WebSocketStream refuse them too, even before 
   });
   for (const [args, ErrorClass, message] of CLOSE_MISUSES) {
     assertThrows(() => closeWith(connection, ...args), ErrorClass, message);
-    assertThrows(() => closeWith(stream, ...args), ErrorClass, message);
+  }
+  for (const args of [[{ code: 1000 }], [1000, "bye"], ["bye"]]) {
+    assertThrows(() => closeWith(stream, ...args), TypeError, "Cannot close");
   }
   stream.close();
   assertInstanceOf(await stream.opened.catch((error) => error), Error);

@@ -13,8 +13,10 @@ const expected: Record<string, string[]> = {
     "WebSocket",
     "WebSocketDuplex",
     "WebSocketError",
+    "WebSocketHandshakeError",
     "WebSocketStream",
     "acceptWebSocket",
+    "asWebSocketStream",
     "connect",
     "serve",
     "upgradeWebSocket",
@@ -69,37 +71,29 @@ const expected: Record<string, string[]> = {
     "deflateOffers",
     "validateDeflateResponse",
   ],
-  // Issue #16. ./sse and ./polling are listed as branch `comet` exports them
-  // today, default constants included; whether those stay is the
-  // integrator's decision.
   "./sse": [
-    "DEFAULT_CONNECT_TIMEOUT",
-    "DEFAULT_KEEP_ALIVE",
-    "DEFAULT_MAX_EVENT_SIZE",
-    "DEFAULT_MAX_RETRY_DELAY",
-    "DEFAULT_RECONNECTION_TIME",
+    "ERROR_CODES",
     "EventStreamParser",
     "ServerSentEventClient",
     "ServerSentEventParseStream",
     "ServerSentEventStream",
+    "WebSocketError",
     "encodeServerSentEvent",
     "sseResponse",
   ],
   "./polling": [
-    "DEFAULT_HOLD_TIMEOUT",
-    "DEFAULT_MAX_BODY_SIZE",
-    "DEFAULT_MAX_QUEUED_MESSAGES",
-    "DEFAULT_MAX_SESSIONS",
-    "DEFAULT_SESSION_TIMEOUT",
+    "ERROR_CODES",
     "PollingClientConnection",
     "PollingServer",
+    "WebSocketError",
     "connectPolling",
     "decodeBatch",
     "encodeBatch",
-    "toPollingMessage",
   ],
   "./realtime": [
+    "ERROR_CODES",
     "REALTIME_TRANSPORTS",
+    "WebSocketError",
     "connectRealtime",
     "encodeIframeChunk",
     "iframeResponse",
@@ -111,7 +105,7 @@ const config = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
 ) as { exports: Record<string, string> };
 
-Deno.test("deno.json's entry points are exactly these", () => {
+Deno.test("deno.json's entry points are exactly these seven", () => {
   assertEquals(
     Object.keys(config.exports).sort(),
     Object.keys(expected).sort(),

@@ -8,6 +8,7 @@ import {
   upgradeWebSocket,
   type UpgradeWebSocketOptions,
   WebSocketError,
+  WebSocketHandshakeError,
   WebSocketStream,
 } from "../mod.ts";
 import type { UpgradedWebSocket } from "../lib/net/upgrade.ts";
@@ -251,11 +252,12 @@ Deno.test("upgradeWebSocket: writes wait while a peer does not read", async () =
 });
 
 Deno.test("upgradeWebSocket refuses a request that is not an upgrade", () => {
-  assertThrows(
+  const error = assertThrows(
     () => upgradeWebSocket(new Request("http://localhost/")),
-    TypeError,
+    WebSocketHandshakeError,
     "Cannot upgrade",
-  );
+  ) as WebSocketHandshakeError;
+  assertEquals([error.code, error.status], ["ERR_UPGRADE_REQUIRED", 426]);
   const request = new Request("http://localhost/", {
     headers: {
       upgrade: "websocket",
@@ -311,4 +313,53 @@ Deno.test("WebSocketStream: opened, closed, and close() while connecting", async
     assertEquals(await wss.closed, { closeCode: 4000, reason: "r" });
     await server.shutdown();
   });
+});
+
+Deno.test("under Deno.serve, a plain GET and a malformed upgrade get answers that say why, not a 500", async () => {
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      try {
+        const { response, connection } = upgradeWebSocket(request);
+        connection.close();
+        return response;
+      } catch (error) {
+        if (error instanceof WebSocketHandshakeError) return error.toResponse();
+        throw error;
+      }
+    },
+  );
+  const base = `http://127.0.0.1:${server.addr.port}/`;
+
+  const plain = await fetch(base);
+  assertEquals(plain.status, 426);
+  assertEquals(plain.headers.get("upgrade"), "websocket");
+  assertEquals(plain.headers.get("sec-websocket-version"), "13");
+  const body = await plain.text();
+  assert(
+    body.startsWith("Cannot upgrade: the request is not a WebSocket upgrade"),
+    body,
+  );
+
+  // Upgrade: websocket, but version 8: Deno refuses it, and the answer
+  // names the version to use (RFC 6455 §4.4).
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  await conn.write(te.encode(
+    "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+  ));
+  const buffer = new Uint8Array(4096);
+  let head = "";
+  while (!head.includes("\r\n\r\n")) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    head += new TextDecoder().decode(buffer.subarray(0, n));
+  }
+  conn.close();
+  assert(head.startsWith("HTTP/1.1 426"), head);
+  assert(/sec-websocket-version: 13/i.test(head), head);
+  await server.shutdown();
 });

@@ -212,7 +212,8 @@ export function fitCloseReason(reason: string): string {
  * The close code and reason that a `readable.cancel(reason)` or
  * `writable.abort(reason)` asks for: a {@linkcode WebSocketError}'s own code
  * and reason when the code may go on the wire, else none (the peer then
- * sees 1005).
+ * sees 1005). The runtime's global `WebSocketError` (Deno's with
+ * `--unstable-net`) counts as one too.
  *
  * @param reason What `cancel` or `abort` was given.
  * @returns The options to close with.
@@ -231,9 +232,25 @@ export function fitCloseReason(reason: string): string {
 export function closeRequestFor(
   reason: unknown,
 ): { closeCode?: number; reason?: string } {
-  return reason instanceof WebSocketError && isValidCloseCode(reason.closeCode)
-    ? { closeCode: reason.closeCode, reason: reason.reason }
-    : {};
+  if (
+    !(reason instanceof WebSocketError || isRuntimeWebSocketError(reason)) ||
+    !isValidCloseCode(reason.closeCode)
+  ) {
+    return {};
+  }
+  const text = typeof reason.reason === "string" ? reason.reason : "";
+  return { closeCode: reason.closeCode, reason: fitCloseReason(text) };
+}
+
+// The runtime's own WebSocketError (Deno's with --unstable-net, a
+// browser's): code written against the proposal makes that one, and it
+// must close with its code here too. Its constructor has checked the code
+// and the reason.
+function isRuntimeWebSocketError(
+  reason: unknown,
+): reason is { closeCode: unknown; reason: unknown } {
+  const runtime = (globalThis as { WebSocketError?: unknown }).WebSocketError;
+  return typeof runtime === "function" && reason instanceof runtime;
 }
 
 /**

@@ -17,7 +17,7 @@ import {
   type WebSocketConnection,
   type WebSocketConnectionOptions,
 } from "./connection.ts";
-import { WebSocketError } from "../errors.ts";
+import { WebSocketError, WebSocketHandshakeError } from "../errors.ts";
 import {
   deflateOffers,
   PERMESSAGE_DEFLATE,
@@ -80,6 +80,28 @@ export interface ConnectOptions extends
    */
   caCerts?: string[];
   /**
+   * Whether the URL's userinfo (`ws://user:pass@host/`) is sent: `"omit"`
+   * never sends it (the browser's `WebSocket` sends it only to a server
+   * that asks, after a 401; a client library that sent it unasked would
+   * leak a password to whatever a URL points at), `"url"` sends it as
+   * `Authorization: Basic` (RFC 7617), percent-decoded. An `Authorization`
+   * in `headers` wins over it.
+   *
+   * @default {"omit"}
+   */
+  credentials?: "omit" | "url";
+  /**
+   * How many redirects (301, 302, 303, 307, 308 with a `Location`) to
+   * follow, from 0 to 20. Each hop is a new handshake with its own
+   * `handshakeTimeout`; one to another origin drops `Authorization`,
+   * `Cookie` and the URL's credentials, and one from `wss:` to `ws:` is not
+   * followed. Past the limit, the last 3xx rejects as a
+   * {@linkcode WebSocketHandshakeError}.
+   *
+   * @default {0 (a 3xx rejects)}
+   */
+  maxRedirects?: number;
+  /**
    * Opens the byte transport instead of `Deno.connect`, for other runtimes
    * or tunnels.
    *
@@ -96,13 +118,22 @@ const encoder = new TextEncoder();
  * off, sends the handshake request, checks the response (RFC 6455 §4.1),
  * and returns the open connection.
  *
+ * Security defaults: no redirect is followed unless `maxRedirects` allows
+ * it (a 3xx answer rejects like any other status that is not 101, with its
+ * `Location` in the error's `headers`), and the URL's userinfo is not sent
+ * unless `credentials: "url"`; it never appears in an error message.
+ *
  * @param url The server's URL, with path and query. IPv6 hosts go in
  * brackets: `ws://[::1]:8080/`.
  * @param options Subprotocols, headers, abort signal, timeouts, TLS CAs, a
- * custom `dial`, and the connection's limits.
+ * custom `dial`, credentials, redirects, and the connection's limits.
  * @returns The open connection.
- * @throws {WebSocketError} `ERR_HANDSHAKE` (it says what was wrong),
- * `ERR_HANDSHAKE_TIMEOUT` or `ERR_ABORTED`; the socket is closed.
+ * @throws {WebSocketError} Naming the URL, with the underlying error as
+ * `cause`: `ERR_CONNECTION_REFUSED`, `ERR_DNS`, `ERR_TLS`,
+ * `ERR_HANDSHAKE_TIMEOUT`, `ERR_ABORTED`, or `ERR_HANDSHAKE` (it says what
+ * was wrong; a {@linkcode WebSocketHandshakeError} with `status`,
+ * `statusText` and `headers` when the server answered other than 101). The
+ * socket is closed.
  * @throws {TypeError} For a URL that is not `ws:` or `wss:`, or has a
  * fragment.
  * @throws {RangeError | TypeError} For an option out of its range, or not
@@ -125,7 +156,7 @@ export async function connect(
   url: string | URL,
   options: ConnectOptions = {},
 ): Promise<WebSocketConnection> {
-  const target = new URL(url);
+  let target = new URL(url);
   if (target.protocol === "http:") target.protocol = "ws:";
   if (target.protocol === "https:") target.protocol = "wss:";
   if (target.protocol !== "ws:" && target.protocol !== "wss:") {
@@ -137,6 +168,42 @@ export async function connect(
     throw new TypeError("Cannot connect: a WebSocket URL has no fragment");
   }
   checkConnectOptions("connect", options);
+  const credentials = options.credentials ?? "omit";
+  if (credentials !== "omit" && credentials !== "url") {
+    throw new TypeError(
+      `Cannot connect: credentials must be "omit" or "url", not ${
+        JSON.stringify(credentials)
+      }`,
+    );
+  }
+  const maxRedirects = options.maxRedirects ?? 0;
+  let hop = options;
+  for (let redirects = 0;; redirects++) {
+    try {
+      return await connectOnce(target, hop);
+    } catch (error) {
+      const next = redirects < maxRedirects
+        ? redirectTarget(error, target)
+        : undefined;
+      if (next === undefined) throw error;
+      if (next.origin !== target.origin) {
+        // As fetch does: credentials are for the origin they were given to.
+        const headers = new Headers(hop.headers);
+        for (const name of CREDENTIAL_HEADERS) headers.delete(name);
+        hop = { ...hop, headers, credentials: "omit" };
+      }
+      target = next;
+    }
+  }
+}
+
+// One handshake, no redirects: connect() after its checks.
+async function connectOnce(
+  target: URL,
+  options: ConnectOptions,
+): Promise<WebSocketConnection> {
+  const credentials = options.credentials ?? "omit";
+  const where = displayUrl(target);
   const secure = target.protocol === "wss:";
   const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
   const signal = options.signal;
@@ -148,7 +215,7 @@ export async function connect(
     abort = () => {
       transport?.close();
       reject(
-        new WebSocketError("Cannot connect: aborted", {
+        new WebSocketError(`Cannot connect to ${where}: aborted`, {
           code: "ERR_ABORTED",
           cause: signal?.reason,
         }),
@@ -162,16 +229,19 @@ export async function connect(
     timer = setTimeout(() => {
       transport?.close();
       reject(
-        new WebSocketError(`Cannot connect: no answer within ${timeout} ms`, {
-          code: "ERR_HANDSHAKE_TIMEOUT",
-        }),
+        new WebSocketError(
+          `Cannot connect to ${where}: no answer within ${timeout} ms`,
+          { code: "ERR_HANDSHAKE_TIMEOUT" },
+        ),
       );
     }, timeout);
   });
   expired.catch(() => {});
 
   try {
-    const opening = openTransport(target, secure, options);
+    const opening = openTransport(target, secure, options).catch((error) => {
+      throw dialError(error, where, secure);
+    });
     const raw = await Promise.race([opening, aborted, expired]).catch(
       (error) => {
         // The connect may still complete after the race is lost.
@@ -184,6 +254,12 @@ export async function connect(
     const key = generateKey();
     const protocols = options.protocols ?? [];
     const headers = new Headers(options.headers);
+    if (
+      credentials === "url" && (target.username || target.password) &&
+      !headers.has("authorization")
+    ) {
+      headers.set("authorization", basicAuthorization(target));
+    }
     const lines = [
       `GET ${target.pathname}${target.search} HTTP/1.1`,
       `Host: ${target.host}`,
@@ -234,8 +310,22 @@ export async function connect(
       }
       throw error;
     }
+    const status = Number(head.start[1]);
+    if (status !== 101) {
+      const location = head.headers.get("location");
+      throw new WebSocketHandshakeError(
+        `Cannot connect to ${where}: the server answered ${status}${
+          head.start[2] ? ` ${head.start[2]}` : ""
+        }, not 101${
+          location !== null && status >= 300 && status < 400
+            ? ` (a redirect to ${location}; maxRedirects allows following it)`
+            : ""
+        }`,
+        { status, statusText: head.start[2] ?? "", headers: head.headers },
+      );
+    }
     const result = await validateServerResponse(
-      Number(head.start[1]),
+      status,
       head.headers,
       { key, protocols, extensions: deflate ? [PERMESSAGE_DEFLATE] : [] },
     );
@@ -254,12 +344,110 @@ export async function connect(
     });
   } catch (error) {
     transport?.close();
-    throw error;
+    throw withUrl(error, where);
   } finally {
     clearTimeout(timer);
     if (abort) signal?.removeEventListener("abort", abort);
   }
 }
+
+// RFC 9110 §15.4: the redirects whose Location names the resource again.
+const REDIRECT_STATUSES = [301, 302, 303, 307, 308];
+const CREDENTIAL_HEADERS = ["authorization", "cookie", "proxy-authorization"];
+
+/**
+ * Where a refused handshake redirects to, if it is one to follow: a 3xx
+ * with a Location that makes a `ws:`/`wss:` URL (`http(s):` mapped), never
+ * from `wss:` down to `ws:`.
+ */
+function redirectTarget(error: unknown, from: URL): URL | undefined {
+  if (
+    !(error instanceof WebSocketHandshakeError) ||
+    !REDIRECT_STATUSES.includes(error.status)
+  ) {
+    return undefined;
+  }
+  const location = error.headers.get("location");
+  if (location === null || !URL.canParse(location, from)) return undefined;
+  const next = new URL(location, from);
+  if (next.protocol === "http:") next.protocol = "ws:";
+  if (next.protocol === "https:") next.protocol = "wss:";
+  if (next.protocol !== "ws:" && next.protocol !== "wss:") return undefined;
+  if (from.protocol === "wss:" && next.protocol === "ws:") return undefined;
+  next.hash = "";
+  return next;
+}
+
+// The URL as messages show it: never with its userinfo, which may hold a
+// password.
+function displayUrl(url: URL): string {
+  if (url.username === "" && url.password === "") return url.href;
+  const copy = new URL(url);
+  copy.username = "";
+  copy.password = "";
+  return copy.href;
+}
+
+// RFC 7617 §2: base64 of "user:password" in UTF-8; the URL keeps them
+// percent-encoded.
+function basicAuthorization(url: URL): string {
+  const pair = `${decodeURIComponent(url.username)}:${
+    decodeURIComponent(url.password)
+  }`;
+  const bytes = encoder.encode(pair);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return `Basic ${btoa(binary)}`;
+}
+
+// Every failure of connect() names the URL it was connecting to.
+function withUrl(error: unknown, where: string): unknown {
+  if (
+    !(error instanceof WebSocketError) ||
+    error instanceof WebSocketHandshakeError || error.message.includes(where)
+  ) {
+    return error;
+  }
+  const renamed = new WebSocketError(
+    error.message.replace(/^Cannot [^:]*:/, `Cannot connect to ${where}:`),
+    { code: error.code, cause: error.cause },
+  );
+  return renamed;
+}
+
+// Deno reports a failed DNS lookup as a plain Error (getaddrinfo's text);
+// these are its wordings on Linux, macOS and Windows.
+const DNS_FAILURE =
+  /failed to lookup address|name or service not known|nodename nor servname|no such host|temporary failure in name resolution/i;
+
+/** Turns what dialing threw into an error that says what to check. */
+function dialError(error: unknown, where: string, secure: boolean): unknown {
+  if (error instanceof WebSocketError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof Deno.errors.ConnectionRefused) {
+    return new WebSocketError(
+      `Cannot connect to ${where}: the connection was refused (is a server listening there?)`,
+      { code: "ERR_CONNECTION_REFUSED", cause: error },
+    );
+  }
+  if (DNS_FAILURE.test(message)) {
+    return new WebSocketError(
+      `Cannot connect to ${where}: the host name did not resolve (${message})`,
+      { code: "ERR_DNS", cause: error },
+    );
+  }
+  if (secure && error instanceof TlsFailure) {
+    return new WebSocketError(
+      `Cannot connect to ${where}: the TLS handshake failed (${error.message}); for a private CA, pass its certificate in caCerts`,
+      { code: "ERR_TLS", cause: error.cause },
+    );
+  }
+  return error;
+}
+
+// Marks an error of the TLS handshake itself, as opposed to the TCP
+// connect under it.
+class TlsFailure extends Error {}
 
 async function openTransport(
   url: URL,
@@ -271,7 +459,23 @@ async function openTransport(
   const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
   const port = url.port ? Number(url.port) : secure ? 443 : 80;
   if (secure) {
-    return await Deno.connectTls({ hostname, port, caCerts: options.caCerts });
+    const conn = await Deno.connectTls({
+      hostname,
+      port,
+      caCerts: options.caCerts,
+    });
+    // Deno runs the TLS handshake on the first read or write; run it now, so
+    // that a certificate the client does not trust fails here, as ERR_TLS.
+    try {
+      await conn.handshake();
+    } catch (error) {
+      conn.close();
+      throw new TlsFailure(
+        error instanceof Error ? error.message : String(error),
+        { cause: error },
+      );
+    }
+    return conn;
   }
   const conn = await Deno.connect({ hostname, port });
   conn.setNoDelay(true);

@@ -18,9 +18,13 @@ import {
   closeRequestFor,
   isValidCloseCode,
 } from "../codec/close.ts";
-import { WebSocketError } from "../errors.ts";
+import { WebSocketError, WebSocketHandshakeError } from "../errors.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_message_size.ts";
-import { isUpgradeRequest } from "../handshake/server.ts";
+import {
+  HandshakeRejection,
+  isUpgradeRequest,
+  validateUpgradeRequest,
+} from "../handshake/server.ts";
 import type { MessageData } from "../codec/message.ts";
 import { checkOptions, UPGRADE } from "../_options.ts";
 
@@ -112,8 +116,28 @@ const MAX_DRAIN_POLL = 16;
  *
  * @param request The upgrade request given to the `Deno.serve` handler.
  * @param options The subprotocol and the bounds.
+ * A request that is not a WebSocket upgrade (a browser opening the URL, a
+ * health check) is refused with a {@linkcode WebSocketHandshakeError}
+ * (`ERR_UPGRADE_REQUIRED`, status 426, `Upgrade: websocket`), and a
+ * malformed upgrade with one of status 400 or 426 (`ERR_HANDSHAKE`); its
+ * `toResponse()` is the answer to return, so that the client learns what
+ * was wrong rather than getting a 500:
+ *
+ * ```ts ignore
+ * try {
+ *   const { response, connection } = upgradeWebSocket(request);
+ *   // … use connection …
+ *   return response;
+ * } catch (error) {
+ *   if (error instanceof WebSocketHandshakeError) return error.toResponse();
+ *   throw error;
+ * }
+ * ```
+ *
  * @returns The 101 response to return, and the connection.
- * @throws {TypeError} When the request is not a WebSocket upgrade.
+ * @throws {WebSocketHandshakeError} When the request is not a WebSocket
+ * upgrade (426), or a malformed one (400, or 426 for a version other than
+ * 13); `toResponse()` is the answer to give.
  * @throws {RangeError | TypeError} For an option out of its range, or not
  * a number, before the request is upgraded.
  *
@@ -144,19 +168,66 @@ export function upgradeWebSocket(
   options: UpgradeWebSocketOptions = {},
 ): UpgradeWebSocketResult {
   if (!isUpgradeRequest(request)) {
-    throw new TypeError(
-      "Cannot upgrade: the request is not a WebSocket upgrade (GET with Upgrade: websocket)",
+    // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+    throw new WebSocketHandshakeError(
+      "Cannot upgrade: the request is not a WebSocket upgrade (GET with Upgrade: websocket); answer it with error.toResponse(), a 426",
+      {
+        status: 426,
+        statusText: "Upgrade Required",
+        headers: {
+          upgrade: "websocket",
+          connection: "Upgrade",
+          "sec-websocket-version": "13",
+        },
+        code: "ERR_UPGRADE_REQUIRED",
+      },
     );
   }
   checkOptions("upgrade", options, UPGRADE);
-  const { socket, response } = Deno.upgradeWebSocket(request, {
-    protocol: options.protocol,
-    idleTimeout: options.idleTimeout,
-  });
+  const version = request.headers.get("sec-websocket-version");
+  if (version?.trim() !== "13") {
+    // RFC 6455 §4.4: answer another version with 426 and the one we speak.
+    // Deno.upgradeWebSocket does not check it (it upgraded version 8).
+    throw malformedUpgrade(request, undefined);
+  }
+  let upgraded;
+  try {
+    upgraded = Deno.upgradeWebSocket(request, {
+      protocol: options.protocol,
+      idleTimeout: options.idleTimeout,
+    });
+  } catch (error) {
+    throw malformedUpgrade(request, error);
+  }
   return {
-    response,
-    connection: new UpgradedWebSocket(socket, options, request.url),
+    response: upgraded.response,
+    connection: new UpgradedWebSocket(upgraded.socket, options, request.url),
   };
+}
+
+// Deno refused an upgrade request: say why, with the status to answer.
+function malformedUpgrade(
+  request: Request,
+  cause: unknown,
+): WebSocketHandshakeError {
+  let status = 400;
+  let message = `Cannot upgrade: ${
+    cause instanceof Error ? cause.message : "the request is malformed"
+  }`;
+  let headers: Record<string, string> = {};
+  try {
+    validateUpgradeRequest(request);
+  } catch (rejection) {
+    if (rejection instanceof HandshakeRejection) {
+      ({ status, message, headers } = rejection);
+    }
+  }
+  return new WebSocketHandshakeError(message, {
+    status,
+    statusText: status === 426 ? "Upgrade Required" : "Bad Request",
+    headers,
+    cause,
+  });
 }
 
 /**

@@ -30,10 +30,27 @@
  * @module
  */
 
-export * from "./wire.ts";
-export * from "./server.ts";
-export * from "./client.ts";
-// The types the exports above name: each entry point passes deno doc --lint
-// alone (main's gate).
+export {
+  decodeBatch,
+  encodeBatch,
+  type PollingBatch,
+  type PollingMessage,
+} from "./wire.ts";
+export {
+  type PollingConnection,
+  PollingServer,
+  type PollingServerOptions,
+} from "./server.ts";
+export {
+  connectPolling,
+  PollingClientConnection,
+  type PollingClientOptions,
+} from "./client.ts";
+export {
+  ERROR_CODES,
+  WebSocketError,
+  type WebSocketErrorCode,
+  type WebSocketErrorInit,
+} from "../errors.ts";
 export type { MessageData } from "../codec/message.ts";
 export type { WebSocketCloseInfo } from "../net/connection_options.ts";

@@ -54,3 +54,9 @@ export {
 } from "./iframe.ts";
 export type { MessageData } from "../codec/message.ts";
 export type { UpgradeWebSocketOptions } from "../net/upgrade.ts";
+export {
+  ERROR_CODES,
+  WebSocketError,
+  type WebSocketErrorCode,
+  type WebSocketErrorInit,
+} from "../errors.ts";

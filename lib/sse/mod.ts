@@ -31,9 +31,29 @@
  * @module
  */
 
-export * from "./event.ts";
-export * from "./server_sent_event_stream.ts";
-export * from "./event_stream_parser.ts";
-export * from "./server_sent_event_parse_stream.ts";
-export * from "./response.ts";
-export * from "./client.ts";
+export {
+  encodeServerSentEvent,
+  type ServerSentEvent,
+  type ServerSentEventMessage,
+} from "./event.ts";
+export { ServerSentEventStream } from "./server_sent_event_stream.ts";
+export {
+  EventStreamParser,
+  type EventStreamParserOptions,
+} from "./event_stream_parser.ts";
+export {
+  ServerSentEventParseStream,
+  type ServerSentEventParseStreamOptions,
+} from "./server_sent_event_parse_stream.ts";
+export { sseResponse, type SseResponseOptions } from "./response.ts";
+export {
+  ServerSentEventClient,
+  type ServerSentEventClientOptions,
+  type ServerSentEventClientState,
+} from "./client.ts";
+export {
+  ERROR_CODES,
+  WebSocketError,
+  type WebSocketErrorCode,
+  type WebSocketErrorInit,
+} from "../errors.ts";

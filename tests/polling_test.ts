@@ -1,0 +1,300 @@
+// Long and short polling over real HTTP on loopback (Deno.serve): messages
+// in order and exactly once both ways, also when a poll's or a send's
+// response is lost after the server sent it; short polling; the session
+// timeout; a full queue in each direction; both ends closing.
+
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import {
+  connectPolling,
+  decodeBatch,
+  encodeBatch,
+  type PollingClientOptions,
+  type PollingConnection,
+  type PollingMessage,
+  PollingServer,
+  type PollingServerOptions,
+} from "../lib/polling/mod.ts";
+import { WebSocketError } from "../mod.ts";
+
+interface Setup {
+  url: string;
+  polling: PollingServer;
+  connections: PollingConnection[];
+  next(): Promise<PollingConnection>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+function setup(options: PollingServerOptions = {}): Setup {
+  const connections: PollingConnection[] = [];
+  const waiting: ((connection: PollingConnection) => void)[] = [];
+  const polling = new PollingServer((connection) => {
+    connections.push(connection);
+    waiting.shift()?.(connection);
+  }, options);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    polling.fetch,
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/poll`,
+    polling,
+    connections,
+    next: () =>
+      connections.length > waiting.length
+        ? Promise.resolve(connections[waiting.length]!)
+        : new Promise((resolve) => waiting.push(resolve)),
+    async [Symbol.asyncDispose]() {
+      polling.close();
+      await server.shutdown();
+    },
+  };
+}
+
+function messages(n: number, tag: string): PollingMessage[] {
+  return Array.from(
+    { length: n },
+    (_, i) => i % 3 === 2 ? new Uint8Array([i & 255, 0, 255]) : `${tag} ${i}`,
+  );
+}
+
+async function take<T>(readable: ReadableStream<T>, n: number): Promise<T[]> {
+  const reader = readable.getReader();
+  const out: T[] = [];
+  while (out.length < n) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out.push(value);
+  }
+  reader.releaseLock();
+  return out;
+}
+
+async function writeAll(
+  writable: WritableStream<PollingMessage>,
+  items: PollingMessage[],
+): Promise<void> {
+  const writer = writable.getWriter();
+  for (const item of items) await writer.write(item);
+  writer.releaseLock();
+}
+
+async function both(
+  options: PollingClientOptions,
+  setupOptions: PollingServerOptions = {},
+) {
+  await using s = setup(setupOptions);
+  const client = await connectPolling(s.url, { retry: 5, ...options });
+  const server = await s.next();
+  const down = messages(200, "down");
+  const up = messages(200, "up");
+  const [gotDown, gotUp] = await Promise.all([
+    take(client.readable, down.length),
+    take(server.readable, up.length),
+    writeAll(server.writable, down),
+    writeAll(client.writable, up),
+  ]);
+  assertEquals(gotDown, down);
+  assertEquals(gotUp, up);
+  client.close();
+  assertEquals(await client.closed, { closeCode: 1000, reason: "" });
+  assertEquals(await server.closed, { closeCode: 1000, reason: "" });
+}
+
+Deno.test("long polling: messages in order and exactly once, both ways", async () => {
+  await both({});
+});
+
+Deno.test("short polling: the same, polling with wait=0 at an interval", async () => {
+  const waits = new Set<string | null>();
+  await both({
+    interval: 5,
+    fetch: (input, init) => {
+      if ((init.method ?? "GET") === "GET") {
+        waits.add(new URL(input).searchParams.get("wait"));
+      }
+      return fetch(input, init);
+    },
+  }, { holdTimeout: 60_000 });
+  assertEquals([...waits], ["0"]);
+});
+
+Deno.test("polling: lost poll and send responses, and a replayed poll, lose and duplicate nothing", async () => {
+  let lostPolls = 0;
+  let lostSends = 0;
+  let staleAcks = 0;
+  let previousAck = "0";
+  const lossy: PollingClientOptions["fetch"] = async (input, init) => {
+    const method = init.method ?? "GET";
+    const url = new URL(input);
+    let stale = false;
+    if (method === "GET") {
+      // Every fourth poll carries the ack of the one before, as a proxy
+      // replaying an old request would: the server sends again messages
+      // the client has, and the client drops them by sequence number.
+      const ack = url.searchParams.get("ack")!;
+      if (ack !== previousAck && ++staleAcks % 4 === 0) {
+        url.searchParams.set("ack", previousAck);
+        stale = true;
+      }
+      previousAck = ack;
+    }
+    const response = await fetch(url.href, init);
+    const text = await response.text();
+    // Every third poll that carried messages, and every other send: the
+    // server sent the answer, the client never sees it.
+    if (method === "GET" && !stale && decodeBatch(text).messages.length > 0) {
+      if (++lostPolls % 3 === 1) throw new TypeError("lost poll response");
+    }
+    if (method === "POST" && url.searchParams.has("session")) {
+      if (++lostSends % 2 === 1) throw new TypeError("lost send response");
+    }
+    return new Response(text, {
+      status: response.status,
+      headers: response.headers,
+    });
+  };
+  // Small queues: many batches, so many polls and sends to lose.
+  await both({ fetch: lossy, maxQueuedMessages: 8 }, { maxQueuedMessages: 8 });
+  assert(lostPolls >= 2, `only ${lostPolls} polls with messages`);
+  assert(lostSends >= 2, `only ${lostSends} sends`);
+  assert(staleAcks >= 4, `only ${staleAcks} stale acks`);
+  console.log({ lostPolls, lostSends, staleAcks });
+});
+
+Deno.test("polling: a session with no request for sessionTimeout fails, and its client learns it", async () => {
+  await using s = setup({ sessionTimeout: 100 });
+  // A raw session that never polls.
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  const error = await assertRejects(() => connection.closed, WebSocketError);
+  assertEquals(error.code, "ERR_SESSION_TIMEOUT");
+  await assertRejects(() => take(connection.readable, 1), WebSocketError);
+  assertEquals(s.polling.size, 0);
+  const late = await fetch(`${s.url}?session=${session}&ack=0&wait=0`);
+  assertEquals(late.status, 404);
+  await late.body?.cancel();
+
+  // A short-polling client whose interval outlasts the session.
+  const client = await connectPolling(s.url, { interval: 1000, retry: 5 });
+  const clientError = await assertRejects(() => client.closed, WebSocketError);
+  assertEquals(clientError.code, "ERR_SESSION_CLOSED");
+  await assertRejects(() => take(client.readable, 1), WebSocketError);
+});
+
+Deno.test("polling: a full outbound queue makes writes wait until the client acknowledges", async () => {
+  await using s = setup({ maxQueuedMessages: 4 });
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  const writer = connection.writable.getWriter();
+  let written = 0;
+  const all = Promise.all(
+    Array.from(
+      { length: 10 },
+      (_, i) => writer.write(`m${i}`).then(() => written++),
+    ),
+  );
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0));
+  assertEquals(written, 4); // the fifth waits: nothing is dropped
+  const poll = async (ack: number) => {
+    const response = await fetch(
+      `${s.url}?session=${session}&ack=${ack}&wait=0`,
+    );
+    return decodeBatch(await response.text());
+  };
+  assertEquals(await poll(0), { seq: 1, messages: ["m0", "m1", "m2", "m3"] });
+  // Not acknowledged: the same again (a lost response costs nothing).
+  assertEquals(await poll(0), { seq: 1, messages: ["m0", "m1", "m2", "m3"] });
+  // Two acknowledged: two writes go through.
+  const third = await poll(2);
+  assertEquals(third.seq, 3);
+  assertEquals(third.messages.slice(0, 2), ["m2", "m3"]);
+  const rest: PollingMessage[] = [];
+  let ack = 2;
+  while (rest.length < 8) {
+    const batch = await poll(ack);
+    // The batch starts at the first unacknowledged message, ack + 1.
+    assertEquals(batch.seq, ack + 1);
+    const fresh = batch.messages.slice(ack + 1 - batch.seq);
+    rest.push(...fresh);
+    ack = batch.seq + batch.messages.length - 1;
+  }
+  assertEquals(rest, ["m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]);
+  await all;
+  assertEquals(written, 10);
+  const end = await fetch(`${s.url}?session=${session}`, { method: "DELETE" });
+  await end.body?.cancel();
+});
+
+Deno.test("polling: a full inbound queue acknowledges only what fits, and a resent batch is deduplicated", async () => {
+  await using s = setup({ maxQueuedMessages: 2 });
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  const send = async (seq: number, items: string[]) => {
+    const response = await fetch(`${s.url}?session=${session}`, {
+      method: "POST",
+      body: encodeBatch({ seq, messages: items }),
+    });
+    return (await response.json()).ack;
+  };
+  assertEquals(await send(1, ["a", "b", "c", "d"]), 2); // the application reads nothing yet
+  assertEquals(await send(1, ["a", "b", "c", "d"]), 2); // resent: a and b not taken twice
+  assertEquals(await take(connection.readable, 2), ["a", "b"]);
+  assertEquals(await send(3, ["c", "d"]), 4);
+  assertEquals(await take(connection.readable, 2), ["c", "d"]);
+  // A gap is refused.
+  const gap = await fetch(`${s.url}?session=${session}`, {
+    method: "POST",
+    body: encodeBatch({ seq: 9, messages: ["x"] }),
+  });
+  assertEquals(gap.status, 409);
+  await gap.body?.cancel();
+  const end = await fetch(`${s.url}?session=${session}`, { method: "DELETE" });
+  await end.body?.cancel();
+  assertEquals(await connection.closed, { closeCode: 1000, reason: "" });
+});
+
+Deno.test("polling: the server's close delivers what is queued, then ends the client cleanly", async () => {
+  await using s = setup();
+  const client = await connectPolling(s.url, { retry: 5 });
+  const server = await s.next();
+  const writer = server.writable.getWriter();
+  await writer.write("last words");
+  await writer.write(new Uint8Array([7]));
+  server.close();
+  await assertRejects(() => writer.write("late"), TypeError, "Cannot send");
+  assertEquals(await Array.fromAsync(client.readable), [
+    "last words",
+    new Uint8Array([7]),
+  ]);
+  assertEquals(await client.closed, { closeCode: 1000, reason: "" });
+  assertEquals(await server.closed, { closeCode: 1000, reason: "" });
+  assertEquals(s.polling.size, 0);
+});
+
+Deno.test("polling: the signal fails the client; options and batches are checked", async () => {
+  await using s = setup();
+  const abort = new AbortController();
+  const client = await connectPolling(s.url, { signal: abort.signal });
+  abort.abort(new Error("stop"));
+  await assertRejects(() => client.closed, Error, "stop");
+  const server = await s.next();
+  server.close();
+  assertThrows(
+    () => new PollingServer(() => {}, { holdTimeout: -1 }),
+    RangeError,
+  );
+  await assertRejects(
+    () => connectPolling(s.url, { interval: NaN }),
+    RangeError,
+  );
+  assertThrows(() => decodeBatch('{"seq":0,"messages":[]}'), TypeError);
+  assertThrows(() => decodeBatch('{"seq":1,"messages":[1]}'), TypeError);
+  assertThrows(
+    () => decodeBatch("nope"),
+    TypeError,
+    "Cannot decode polling batch",
+  );
+});
