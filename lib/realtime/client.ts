@@ -518,11 +518,13 @@ class CometClient implements RealtimeConnection {
     for await (const event of client.readable) {
       if (this.#ended) return;
       await this.#waitForRoom();
-      this.#deliver(JSON.parse(
+      // A message event carries its id in the SSE id field; the hello and
+      // the close carry their item as data.
+      this.#deliver(
         event.event === "message"
-          ? `{"i":${event.id},"m":${event.data}}`
-          : event.data,
-      ));
+          ? { i: Number(event.id), m: JSON.parse(event.data) }
+          : JSON.parse(event.data),
+      );
     }
   }
 
