@@ -11,6 +11,7 @@
  */
 
 import { upgradeWebSocket, type WebSocketConnection } from "../mod.ts";
+import { CHAT_PAGE } from "./chat_page.ts";
 
 /** A running chat server. */
 export interface ChatServer {
@@ -28,42 +29,6 @@ export interface ChatServer {
  */
 const MAX_PENDING_PER_MEMBER = 256;
 const MAX_TEXT = 4096;
-
-const PAGE = `<!doctype html>
-<meta charset="utf-8">
-<title>websocket-streams chat</title>
-<style>
-  body { font: 16px system-ui, sans-serif; max-width: 40em; margin: 2em auto; }
-  #log { border: 1px solid #ccc; height: 20em; overflow-y: auto; padding: .5em; }
-  #log p { margin: .2em 0; }
-  form { display: flex; gap: .5em; margin-top: .5em; }
-  input { flex: 1; }
-</style>
-<h1>Chat</h1>
-<div id="log"></div>
-<form id="form"><input id="text" autocomplete="off" autofocus><button>Send</button></form>
-<script type="module">
-  const log = document.getElementById("log");
-  const show = (line) => {
-    const p = document.createElement("p");
-    p.textContent = line;
-    log.append(p);
-    log.scrollTop = log.scrollHeight;
-  };
-  const ws = new WebSocket(new URL("/ws", location.href).href.replace(/^http/, "ws"));
-  ws.onmessage = (event) => {
-    const { from, text } = JSON.parse(event.data);
-    show(from + ": " + text);
-  };
-  ws.onclose = (event) => show("(closed " + event.code + " " + event.reason + ")");
-  document.getElementById("form").onsubmit = (event) => {
-    event.preventDefault();
-    const input = document.getElementById("text");
-    if (input.value) ws.send(input.value);
-    input.value = "";
-  };
-</script>
-`;
 
 /**
  * Starts the chat server.
@@ -129,7 +94,7 @@ export function startChat(port: number, hostname = "127.0.0.1"): ChatServer {
       return response;
     }
     if (pathname === "/") {
-      return new Response(PAGE, {
+      return new Response(CHAT_PAGE, {
         headers: { "content-type": "text/html; charset=utf-8" },
       });
     }

@@ -321,3 +321,38 @@ Deno.test("maxRedirects is checked before anything is dialed", async () => {
     );
   }
 });
+
+Deno.test("headers: Host replaces the URL's, and no header is sent twice", async () => {
+  const server = answerOnce(
+    "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+  );
+  await connect(`ws://127.0.0.1:${server.port}/`, {
+    headers: { Host: "example.test", "X-Extra": "1" },
+  }).catch(() => {});
+  const lines = (await server.request).split("\r\n").map((line) =>
+    line.toLowerCase()
+  );
+  const hosts = lines.filter((line) => line.startsWith("host:"));
+  assertEquals(hosts, ["host: example.test"]);
+  assertEquals(lines.filter((line) => line.startsWith("x-extra:")).length, 1);
+});
+
+Deno.test("headers the handshake owns are refused with a TypeError naming them", async () => {
+  for (
+    const [name, hint] of <[string, string][]> [
+      ["Upgrade", "handshake"],
+      ["Connection", "handshake"],
+      ["Sec-WebSocket-Key", "handshake"],
+      ["Sec-WebSocket-Version", "handshake"],
+      ["Sec-WebSocket-Protocol", "protocols"],
+      ["Sec-WebSocket-Extensions", "perMessageDeflate"],
+    ]
+  ) {
+    const error = await connect("ws://127.0.0.1:9/", {
+      headers: { [name]: "x" },
+    }).catch((e) => e);
+    assertInstanceOf(error, TypeError, name);
+    assertStringIncludes(error.message, `"${name.toLowerCase()}"`);
+    assertStringIncludes(error.message, hint);
+  }
+});

@@ -53,7 +53,11 @@ export interface ConnectOptions extends
    */
   protocols?: string[];
   /**
-   * Extra request headers (for example `Authorization` or `Origin`).
+   * Extra request headers (for example `Authorization` or `Origin`). A
+   * `Host` replaces the URL's host in the request (not where it connects).
+   * The headers the handshake writes itself (`Upgrade`, `Connection`,
+   * `Sec-WebSocket-Key`/`-Version`/`-Accept`) and the offers set by
+   * `protocols` and `perMessageDeflate` are refused with a `TypeError`.
    *
    * @default {none}
    */
@@ -176,6 +180,7 @@ export async function connect(
       }`,
     );
   }
+  checkRequestHeaders(options.headers);
   const maxRedirects = options.maxRedirects ?? 0;
   let hop = options;
   for (let redirects = 0;; redirects++) {
@@ -190,11 +195,41 @@ export async function connect(
         // As fetch does: credentials are for the origin they were given to.
         const headers = new Headers(hop.headers);
         for (const name of CREDENTIAL_HEADERS) headers.delete(name);
+        // A Host given for the first origin is not the new one's.
+        headers.delete("host");
         hop = { ...hop, headers, credentials: "omit" };
       }
       target = next;
     }
   }
+}
+
+// The headers the handshake writes itself (RFC 6455 §4.1), and the option
+// that sets each instead. A second copy would make the request invalid
+// (RFC 7230 §3.2.2 allows no repeated singleton headers) or, for the
+// protocol and extension offers, contradict what the client then checks.
+const HANDSHAKE_HEADERS: Record<string, string> = {
+  "upgrade": "the handshake sets it",
+  "connection": "the handshake sets it",
+  "sec-websocket-key": "the handshake sets it",
+  "sec-websocket-version": "the handshake sets it",
+  "sec-websocket-accept": "the server sends it",
+  "sec-websocket-protocol": "pass the offers in protocols",
+  "sec-websocket-extensions": "set compression with perMessageDeflate",
+};
+
+function checkRequestHeaders(init: HeadersInit | undefined): void {
+  if (init === undefined) return;
+  new Headers(init).forEach((_, name) => {
+    const instead = HANDSHAKE_HEADERS[name];
+    if (instead !== undefined) {
+      throw new TypeError(
+        `Cannot connect: header ${
+          JSON.stringify(name)
+        } is not one to pass in headers; ${instead}`,
+      );
+    }
+  });
 }
 
 // One handshake, no redirects: connect() after its checks.
@@ -260,9 +295,13 @@ async function connectOnce(
     ) {
       headers.set("authorization", basicAuthorization(target));
     }
+    // A Host in headers replaces the URL's (a virtual host reached by
+    // address); it goes out once either way.
+    const host = headers.get("host") ?? target.host;
+    headers.delete("host");
     const lines = [
       `GET ${target.pathname}${target.search} HTTP/1.1`,
-      `Host: ${target.host}`,
+      `Host: ${host}`,
       "Upgrade: websocket",
       "Connection: Upgrade",
       `Sec-WebSocket-Key: ${key}`,
@@ -282,7 +321,6 @@ async function connectOnce(
         `Sec-WebSocket-Extensions: ${formatExtensions(deflateOffers(deflate))}`,
       );
     }
-    headers.delete("sec-websocket-extensions");
     headers.forEach((value, name) => lines.push(`${name}: ${value}`));
     await Promise.race([
       transport.write(encoder.encode(lines.join("\r\n") + "\r\n\r\n")),
