@@ -82,6 +82,7 @@ export {
   type WebSocketServer,
 } from "./lib/net/serve.ts";
 export { type AcceptOptions, acceptWebSocket } from "./lib/net/accept.ts";
+export type { OriginOptions } from "./lib/handshake/server.ts";
 export {
   upgradeWebSocket,
   type UpgradeWebSocketOptions,

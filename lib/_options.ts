@@ -310,3 +310,35 @@ export function checkConnectOptions(action: string, options: object): void {
     (options as { perMessageDeflate?: unknown }).perMessageDeflate,
   );
 }
+
+/**
+ * Checks `allowedOrigins` (handshake/server.ts's `checkOrigin` applies it):
+ * an array of `"*"`, `"null"` or origin URLs.
+ */
+export function checkAllowedOrigins(action: string, value: unknown): void {
+  if (value === undefined) return;
+  if (!Array.isArray(value)) {
+    throw new TypeError(
+      `Cannot ${action}: allowedOrigins must be an array of origins, not ${
+        show(value)
+      }`,
+    );
+  }
+  for (const entry of value) {
+    let ok = entry === "*" || entry === "null";
+    if (!ok && typeof entry === "string") {
+      try {
+        ok = new URL(entry).origin !== "null";
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      throw new TypeError(
+        `Cannot ${action}: allowedOrigins holds ${
+          show(entry)
+        }, which is not "*", "null" or an origin such as "https://example.com"`,
+      );
+    }
+  }
+}

@@ -54,6 +54,7 @@ const expected: Record<string, string[]> = {
     "HandshakeRejection",
     "WEBSOCKET_GUID",
     "acceptKey",
+    "checkOrigin",
     "errorResponse",
     "formatExtensions",
     "generateKey",

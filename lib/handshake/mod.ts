@@ -46,8 +46,10 @@ export {
   validateServerResponse,
 } from "./client.ts";
 export {
+  checkOrigin,
   HandshakeRejection,
   isUpgradeRequest,
+  type OriginOptions,
   serverResponseHead,
   type UpgradeRequestInfo,
   validateUpgradeRequest,

@@ -18,6 +18,11 @@ export interface HttpHead {
   headers: Headers;
   /** Bytes read past the head. */
   rest: Uint8Array;
+  /**
+   * Every byte read: the head and `rest` (a view, not a copy), for a
+   * server that hands the request to an HTTP implementation as it came.
+   */
+  bytes: Uint8Array;
 }
 
 const latin1 = new TextDecoder("latin1");
@@ -81,6 +86,7 @@ export async function readHttpHead(
         return parseHead(
           latin1.decode(buffer.subarray(0, end)),
           buffer.slice(end + 4, fill),
+          buffer.subarray(0, fill),
         );
       }
     }
@@ -100,7 +106,11 @@ function indexOfBlankLine(bytes: Uint8Array, from: number, to: number): number {
   return -1;
 }
 
-function parseHead(text: string, rest: Uint8Array): HttpHead {
+function parseHead(
+  text: string,
+  rest: Uint8Array,
+  bytes: Uint8Array,
+): HttpHead {
   const lines = text.split("\r\n");
   const first = lines[0] ?? "";
   const a = first.indexOf(" ");
@@ -136,5 +146,6 @@ function parseHead(text: string, rest: Uint8Array): HttpHead {
     start: [first.slice(0, a), first.slice(a + 1, b), first.slice(b + 1)],
     headers,
     rest,
+    bytes,
   };
 }

@@ -6,7 +6,11 @@
  */
 
 import { type ByteDuplex, toTransport, type Transport } from "./_transport.ts";
-import { checkConnectionOptions, checkDeflateChoice } from "../_options.ts";
+import {
+  checkAllowedOrigins,
+  checkConnectionOptions,
+  checkDeflateChoice,
+} from "../_options.ts";
 import {
   TransportWebSocket,
   type WebSocketConnection,
@@ -20,6 +24,7 @@ import { formatExtensions } from "../handshake/extensions.ts";
 import { errorResponse } from "../handshake/http_error.ts";
 import {
   HandshakeRejection,
+  type OriginOptions,
   serverResponseHead,
   validateUpgradeRequest,
 } from "../handshake/server.ts";
@@ -29,7 +34,8 @@ export interface AcceptOptions extends
   Omit<
     WebSocketConnectionOptions,
     "role" | "protocol" | "extensions" | "perMessageDeflate"
-  > {
+  >,
+  OriginOptions {
   /**
    * The subprotocol to answer with. It must be one the client offered; a
    * function picks from the offered list (return `undefined` for none).
@@ -76,8 +82,9 @@ const DEFAULT_POLICY = {
  * `Duplex.toWeb`), and returns the connection.
  *
  * An invalid request is answered with 400 (or 426 with
- * `Sec-WebSocket-Version: 13` for another version), the transport is
- * closed, and the {@linkcode HandshakeRejection} is thrown.
+ * `Sec-WebSocket-Version: 13` for another version, 403 for a browser
+ * origin that `allowedOrigins` does not allow), the transport is closed,
+ * and the {@linkcode HandshakeRejection} is thrown.
  *
  * @param transport A `Deno.Conn` or a `{ readable, writable }` byte pair.
  * @param request The upgrade request.
@@ -121,6 +128,7 @@ export async function acceptWebSocket(
 ): Promise<WebSocketConnection> {
   checkConnectionOptions("accept WebSocket", options);
   checkDeflateChoice("accept WebSocket", options.perMessageDeflate);
+  checkAllowedOrigins("accept WebSocket", options.allowedOrigins);
   return await acceptOn(toTransport(transport), request, options);
 }
 
@@ -132,7 +140,7 @@ export async function acceptOn(
 ): Promise<WebSocketConnection> {
   let info;
   try {
-    info = validateUpgradeRequest(request);
+    info = validateUpgradeRequest(request, options);
   } catch (error) {
     if (error instanceof HandshakeRejection) {
       await rejectOn(transport, error);

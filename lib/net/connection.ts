@@ -23,6 +23,7 @@ import {
   toTransport,
   type Transport,
 } from "./_transport.ts";
+import { NodeSocketTransport } from "./_node_transport.ts";
 import { closeBodyFor, closeRequestFor } from "../codec/close.ts";
 import { Deflater, Inflater } from "../deflate/zlib.ts";
 import { WebSocketError } from "../errors.ts";
@@ -278,7 +279,8 @@ export class TransportWebSocket implements WebSocketConnection {
     this.#readableHighWaterMark = options.readableHighWaterMark ??
       DEFAULT_HIGH_WATER_MARK;
     this.#transport = transport instanceof ConnTransport ||
-        transport instanceof StreamTransport
+        transport instanceof StreamTransport ||
+        transport instanceof NodeSocketTransport
       ? transport
       : toTransport(transport);
     this.#role = options.role;

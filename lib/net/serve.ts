@@ -10,7 +10,10 @@ import {
   readHttpHead,
 } from "./_http.ts";
 import { ConnTransport, type Transport } from "./_transport.ts";
+import { NodeSocketTransport } from "./_node_transport.ts";
+import { DEFAULT_MAX_BODY_SIZE, PlainHttp } from "./_http_server.ts";
 import {
+  checkAllowedOrigins,
   checkConnectionOptions,
   checkDeflateChoice,
   checkOptions,
@@ -21,9 +24,9 @@ import { acceptOn, type AcceptOptions, rejectOn } from "./accept.ts";
 import { finishListeners, type WebSocketConnection } from "./connection.ts";
 import {
   HandshakeRejection,
-  isUpgradeRequest,
   validateUpgradeRequest,
 } from "../handshake/server.ts";
+import { hasToken } from "../handshake/extensions.ts";
 
 /** What `onUpgrade` decides for one request. */
 export type UpgradeDecision =
@@ -89,12 +92,29 @@ export interface ServeOptions extends Omit<AcceptOptions, "head"> {
     info: { protocols: string[]; remoteAddr: Deno.NetAddr },
   ) => UpgradeDecision | void | Promise<UpgradeDecision | void>;
   /**
-   * Answers requests that are not WebSocket upgrades. Without it they get
-   * 426 Upgrade Required.
+   * Answers requests that are not WebSocket upgrades, on the same port:
+   * a fetch-style `Request` in (its body streamed, up to `maxBodySize`),
+   * a `Response` out (its body streamed as it is produced, with
+   * backpressure). A real HTTP/1.1 server (`node:http`) runs these
+   * connections: keep-alive, pipelining, chunked bodies both ways, and a
+   * WebSocket upgrade later on the same connection. The request's
+   * `signal` aborts when the client goes away or the server shuts down.
+   * Without `fetch`, such requests get 426 Upgrade Required.
    *
    * @default {none}
    */
   fetch?: (request: Request) => Response | Promise<Response>;
+  /**
+   * The largest request body `fetch` is given, in bytes (a non-negative
+   * integer, or `Infinity` for none). A larger `Content-Length` gets
+   * `413 Payload Too Large` before `fetch` is called; a chunked body that
+   * grows past it errors the request's body stream
+   * (`ERR_BODY_TOO_LARGE`) and gets 413 if no response has started.
+   * Either way the connection then closes.
+   *
+   * @default {1048576 (1 MiB)}
+   */
+  maxBodySize?: number;
   /**
    * Called with errors of handlers and handshakes that have no caller to
    * reach.
@@ -119,14 +139,14 @@ export interface WebSocketServer {
   shutdown(): Promise<void>;
 }
 
-const encoder = new TextEncoder();
-
 /**
  * Serves WebSocket connections on TCP (or TLS). For each TCP connection it
  * reads the request head (bounded: `maxHeaderSize`, `handshakeTimeout`),
- * validates the handshake, asks `onUpgrade`, answers 101 and calls
- * `handler(connection, request)`. Requests that are not upgrades go to
- * `fetch`, or get 426.
+ * validates the handshake and the `Origin` (`allowedOrigins`), asks
+ * `onUpgrade`, answers 101 and calls `handler(connection, request)`.
+ * Requests that are not upgrades go to `fetch` through a real HTTP/1.1
+ * server (`node:http`: keep-alive, pipelining, streamed bodies both ways),
+ * or get 426.
  *
  * @param options Where to listen, TLS, the handshake hooks and limits, and
  * the connection options.
@@ -169,7 +189,12 @@ export function serve(
   }]]);
   checkOptions("serve", options, HANDSHAKE);
   checkConnectionOptions("serve", options);
+  checkOptions("serve", options, [["maxBodySize", {
+    min: 0,
+    infinity: true,
+  }]]);
   checkDeflateChoice("serve", options.perMessageDeflate);
+  checkAllowedOrigins("serve", options.allowedOrigins);
   const hostname = options.hostname ?? "0.0.0.0";
   const port = options.port ?? 8080;
   const listener = options.tls
@@ -214,63 +239,23 @@ export function serve(
       .finally(() => tasks.delete(task));
   };
 
-  // The handshake, apart from the connection's life: its locals (the
-  // request, its headers, the head) are then not pinned for as long as the
-  // connection lives by a suspended frame.
-  const upgrade = async (
-    conn: Deno.Conn,
-  ): Promise<{ connection: WebSocketConnection; request: Request } | void> => {
-    if (!options.tls) {
-      try {
-        // Nagle's algorithm meeting delayed ACKs costs tens of ms per round
-        // trip (../shared/notes/peers.md).
-        (conn as Deno.TcpConn).setNoDelay(true);
-      } catch {
-        // Not a TCP socket.
-      }
-    }
-    const transport = new ConnTransport(conn);
+  // The decision and the 101 on a transport whose request head has been
+  // read: a Deno.Conn (the fast path), or a node:http connection that asks
+  // to upgrade after plain requests. Refusals are answered here.
+  const upgradeOn = async (
+    transport: Transport,
+    request: Request,
+    rest: Uint8Array,
+    remoteAddr: Deno.NetAddr,
+  ): Promise<WebSocketConnection | void> => {
     pending.add(transport);
-    let connection: WebSocketConnection;
-    let request: Request;
     try {
-      const head = await readHttpHead(
-        transport,
-        options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
-        options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
-      );
-      const [method, target, version] = head.start;
-      if (version !== "HTTP/1.1") {
-        throw new HandshakeRejection(
-          400,
-          `Cannot upgrade: the protocol is ${version}, not HTTP/1.1`,
-        );
-      }
-      const host = head.headers.get("host") ?? addr.hostname;
-      try {
-        request = new Request(
-          `${options.tls ? "https" : "http"}://${host}${target}`,
-          {
-            method,
-            headers: head.headers,
-          },
-        );
-      } catch {
-        // A Host or a request target that makes no URL, or a method that
-        // is no token: the request is malformed (RFC 7230 §5.4), not ours.
-        throw new HandshakeRejection(
-          400,
-          `Cannot upgrade: the request target or Host makes no URL`,
-        );
-      }
-      if (!isUpgradeRequest(request)) {
-        await answerPlain(transport, request, options.fetch);
-        return;
-      }
-      const info = validateUpgradeRequest(request);
+      // 400, 426, and 403 for a browser origin that is not allowed, before
+      // onUpgrade: no application code runs for a hijacking page.
+      const info = validateUpgradeRequest(request, options);
       const decision = await options.onUpgrade?.(request, {
         protocols: info.protocols,
-        remoteAddr: conn.remoteAddr as Deno.NetAddr,
+        remoteAddr,
       });
       if (decision && "reject" in decision) {
         throw new HandshakeRejection(
@@ -295,17 +280,116 @@ export function serve(
       }
       accepting++;
       try {
-        connection = await acceptOn(transport, request, {
+        const connection = await acceptOn(transport, request, {
           ...options,
           protocol: decision?.protocol ?? options.protocol,
           headers: decision?.headers ?? options.headers,
-          head: head.rest,
+          head: rest,
         });
         // Live from here, in the same turn as the cap check's count.
         live.add(connection);
         finishListeners.set(connection, forget);
+        return connection;
       } finally {
         accepting--;
+      }
+    } catch (error) {
+      if (error instanceof HandshakeRejection) await rejectOn(transport, error);
+      else transport.close();
+      onError(error);
+    } finally {
+      pending.delete(transport);
+    }
+  };
+
+  const plain = options.fetch
+    ? new PlainHttp({
+      fetch: options.fetch,
+      scheme: options.tls ? "https" : "http",
+      fallbackHost: `${addr.hostname}:${addr.port}`,
+      maxBodySize: options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE,
+      maxHeaderSize: options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
+      report: (error) => report(error, console.error),
+      upgrade: (request, socket, head) => {
+        const remote = socket as {
+          remoteAddress?: string;
+          remotePort?: number;
+        };
+        track(
+          (async () => {
+            const connection = await upgradeOn(
+              new NodeSocketTransport(socket),
+              request,
+              head,
+              {
+                transport: "tcp",
+                hostname: remote.remoteAddress ?? "",
+                port: remote.remotePort ?? 0,
+              },
+            );
+            if (connection) await run(connection, request);
+          })(),
+        );
+      },
+    })
+    : undefined;
+
+  // The first request head of a connection, read by us: an upgrade takes
+  // the fast path, anything else goes to the HTTP server (or gets 426).
+  // Apart from the connection's life: its locals (the request, its
+  // headers, the head) are then not pinned for as long as the connection
+  // lives by a suspended frame.
+  const upgrade = async (
+    conn: Deno.Conn,
+  ): Promise<{ connection: WebSocketConnection; request: Request } | void> => {
+    if (!options.tls) {
+      try {
+        // Nagle's algorithm meeting delayed ACKs costs tens of ms per round
+        // trip (../shared/notes/peers.md).
+        (conn as Deno.TcpConn).setNoDelay(true);
+      } catch {
+        // Not a TCP socket.
+      }
+    }
+    const transport = new ConnTransport(conn);
+    pending.add(transport);
+    let head;
+    let request: Request;
+    try {
+      head = await readHttpHead(
+        transport,
+        options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
+        options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+      );
+      if (!hasToken(head.headers.get("upgrade"), "websocket")) {
+        pending.delete(transport);
+        if (plain) await plain.serve(conn, head.bytes);
+        else await rejectOn(transport, UPGRADE_REQUIRED);
+        return;
+      }
+      const [method, target, version] = head.start;
+      if (version !== "HTTP/1.1") {
+        throw new HandshakeRejection(
+          400,
+          `Cannot upgrade: the protocol is ${version}, not HTTP/1.1`,
+        );
+      }
+      const host = head.headers.get("host") ?? addr.hostname;
+      try {
+        request = new Request(
+          `${options.tls ? "https" : "http"}://${host}${target}`,
+          {
+            method,
+            headers: head.headers,
+          },
+        );
+      } catch {
+        // A Host or a request target that makes no URL, or a method that
+        // is no token: the request is malformed (RFC 7230 §5.4), not ours.
+        throw new HandshakeRejection(
+          400,
+          `Cannot upgrade: the request target or Host makes no URL`,
+        );
       }
     } catch (error) {
       if (error instanceof HandshakeRejection) await rejectOn(transport, error);
@@ -315,7 +399,23 @@ export function serve(
     } finally {
       pending.delete(transport);
     }
-    return { connection, request };
+    const connection = await upgradeOn(
+      transport,
+      request,
+      head.rest,
+      conn.remoteAddr as Deno.NetAddr,
+    );
+    if (connection) return { connection, request };
+  };
+
+  const run = async (connection: WebSocketConnection, request: Request) => {
+    try {
+      await handler(connection, request);
+    } catch (error) {
+      // RFC 6455 §7.4.1: 1011, an unexpected condition on our side.
+      connection.close({ closeCode: 1011, reason: "internal error" });
+      report(error, console.error);
+    }
   };
 
   const handle = async (conn: Deno.Conn) => {
@@ -359,6 +459,7 @@ export function serve(
       }
       await acceptLoop;
       for (const transport of pending) transport.close();
+      if (plain) track(plain.shutdown());
       for (const connection of live) {
         connection.close({ closeCode: 1001, reason: "server shutting down" });
       }
@@ -388,43 +489,11 @@ export function serve(
   };
 }
 
-async function answerPlain(
-  transport: Transport,
-  request: Request,
-  fetch: ServeOptions["fetch"],
-): Promise<void> {
-  if (!fetch) {
-    await rejectOn(
-      transport,
-      new HandshakeRejection(
-        426,
-        "Upgrade Required: this is a WebSocket endpoint",
-        {
-          upgrade: "websocket",
-          "sec-websocket-version": "13",
-        },
-      ),
-    );
-    return;
-  }
-  try {
-    const response = await fetch(request);
-    const body = new Uint8Array(await response.arrayBuffer());
-    const lines = [
-      `HTTP/1.1 ${response.status} ${response.statusText || "OK"}`,
-    ];
-    response.headers.forEach((value, name) => {
-      if (name !== "content-length" && name !== "connection") {
-        lines.push(`${name}: ${value}`);
-      }
-    });
-    lines.push(`content-length: ${body.length}`, "connection: close");
-    const head = encoder.encode(lines.join("\r\n") + "\r\n\r\n");
-    const out = new Uint8Array(head.length + body.length);
-    out.set(head);
-    out.set(body, head.length);
-    await transport.write(out);
-  } finally {
-    transport.close();
-  }
-}
+const UPGRADE_REQUIRED = new HandshakeRejection(
+  426,
+  "Upgrade Required: this is a WebSocket endpoint",
+  {
+    upgrade: "websocket",
+    "sec-websocket-version": "13",
+  },
+);

@@ -21,15 +21,17 @@ import {
 import { WebSocketError, WebSocketHandshakeError } from "../errors.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_message_size.ts";
 import {
+  checkOrigin,
   HandshakeRejection,
   isUpgradeRequest,
+  type OriginOptions,
   validateUpgradeRequest,
 } from "../handshake/server.ts";
 import type { MessageData } from "../codec/message.ts";
-import { checkOptions, UPGRADE } from "../_options.ts";
+import { checkAllowedOrigins, checkOptions, UPGRADE } from "../_options.ts";
 
 /** Options for {@linkcode upgradeWebSocket}. */
-export interface UpgradeWebSocketOptions {
+export interface UpgradeWebSocketOptions extends OriginOptions {
   /**
    * The subprotocol to answer with; it must be one the client offered.
    *
@@ -136,8 +138,10 @@ const MAX_DRAIN_POLL = 16;
  *
  * @returns The 101 response to return, and the connection.
  * @throws {WebSocketHandshakeError} When the request is not a WebSocket
- * upgrade (426), or a malformed one (400, or 426 for a version other than
- * 13); `toResponse()` is the answer to give.
+ * upgrade (426), a malformed one (400, or 426 for a version other than
+ * 13), or comes from a browser origin that `allowedOrigins` does not allow
+ * (403, before Deno upgrades anything); `toResponse()` is the answer to
+ * give.
  * @throws {RangeError | TypeError} For an option out of its range, or not
  * a number, before the request is upgraded.
  *
@@ -184,11 +188,22 @@ export function upgradeWebSocket(
     );
   }
   checkOptions("upgrade", options, UPGRADE);
+  checkAllowedOrigins("upgrade", options.allowedOrigins);
   const version = request.headers.get("sec-websocket-version");
   if (version?.trim() !== "13") {
     // RFC 6455 §4.4: answer another version with 426 and the one we speak.
     // Deno.upgradeWebSocket does not check it (it upgraded version 8).
     throw malformedUpgrade(request, undefined);
+  }
+  try {
+    checkOrigin(request, options.allowedOrigins);
+  } catch (rejection) {
+    if (!(rejection instanceof HandshakeRejection)) throw rejection;
+    // A hijacking page: refused before Deno makes any WebSocket state.
+    throw new WebSocketHandshakeError(rejection.message, {
+      status: 403,
+      statusText: "Forbidden",
+    });
   }
   let upgraded;
   try {
@@ -216,7 +231,8 @@ function malformedUpgrade(
   }`;
   let headers: Record<string, string> = {};
   try {
-    validateUpgradeRequest(request);
+    // Which rule failed; the origin, if asked, has passed already.
+    validateUpgradeRequest(request, { allowedOrigins: ["*"] });
   } catch (rejection) {
     if (rejection instanceof HandshakeRejection) {
       ({ status, message, headers } = rejection);
