@@ -410,9 +410,13 @@ Deno.test("realtime() and connectRealtime() check their arguments", async () => 
   );
 });
 
-Deno.test("under our serve(), handler.accept takes the WebSocket and fetch the rest", async () => {
+Deno.test("under our serve(), handler.accept takes the WebSocket and its fetch fallback the four Comet transports", async () => {
   const handler = realtime({}, (connection, info) => {
-    connection.writable.getWriter().write(`hello over ${info.transport}`);
+    const writer = connection.writable.getWriter();
+    writer.write(`hello over ${info.transport}`).catch(() => {});
+    connection.readable.pipeTo(
+      new WritableStream({ write: (m) => writer.write(m) }),
+    ).catch(() => {});
   });
   const server = serve({
     hostname: "127.0.0.1",
@@ -423,15 +427,29 @@ Deno.test("under our serve(), handler.accept takes the WebSocket and fetch the r
       new URL(request.url).pathname === "/rt/ws" ? undefined : { reject: 404 },
   }, (connection, request) => handler.accept(connection, request));
   try {
-    const connection = await connectRealtime(
-      `http://127.0.0.1:${server.addr.port}/rt`,
-      { transports: ["websocket"] },
-    );
-    const reader = connection.readable.getReader();
-    assertEquals((await reader.read()).value, "hello over websocket");
-    reader.releaseLock();
-    connection.close();
-    await connection.closed;
+    for (const transport of TRANSPORTS) {
+      const connection = await connectRealtime(
+        `http://127.0.0.1:${server.addr.port}/rt`,
+        { transports: [transport], pollInterval: 20 },
+      );
+      assertEquals(connection.transport, transport);
+      const writer = connection.writable.getWriter();
+      const reader = connection.readable.getReader();
+      const sent = [...NASTY, new Uint8Array([1, 2, 3])];
+      await Promise.all(sent.map((m) => writer.write(m)));
+      const received: unknown[] = [];
+      while (received.length < sent.length + 1) {
+        received.push((await reader.read()).value);
+      }
+      assertEquals(received, [`hello over ${transport}`, ...sent], transport);
+      reader.releaseLock();
+      writer.releaseLock();
+      connection.close({ closeCode: 1000, reason: transport });
+      assertEquals(await connection.closed, {
+        closeCode: 1000,
+        reason: transport,
+      });
+    }
     // A plain request reaches the handler through serve()'s fetch.
     const response = await fetch(
       `http://127.0.0.1:${server.addr.port}/rt/nothing`,
