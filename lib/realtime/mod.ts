@@ -54,6 +54,7 @@ export {
 } from "./iframe.ts";
 export type { MessageData } from "../codec/message.ts";
 export type { UpgradeWebSocketOptions } from "../net/upgrade.ts";
+export type { OriginOptions } from "../handshake/server.ts";
 export {
   ERROR_CODES,
   WebSocketError,
