@@ -106,3 +106,16 @@ export {
   type WebSocketEventMap,
   type WebSocketOptions,
 } from "./lib/net/websocket.ts";
+export {
+  type Backplane,
+  type PublishOptions,
+  type SlowSubscriberPolicy,
+  type SubscribeOptions,
+  Topics,
+  type TopicsOptions,
+  type TopicsStats,
+} from "./lib/topics.ts";
+export {
+  BroadcastChannelBackplane,
+  type BroadcastChannelBackplaneOptions,
+} from "./lib/broadcast_backplane.ts";

@@ -49,7 +49,7 @@ Deno.test("the frame dump names each field of a frame", () => {
 });
 
 Deno.test("the chat serves its page and broadcasts to every member", async () => {
-  const chat = startChat(0);
+  const chat = startChat({ port: 0 });
   const page = await fetch(chat.url);
   assertEquals(page.status, 200);
   assertStringIncludes(await page.text(), "<title>websocket-streams chat");

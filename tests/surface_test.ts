@@ -8,8 +8,10 @@ import { assertEquals } from "@std/assert";
 
 const expected: Record<string, string[]> = {
   ".": [
+    "BroadcastChannelBackplane",
     "CloseCode",
     "ERROR_CODES",
+    "Topics",
     "WebSocket",
     "WebSocketDuplex",
     "WebSocketError",
@@ -102,13 +104,14 @@ const expected: Record<string, string[]> = {
   ],
   // A program, not a library: importing it runs nothing and exports nothing.
   "./cli": [],
+  "./redis": ["RedisBackplane"],
 };
 
 const config = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
 ) as { exports: Record<string, string> };
 
-Deno.test("deno.json's entry points are exactly these eight", () => {
+Deno.test("deno.json's entry points are exactly these nine", () => {
   assertEquals(
     Object.keys(config.exports).sort(),
     Object.keys(expected).sort(),

@@ -93,6 +93,51 @@ interface OutChunk {
   block: Uint8Array | undefined;
 }
 
+/**
+ * Frames a server's (unmasked) data message once, into a fresh buffer of its
+ * own that no pool ever takes: the same bytes can then go to any number of
+ * server connections ({@linkcode Outbox.pushEncoded}).
+ *
+ * @param opcode Text or binary.
+ * @param payload The payload (compressed when `compressed`).
+ * @param compressed Whether RSV1 is set on the first frame (RFC 7692 §6.1).
+ * @param fragmentSize Split into frames of at most this many bytes.
+ * @returns The frames, back to back.
+ */
+export function encodeShared(
+  opcode: Opcode,
+  payload: Uint8Array,
+  compressed: boolean,
+  fragmentSize: number = Infinity,
+): Uint8Array {
+  const count = payload.length <= fragmentSize
+    ? 1
+    : Math.ceil(payload.length / fragmentSize);
+  let total = 0;
+  for (let i = 0, start = 0; i < count; i++, start += fragmentSize) {
+    const end = Math.min(start + fragmentSize, payload.length);
+    total += encodedHeaderLength(end - start, false) + end - start;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (let i = 0, start = 0; i < count; i++, start += fragmentSize) {
+    const end = Math.min(start + fragmentSize, payload.length);
+    at = writeFrameHeader(
+      out,
+      at,
+      frameBits(
+        i === 0 ? opcode : Opcode.Continuation,
+        i === count - 1,
+        compressed && i === 0,
+      ),
+      end - start,
+    );
+    out.set(payload.subarray(start, end), at);
+    at += end - start;
+  }
+  return out;
+}
+
 /** Bytes waiting for the socket, in order. */
 export class Outbox {
   #masked: boolean;
@@ -268,6 +313,38 @@ export class Outbox {
     });
     this.size += headerLength + written;
     return true;
+  }
+
+  /**
+   * Queues frames encoded elsewhere, unchanged, after what is queued: a
+   * message framed once for many server connections (`lib/topics.ts`).
+   * Only a server's outbox takes them (RFC 6455 §5.1: a client masks every
+   * frame with a key of its own, so its frames cannot be shared). Up to
+   * 16 KiB they are copied into the current block, so that a burst still
+   * leaves in one write; larger ones are queued by reference with no block
+   * to give back: the bytes are never pooled, so no other connection can
+   * rewrite them while any socket still writes them.
+   *
+   * @param frames Whole frames: the caller keeps them unchanged for as long
+   * as any socket may write them.
+   * @throws {TypeError} On a client's outbox.
+   */
+  pushEncoded(frames: Uint8Array): void {
+    if (this.#masked) {
+      throw new TypeError(
+        "Cannot queue shared frames: a client masks each frame with its own key",
+      );
+    }
+    const length = frames.length;
+    this.size += length;
+    if (length > COPY_LIMIT) {
+      this.#seal();
+      this.#sealed.push({ bytes: frames, block: undefined });
+      return;
+    }
+    const block = this.#room(length);
+    block.set(frames, this.#fill);
+    this.#fill += length;
   }
 
   /** Moves the filled part of the current block to the sealed list. */

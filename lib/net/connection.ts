@@ -65,6 +65,41 @@ export type {
 export const finishListeners: WeakMap<object, (connection: object) => void> =
   new WeakMap();
 
+/**
+ * @internal How a connection takes frames encoded once for many
+ * (`lib/topics.ts`): what it needs to know to share them, and the way in.
+ */
+export interface SharedFrameTarget {
+  /** Which end this is: only a server's frames can be shared (§5.1). */
+  role: Role;
+  /** The largest frame it sends (`fragmentSize`). */
+  fragmentSize: number;
+  /**
+   * The negotiated deflate settings when every message is compressed on
+   * its own (server_no_context_takeover, RFC 7692 §7.1.1.1), so that one
+   * compressed payload fits every connection with the same settings;
+   * otherwise `undefined` (no compression, or a context kept between
+   * messages, which only this connection's deflater can continue).
+   */
+  deflate:
+    | { windowBits: number; level: number; memLevel: number; threshold: number }
+    | undefined;
+  /** The bytes queued and not yet taken by the transport. */
+  bufferedAmount(): number;
+  /**
+   * Queues whole frames after what is queued (see `Outbox.pushEncoded`).
+   *
+   * @returns `false`, and queues nothing, once our close frame is queued
+   * or the connection has ended (RFC 6455 §5.5.1: no data after it).
+   */
+  pushEncoded(frames: Uint8Array): boolean;
+}
+
+/** @internal The {@linkcode SharedFrameTarget} of a connection. */
+export let sharedFrameTarget: (
+  connection: TransportWebSocket,
+) => SharedFrameTarget;
+
 // Reads start in a small buffer of the connection's own, so that an idle
 // connection (whose pending read holds its buffer) costs little; a read that
 // fills it moves the next reads to 64 KiB buffers from the shared pool
@@ -250,6 +285,11 @@ export class TransportWebSocket implements WebSocketConnection {
   #inbound: Promise<void> | undefined;
   #inboundDepth = 0;
 
+  // For topics: made on first use (see sharedFrameTarget).
+  #shared: SharedFrameTarget | undefined;
+  #fragmentSize: number;
+  #sharedDeflate: SharedFrameTarget["deflate"];
+
   #pings: PendingPing[] | undefined;
   #heartbeat: HeartbeatOptions | undefined;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
@@ -314,6 +354,16 @@ export class TransportWebSocket implements WebSocketConnection {
           : deflate.serverNoContextTakeover,
       );
     }
+    this.#fragmentSize = options.fragmentSize ?? Infinity;
+    this.#sharedDeflate = deflate && options.role === "server" &&
+        deflate.serverNoContextTakeover
+      ? {
+        windowBits: deflate.serverMaxWindowBits,
+        level: deflate.level,
+        memLevel: deflate.memLevel,
+        threshold: deflate.threshold,
+      }
+      : undefined;
     // The callbacks below are methods of small objects, not arrow functions:
     // each arrow was a closure per connection, kept while it idles.
     const glue = new TransportWebSocket.#Glue(this);
@@ -358,6 +408,25 @@ export class TransportWebSocket implements WebSocketConnection {
     });
 
     if (this.#heartbeat) this.#scheduleHeartbeat();
+  }
+
+  static {
+    sharedFrameTarget = (connection) => {
+      const target = connection.#shared;
+      if (target) return target;
+      return connection.#shared = {
+        role: connection.#role,
+        fragmentSize: connection.#fragmentSize,
+        deflate: connection.#sharedDeflate,
+        bufferedAmount: () => connection.#outbox.size,
+        pushEncoded: (frames) => {
+          if (connection.#done || connection.#protocol.closeSent) return false;
+          connection.#outbox.pushEncoded(frames);
+          connection.#writer.schedule();
+          return true;
+        },
+      };
+    };
   }
 
   // The readable's source and the assembler's handler.

@@ -1,0 +1,407 @@
+/**
+ * `RedisBackplane`: topics across processes through Redis, with the
+ * `ioredis` client. This subpath (`@seed/websocket-streams/redis`) is the
+ * package's only part with a dependency; the core needs none.
+ *
+ * Two modes:
+ *
+ * - **`"pubsub"`** (the default): `PUBLISH` and `SUBSCRIBE`. At most once:
+ *   a message published while a process is disconnected from Redis, or
+ *   while Redis restarts, does not reach that process's subscribers.
+ * - **`"streams"`**: one stream per topic, `XADD … MAXLEN ~ n` and a
+ *   blocking `XREAD` from the last id read. At least once: after a
+ *   disconnection or a Redis restart, reading resumes from the last id, so
+ *   nothing added since is missed; a publish made while Redis is
+ *   unreachable waits in the client's queue and is added once it is back
+ *   (it fails after `maxRetriesPerRequest` reconnection attempts). What
+ *   Redis loses itself is lost: entries trimmed by `MAXLEN` before they
+ *   were read, and, without persistence, entries a restart dropped before
+ *   they were read. A command resent after a broken connection may add an
+ *   entry twice.
+ *
+ * Both reconnect on their own (ioredis's `retryStrategy`) and subscribe
+ * again after a reconnection.
+ *
+ * @example Two processes' topics through Redis (needs a Redis server)
+ * ```ts ignore
+ * import { serve, Topics } from "@seed/websocket-streams";
+ * import { RedisBackplane } from "@seed/websocket-streams/redis";
+ *
+ * const backplane = new RedisBackplane({ url: "redis://127.0.0.1:6379" });
+ * const topics = new Topics({ backplane });
+ * serve({ port: 8080 }, async (connection) => {
+ *   await topics.subscribe(connection, "chat");
+ *   for await (const message of connection.readable) {
+ *     await topics.publish("chat", message);
+ *   }
+ * });
+ * ```
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { Redis } from "./_ioredis.ts";
+import type { Backplane } from "../lib/topics.ts";
+
+export type { Backplane } from "../lib/topics.ts";
+
+/** How {@linkcode RedisBackplane} carries messages; see the module doc. */
+export type RedisBackplaneMode = "pubsub" | "streams";
+
+/** Options for {@linkcode RedisBackplane}. */
+export interface RedisBackplaneOptions {
+  /** The server, as `redis://[user:password@]host:port[/db]`. */
+  url: string;
+  /**
+   * Pub/sub (at most once) or streams (at least once, resumes from the last
+   * id read).
+   *
+   * @default {"pubsub"}
+   */
+  mode?: RedisBackplaneMode;
+  /**
+   * Put before each topic to make its channel or stream key.
+   *
+   * @default {"ws:topic:"}
+   */
+  prefix?: string;
+  /**
+   * Streams: about how many entries each stream keeps (`MAXLEN ~`).
+   *
+   * @default {10000}
+   */
+  maxLength?: number;
+  /**
+   * Streams: how long one blocking `XREAD` waits, in milliseconds; a new
+   * subscription interrupts it (`CLIENT UNBLOCK`).
+   *
+   * @default {5000}
+   */
+  blockTimeout?: number;
+  /**
+   * How many times a command waits for a reconnection before it fails (the
+   * bound on a publish made while Redis is unreachable).
+   *
+   * @default {20}
+   */
+  maxRetriesPerRequest?: number;
+  /**
+   * Hears errors that have no caller to reach (a lost connection, a read
+   * that failed and will be retried).
+   *
+   * @default {ignore: ioredis reconnects}
+   */
+  onError?: (error: unknown) => void;
+}
+
+type Listener = (bytes: Uint8Array, id?: string) => void;
+
+const DEFAULT_MAX_LENGTH = 10_000;
+const DEFAULT_BLOCK = 5000;
+// After a failed read, wait this long before the next: ioredis is
+// reconnecting meanwhile.
+const RETRY_DELAY = 100;
+// Entries one XREAD takes at most.
+const READ_COUNT = 1000;
+
+function ignore(): void {}
+
+/** A copy that owns its bytes: the parser's buffers are not ours. */
+function own(buffer: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(buffer);
+}
+
+/** Whether stream id `a` comes after `b` ("ms-seq", RESP strings). */
+function after(a: string, b: string): boolean {
+  const [am, as] = a.split("-").map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split("-").map(BigInt) as [bigint, bigint];
+  return am > bm || (am === bm && as > bs);
+}
+
+/**
+ * A `Backplane` on Redis; see the module doc for the two modes and what
+ * each loses.
+ */
+export class RedisBackplane implements Backplane {
+  #mode: RedisBackplaneMode;
+  #prefix: string;
+  #maxLength: number;
+  #block: number;
+  #onError: (error: unknown) => void;
+  // Commands, and (pub/sub) the subscriber connection or (streams) the
+  // blocking reader.
+  #command: Redis;
+  #listen: Redis;
+  #listeners = new Map<string, Set<Listener>>();
+  #closed = false;
+  // Streams: the last id read per topic, the reader's client id, and the
+  // loop's wake-up.
+  #lastIds = new Map<string, string>();
+  #readerId: number | undefined;
+  #reading: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+
+  /**
+   * Connects to Redis (in the background: commands wait for the
+   * connection).
+   *
+   * @param options The server, the mode and the bounds.
+   * @throws {TypeError} For an unknown mode.
+   * @throws {RangeError} For a `maxLength` or `blockTimeout` that is not a
+   * positive integer.
+   */
+  constructor(options: RedisBackplaneOptions) {
+    this.#mode = options.mode ?? "pubsub";
+    if (this.#mode !== "pubsub" && this.#mode !== "streams") {
+      throw new TypeError(
+        `Cannot create Redis backplane: mode must be "pubsub" or "streams", not ${
+          JSON.stringify(options.mode)
+        }`,
+      );
+    }
+    this.#prefix = options.prefix ?? "ws:topic:";
+    this.#maxLength = options.maxLength ?? DEFAULT_MAX_LENGTH;
+    this.#block = options.blockTimeout ?? DEFAULT_BLOCK;
+    for (
+      const [name, value] of [
+        ["maxLength", this.#maxLength],
+        ["blockTimeout", this.#block],
+      ] as const
+    ) {
+      if (!Number.isInteger(value) || value <= 0) {
+        throw new RangeError(
+          `Cannot create Redis backplane: ${name} must be a positive integer, not ${value}`,
+        );
+      }
+    }
+    this.#onError = options.onError ?? ignore;
+    const settings = {
+      maxRetriesPerRequest: options.maxRetriesPerRequest ?? 20,
+    };
+    this.#command = new Redis(options.url, settings);
+    this.#listen = new Redis(options.url, settings);
+    for (const client of [this.#command, this.#listen]) {
+      client.on("error", (error: unknown) => this.#onError(error));
+    }
+    if (this.#mode === "pubsub") {
+      this.#listen.on(
+        "messageBuffer",
+        (channel: Uint8Array, message: Uint8Array) => {
+          const topic = Buffer.from(channel).toString().slice(
+            this.#prefix.length,
+          );
+          this.#dispatch(topic, own(message));
+        },
+      );
+    } else {
+      // A reconnected reader has a new client id.
+      this.#listen.on("ready", () => {
+        this.#readerId = undefined;
+      });
+    }
+  }
+
+  /**
+   * Publishes `bytes` on `topic`: `PUBLISH`, or `XADD` with `MAXLEN ~`.
+   *
+   * @param topic The topic.
+   * @param bytes The message.
+   * @returns Resolves once Redis has taken it.
+   */
+  async publish(topic: string, bytes: Uint8Array): Promise<void> {
+    if (this.#closed) {
+      throw new TypeError("Cannot publish message: the backplane is closed");
+    }
+    const key = this.#prefix + topic;
+    const payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    if (this.#mode === "pubsub") {
+      await this.#command.publish(key, payload);
+    } else {
+      await this.#command.xadd(
+        key,
+        "MAXLEN",
+        "~",
+        String(this.#maxLength),
+        "*",
+        "m",
+        payload,
+      );
+    }
+  }
+
+  /**
+   * Hears `topic` from now on: `SUBSCRIBE`, or `XREAD` from the stream's
+   * current last id.
+   *
+   * @param topic The topic.
+   * @param onMessage Called with each message's bytes.
+   * @returns Resolves, once Redis has the subscription, with the function
+   * that ends it.
+   */
+  async subscribe(
+    topic: string,
+    onMessage: (bytes: Uint8Array, id?: string) => void,
+  ): Promise<() => void> {
+    if (this.#closed) {
+      throw new TypeError("Cannot subscribe: the backplane is closed");
+    }
+    let listeners = this.#listeners.get(topic);
+    const first = listeners === undefined;
+    if (listeners === undefined) {
+      this.#listeners.set(topic, listeners = new Set());
+    }
+    listeners.add(onMessage);
+    const unsubscribe = () => this.#unsubscribe(topic, onMessage);
+    if (!first) return unsubscribe;
+    const key = this.#prefix + topic;
+    try {
+      if (this.#mode === "pubsub") {
+        await this.#listen.subscribe(key);
+      } else {
+        // Read from what is last now: whatever is added after it is read,
+        // however late the reader's XREAD reaches Redis.
+        const last = await this.#command.xrevrange(key, "+", "-", "COUNT", 1);
+        this.#lastIds.set(topic, last[0]?.[0] ?? "0-0");
+        this.#startReading();
+      }
+    } catch (error) {
+      this.#unsubscribe(topic, onMessage);
+      throw error;
+    }
+    return unsubscribe;
+  }
+
+  /**
+   * Streams: the entries of `topic` after id `after`, oldest first
+   * (`XRANGE key (after + COUNT limit`): what a client that reconnects with
+   * its last id missed, as far as the stream still holds it. In pub/sub
+   * mode there is no history: it throws.
+   *
+   * @param topic The topic.
+   * @param after The last id the client had.
+   * @param limit The most entries returned.
+   * @returns The entries' ids and messages.
+   * @throws {TypeError} In pub/sub mode.
+   */
+  async history(
+    topic: string,
+    after: string,
+    limit: number,
+  ): Promise<{ id: string; bytes: Uint8Array }[]> {
+    if (this.#mode !== "streams") {
+      throw new TypeError(
+        'Cannot resume: pub/sub keeps no history (use mode "streams")',
+      );
+    }
+    const entries = await this.#command.xrangeBuffer(
+      this.#prefix + topic,
+      `(${after}`,
+      "+",
+      "COUNT",
+      limit,
+    );
+    const out: { id: string; bytes: Uint8Array }[] = [];
+    for (const [rawId, fields] of entries) {
+      const value = fields[1];
+      if (value !== undefined) {
+        out.push({ id: Buffer.from(rawId).toString(), bytes: own(value) });
+      }
+    }
+    return out;
+  }
+
+  /** Disconnects from Redis; nothing is heard or published after it. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listeners.clear();
+    this.#lastIds.clear();
+    this.#wake?.();
+    this.#command.disconnect();
+    this.#listen.disconnect();
+  }
+
+  /** Resolves once the reader loop has ended, after {@linkcode close}. */
+  get finished(): Promise<void> {
+    return this.#reading ?? Promise.resolve();
+  }
+
+  #unsubscribe(topic: string, listener: Listener): void {
+    const listeners = this.#listeners.get(topic);
+    if (!listeners?.delete(listener) || listeners.size > 0) return;
+    this.#listeners.delete(topic);
+    if (this.#closed) return;
+    if (this.#mode === "pubsub") {
+      this.#listen.unsubscribe(this.#prefix + topic).catch(this.#onError);
+    } else {
+      this.#lastIds.delete(topic);
+    }
+  }
+
+  #dispatch(topic: string, bytes: Uint8Array, id?: string): void {
+    const listeners = this.#listeners.get(topic);
+    if (listeners === undefined) return;
+    for (const listener of listeners) {
+      try {
+        listener(bytes, id);
+      } catch (error) {
+        this.#onError(error);
+      }
+    }
+  }
+
+  // --- streams ----------------------------------------------------------
+
+  #startReading(): void {
+    if (this.#reading === undefined) {
+      this.#reading = this.#readLoop();
+      return;
+    }
+    // A new topic: interrupt the XREAD under way, so that the next one
+    // reads its stream too.
+    this.#wake?.();
+    if (this.#readerId !== undefined) {
+      this.#command.client("UNBLOCK", this.#readerId).catch(ignore);
+    }
+  }
+
+  async #readLoop(): Promise<void> {
+    while (!this.#closed) {
+      const topics = [...this.#lastIds.keys()];
+      if (topics.length === 0) {
+        await new Promise<void>((resolve) => this.#wake = resolve);
+        this.#wake = undefined;
+        continue;
+      }
+      try {
+        this.#readerId ??= await this.#listen.client("ID") as number;
+        const result = await this.#listen.xreadBuffer(
+          "COUNT",
+          READ_COUNT,
+          "BLOCK",
+          this.#block,
+          "STREAMS",
+          ...topics.map((topic) => this.#prefix + topic),
+          ...topics.map((topic) => this.#lastIds.get(topic)!),
+        );
+        for (const [key, entries] of result ?? []) {
+          const topic = Buffer.from(key).toString().slice(this.#prefix.length);
+          for (const [rawId, fields] of entries) {
+            const id = Buffer.from(rawId).toString();
+            const last = this.#lastIds.get(topic);
+            // Unsubscribed meanwhile, or seen already.
+            if (last === undefined || !after(id, last)) continue;
+            this.#lastIds.set(topic, id);
+            const value = fields[1];
+            if (value !== undefined) this.#dispatch(topic, own(value), id);
+          }
+        }
+      } catch (error) {
+        if (this.#closed) break;
+        this.#onError(error);
+        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY));
+      }
+    }
+  }
+}
