@@ -29,7 +29,10 @@ export interface PlainHttpOptions {
   fallbackHost: string;
   maxBodySize: number;
   maxHeaderSize: number;
+  /** Errors of handlers: logged by default. */
   report: (error: unknown) => void;
+  /** Errors of clients (malformed requests, resets): ignored by default. */
+  reportClient: (error: unknown) => void;
   /** An upgrade request on a connection node:http already serves. */
   upgrade: (request: Request, socket: Duplex, head: Uint8Array) => void;
 }
@@ -81,9 +84,21 @@ export class PlainHttp {
       Object.defineProperty(server, "listening", {
         get: () => !this.#stopping,
       });
+      // node:http emits "upgrade" from its socket's "data" handler: a throw
+      // here would be an unhandled rejection, and end the process.
       server.on("upgrade", (req: IncomingMessage, socket: Duplex, head) => {
         if (socket instanceof ConnDuplex) socket.upgraded = true;
-        this.#options.upgrade(this.#request(req, null), socket, head);
+        let request;
+        try {
+          request = this.#request(req, null);
+        } catch (error) {
+          // A Host or target that makes no URL, or a method Request
+          // refuses (TRACE): malformed for us (RFC 9110 §15.5.1).
+          refuse(socket, 400, "the request target or Host makes no URL");
+          this.#options.reportClient(error);
+          return;
+        }
+        this.#options.upgrade(request, socket, head);
       });
       server.on("clientError", (error: unknown, socket: Duplex) => {
         // node:http answers 400/431 itself where it can; the socket ends.
@@ -275,6 +290,27 @@ export class PlainHttp {
     await Promise.all(closing);
   }
 }
+
+// An answer written straight to a socket node:http has let go of (an
+// upgrade), then the end of the connection.
+function refuse(socket: Duplex, status: number, reason: string): void {
+  const body = `${STATUS_TEXT[status]}: ${reason}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${body.length}\r\n\r\n${body}`,
+  );
+  // A client that does not read gets no longer than a shutdown would.
+  const timer = setTimeout(() => socket.destroy(), SHUTDOWN_FLUSH);
+  socket.once("close", () => clearTimeout(timer));
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  408: "Request Timeout",
+  413: "Payload Too Large",
+  431: "Request Header Fields Too Large",
+};
 
 function tooLarge(res: ServerResponse, limit: number): void {
   res.writeHead(413, {

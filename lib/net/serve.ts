@@ -310,6 +310,7 @@ export function serve(
       maxBodySize: options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE,
       maxHeaderSize: options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
       report: (error) => report(error, console.error),
+      reportClient: onError,
       upgrade: (request, socket, head) => {
         const remote = socket as {
           remoteAddress?: string;

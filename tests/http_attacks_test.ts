@@ -1,0 +1,150 @@
+// Hostile and broken clients of serve()'s plain HTTP (the fetch option, run
+// by node:http): requests that must not crash the process, waits that must
+// end, bytes that must stay in order. Seen from raw sockets on loopback.
+
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { serve, type WebSocketServer } from "../mod.ts";
+import { encodeFrame, Opcode } from "../lib/codec/mod.ts";
+
+const encoder = new TextEncoder();
+const latin1 = (bytes: Uint8Array) => new TextDecoder("latin1").decode(bytes);
+
+// A deadlock guard, not a timing assertion: far longer than the timeouts
+// under test (1 s), for a loaded machine.
+const WINDOW = 20_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function start(
+  fetch: (request: Request) => Response | Promise<Response>,
+  extra: Parameters<typeof serve>[0] = {},
+): WebSocketServer {
+  return serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onListen() {},
+    onError() {},
+    fetch,
+    ...extra,
+  }, (connection) => {
+    connection.readable.pipeTo(connection.writable).catch(() => {});
+  });
+}
+
+/**
+ * Reads until the peer closes, `until` holds, or `ms` pass; returns what
+ * was read and whether the peer closed.
+ */
+async function readUntil(
+  conn: Deno.Conn,
+  ms: number,
+  until: (text: string) => boolean = () => false,
+): Promise<{ closed: boolean; text: string }> {
+  let text = "";
+  const buffer = new Uint8Array(65536);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((r) =>
+    timer = setTimeout(() => r("timeout"), ms)
+  );
+  try {
+    while (!until(text)) {
+      const n = await Promise.race([conn.read(buffer).catch(() => null), timeout]);
+      if (n === "timeout") return { closed: false, text };
+      if (n === null) return { closed: true, text };
+      text += latin1(buffer.subarray(0, n));
+    }
+    return { closed: false, text };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const UPGRADE = "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+
+// 1. One request must not end the process: node:http's "upgrade" event
+// runs in a socket's data handler, where a throw is an unhandled rejection.
+
+async function startChild() {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./fixtures/plain_http_child.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  await child.stdout.cancel();
+  return { child, port: Number(text.trim()) };
+}
+
+async function alive(port: number): Promise<boolean> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/`);
+    await response.text();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+for (
+  const [name, head, status] of [
+    [
+      "a first request with Upgrade: h2c and a Host that makes no URL",
+      "GET / HTTP/1.1\r\nHost: a b\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+      "400",
+    ],
+    [
+      "a WebSocket upgrade with a Host that makes no URL after a plain request",
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /ws HTTP/1.1\r\nHost: a b\r\n" +
+      UPGRADE + "\r\n",
+      "400",
+    ],
+    [
+      "TRACE with Connection: Upgrade (a method Request refuses)",
+      "TRACE / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n",
+      "400",
+    ],
+  ] as const
+) {
+  Deno.test(`serve() answers and survives ${name}`, async () => {
+    const { child, port } = await startChild();
+    try {
+      assert(await alive(port), "the child serves before the request");
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(encoder.encode(head));
+      const { text, closed } = await readUntil(conn, WINDOW);
+      conn.close();
+      assert(closed, "the connection stays open");
+      assertMatch(text, new RegExp(`HTTP/1\\.1 ${status} `));
+      const stillAlive = await alive(port);
+      let stderr = "";
+      if (!stillAlive) {
+        child.kill();
+        await child.status;
+        stderr = new TextDecoder().decode(
+          new Uint8Array(await new Response(child.stderr).arrayBuffer()),
+        );
+      }
+      assert(stillAlive, `the server process died:\n${stderr.slice(0, 1500)}`);
+    } finally {
+      try {
+        child.kill();
+      } catch {
+        // Gone.
+      }
+      await child.status;
+      await child.stderr.cancel().catch(() => {});
+    }
+  });
+}
