@@ -148,3 +148,88 @@ for (
     }
   });
 }
+
+// 2. Every wait of a plain exchange has a bound.
+
+Deno.test("a request body that stops arriving is cut off", async () => {
+  let settled: Promise<string> = Promise.resolve("no request");
+  const server = start((request) => {
+    settled = request.text().then(() => "read", (e) => e.code ?? String(e));
+    return settled.then(() => new Response("done"));
+  }, { handshakeTimeout: 1000 });
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  try {
+    await conn.write(encoder.encode(
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789",
+    ));
+    const { closed, text } = await readUntil(conn, WINDOW);
+    assert(closed, "the server still waits for the body");
+    assertMatch(text, /^HTTP\/1\.1 408 /);
+    assertEquals(await settled, "ERR_BODY_TIMEOUT");
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("a second request head that trickles in is cut off", async () => {
+  const server = start(() => new Response("one"), { handshakeTimeout: 1000 });
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  try {
+    await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    // The first response, then the start of a second head, a byte a second.
+    await sleep(200);
+    await conn.write(encoder.encode("GET /two HTTP/1.1\r\nHost: a\r\nX-Slow: "));
+    const deadline = Date.now() + WINDOW;
+    let closed = false;
+    while (!closed && Date.now() < deadline) {
+      closed = (await readUntil(conn, 1000)).closed;
+      await conn.write(encoder.encode("x")).catch(() => {});
+    }
+    assert(closed, "a head that never ends still holds the connection");
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("a client that never reads a streamed response is cut off", async () => {
+  const cancelled = Promise.withResolvers<void>();
+  const server = start(() => {
+    const chunk = new Uint8Array(64 * 1024).fill(0x61);
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          controller.enqueue(chunk);
+        },
+        cancel() {
+          cancelled.resolve();
+        },
+      }, { highWaterMark: 0 }),
+    );
+  }, { sendTimeout: 1000 });
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await conn.write(encoder.encode("GET /big HTTP/1.1\r\nHost: a\r\n\r\n"));
+    // Never read: the kernel's buffers fill, and the server's write waits.
+    const result = await Promise.race([
+      cancelled.promise.then(() => "cancelled"),
+      new Promise((r) => timer = setTimeout(() => r("still waiting"), WINDOW)),
+    ]);
+    assertEquals(result, "cancelled");
+  } finally {
+    clearTimeout(timer);
+    conn.close();
+    await server.shutdown();
+  }
+});

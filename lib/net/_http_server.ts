@@ -29,12 +29,29 @@ export interface PlainHttpOptions {
   fallbackHost: string;
   maxBodySize: number;
   maxHeaderSize: number;
+  /**
+   * Milliseconds for a request head to arrive once its first byte has, and
+   * the longest wait for the next bytes of a body being read (handshakeTimeout).
+   */
+  headTimeout: number;
+  /** Milliseconds a response may wait with the client taking no bytes. */
+  sendTimeout: number;
   /** Errors of handlers: logged by default. */
   report: (error: unknown) => void;
   /** Errors of clients (malformed requests, resets): ignored by default. */
   reportClient: (error: unknown) => void;
   /** An upgrade request on a connection node:http already serves. */
   upgrade: (request: Request, socket: Duplex, head: Uint8Array) => void;
+}
+
+// A connection node:http serves, and the timers node:http does not run for
+// it (its headersTimeout and requestTimeout need a server that listens).
+interface Connection {
+  exchanges: Set<Exchange>;
+  /** Requests whose body is still arriving. */
+  receiving: number;
+  /** Runs from a head's first byte until node:http has parsed the head. */
+  headTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
 interface Exchange {
@@ -50,7 +67,7 @@ export class PlainHttp {
     | Promise<{ server: Server; Socket: typeof ConnDuplex }>
     | undefined;
   #sockets = new Set<ConnDuplex>();
-  #exchanges = new Map<ConnDuplex, Set<Exchange>>();
+  #connections = new Map<ConnDuplex, Connection>();
   #stopping = false;
 
   constructor(options: PlainHttpOptions) {
@@ -127,15 +144,52 @@ export class PlainHttp {
     }
     const socket = new started.Socket(conn, bytes);
     this.#sockets.add(socket);
+    const connection: Connection = {
+      exchanges: new Set(),
+      receiving: 0,
+      headTimer: undefined,
+    };
+    this.#connections.set(socket, connection);
+    socket.onRead = () => this.#bytesIn(socket, connection);
     const closed = new Promise<void>((resolve) =>
       socket.once("close", () => {
+        clearTimeout(connection.headTimer);
         this.#sockets.delete(socket);
-        this.#exchanges.delete(socket);
+        this.#connections.delete(socket);
         resolve();
       })
     );
     started.server.emit("connection", socket);
     await closed;
+  }
+
+  // Bytes with no request whose body is arriving start a head: it has
+  // headTimeout to be whole. node:http bounds only the idle wait before a
+  // head's first byte (keepAliveTimeout), and disarms it on that byte.
+  #bytesIn(socket: ConnDuplex, connection: Connection): void {
+    if (
+      connection.headTimer !== undefined || connection.receiving > 0 ||
+      socket.upgraded
+    ) return;
+    const limit = this.#options.headTimeout;
+    const expire = () => {
+      connection.headTimer = undefined;
+      if (socket.upgraded || socket.destroyed) return;
+      // Pipelined behind responses under way (each bounded itself): node:http
+      // may not parse it until they are done.
+      if (connection.exchanges.size > 0) {
+        connection.headTimer = setTimeout(expire, limit);
+        return;
+      }
+      socket.destroy();
+      this.#options.reportClient(
+        new WebSocketError(
+          `Cannot read request head: it took longer than handshakeTimeout (${limit} ms)`,
+          { code: "ERR_HANDSHAKE_TIMEOUT" },
+        ),
+      );
+    };
+    connection.headTimer = setTimeout(expire, limit);
   }
 
   #request(req: IncomingMessage, body: ReadableStream<Uint8Array> | null) {
@@ -161,6 +215,9 @@ export class PlainHttp {
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const socket = req.socket as unknown as ConnDuplex;
+    const connection = this.#connections.get(socket)!;
+    clearTimeout(connection.headTimer);
+    connection.headTimer = undefined;
     if (this.#stopping) {
       res.writeHead(503, { connection: "close", "retry-after": "1" });
       res.end("Service Unavailable: the server is shutting down\n");
@@ -173,8 +230,7 @@ export class PlainHttp {
       return;
     }
     const exchange: Exchange = { response: res, abort: new AbortController() };
-    let exchanges = this.#exchanges.get(socket);
-    if (!exchanges) this.#exchanges.set(socket, exchanges = new Set());
+    const exchanges = connection.exchanges;
     exchanges.add(exchange);
     // The client went away, or shutdown() cut the response: stop the
     // application's stream and tell its handler.
@@ -185,11 +241,30 @@ export class PlainHttp {
     });
     const hasBody = req.headers["transfer-encoding"] !== undefined ||
       declared > 0;
-    const body = hasBody
-      ? bodyStream(req, limit, () => {
-        if (!res.headersSent) tooLarge(res, limit);
-      })
-      : null;
+    let body = null;
+    if (hasBody) {
+      connection.receiving++;
+      body = bodyStream(req, {
+        limit,
+        timeout: this.#options.headTimeout,
+        onTooLarge: () => {
+          if (!res.headersSent) tooLarge(res, limit);
+        },
+        onTimeout: (error) => {
+          // RFC 9110 §15.5.9: 408, and the connection closes.
+          if (res.headersSent) res.destroy();
+          else {
+            res.writeHead(408, {
+              "content-type": "text/plain; charset=utf-8",
+              connection: "close",
+            });
+            res.end(`Request Timeout: ${error.message}\n`);
+          }
+          this.#options.reportClient(error);
+        },
+        onDone: () => connection.receiving--,
+      });
+    }
     if (!hasBody) req.resume();
     let request;
     try {
@@ -221,10 +296,14 @@ export class PlainHttp {
       response.body?.cancel().catch(() => {});
       return;
     }
-    await this.#respond(exchange, response);
+    await this.#respond(exchange, response, socket);
   }
 
-  async #respond(exchange: Exchange, response: Response): Promise<void> {
+  async #respond(
+    exchange: Exchange,
+    response: Response,
+    socket: ConnDuplex,
+  ): Promise<void> {
     const res = exchange.response;
     const head: Record<string, string | string[]> = {};
     response.headers.forEach((value, name) => {
@@ -249,15 +328,56 @@ export class PlainHttp {
         if (done) break;
         if (res.destroyed) return;
         // Backpressure: no next chunk until the socket has taken this one.
-        if (!res.write(value)) await drained(res);
+        if (!res.write(value)) await this.#sent(res, socket, "drain");
       }
       if (!res.destroyed) res.end();
+      if (!res.writableFinished) await this.#sent(res, socket, "finish");
     } catch (error) {
       // The stream failed part-way: the client must not take a truncated
       // body for a whole one, so the connection ends without the last chunk.
       res.destroy();
       if (!res.destroyed || !this.#stopping) this.#options.report(error);
     }
+  }
+
+  // Waits for the socket to take what res holds ("drain"), or all of it
+  // ("finish"). A client that takes no bytes for sendTimeout is cut off:
+  // the close cancels the response's stream.
+  #sent(
+    res: ServerResponse,
+    socket: ConnDuplex,
+    event: "drain" | "finish",
+  ): Promise<void> {
+    const limit = this.#options.sendTimeout;
+    const since = Date.now();
+    if (res.destroyed || res.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        const idle = Date.now() - Math.max(since, socket.writtenAt);
+        if (idle < limit) {
+          timer = setTimeout(check, limit - idle);
+          return;
+        }
+        done();
+        res.destroy();
+        this.#options.reportClient(
+          new WebSocketError(
+            `Cannot send response: the client took no bytes for sendTimeout (${limit} ms)`,
+            { code: "ERR_SEND_TIMEOUT" },
+          ),
+        );
+      };
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        res.off(event, done);
+        res.off("close", done);
+        resolve();
+      };
+      res.on(event, done);
+      res.on("close", done);
+      timer = setTimeout(check, limit);
+    });
   }
 
   /**
@@ -272,7 +392,7 @@ export class PlainHttp {
     for (const socket of this.#sockets) {
       if (socket.upgraded) continue; // a WebSocket: serve() closes it
       closing.push(new Promise((resolve) => socket.once("close", resolve)));
-      const exchanges = this.#exchanges.get(socket);
+      const exchanges = this.#connections.get(socket)?.exchanges;
       if (!exchanges || exchanges.size === 0) {
         socket.destroy();
         continue;
@@ -320,55 +440,90 @@ function tooLarge(res: ServerResponse, limit: number): void {
   res.end(`Payload Too Large: the request body exceeds ${limit} bytes\n`);
 }
 
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-  });
-}
-
 // The request body as a byte stream, read only as fast as it is consumed
-// (the socket pauses past one chunk), and bounded by `limit` in total.
+// (the socket pauses past one chunk), and bounded by `limit` in total and
+// by `timeout` for each wait for bytes that are wanted (not while paused).
 function bodyStream(
   req: IncomingMessage,
-  limit: number,
-  onTooLarge: () => void,
+  options: {
+    limit: number;
+    timeout: number;
+    onTooLarge: () => void;
+    onTimeout: (error: WebSocketError) => void;
+    onDone: () => void;
+  },
 ): ReadableStream<Uint8Array> {
+  const { limit, timeout } = options;
   let received = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let done = false;
+  const disarm = () => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
+  const finish = () => {
+    disarm();
+    if (done) return;
+    done = true;
+    options.onDone();
+  };
+  let expire = () => {};
+  const arm = () => {
+    clearTimeout(timer);
+    if (!done) timer = setTimeout(() => expire(), timeout);
+  };
   return new ReadableStream<Uint8Array>({
     start(controller) {
+      expire = () => {
+        req.pause();
+        req.removeAllListeners("data");
+        finish();
+        const error = new WebSocketError(
+          `Cannot read request body: no bytes came for handshakeTimeout (${timeout} ms)`,
+          { code: "ERR_BODY_TIMEOUT" },
+        );
+        try {
+          controller.error(error);
+        } catch {
+          // Closed already.
+        }
+        options.onTimeout(error);
+      };
       req.on("data", (chunk: Buffer) => {
         received += chunk.length;
         if (received > limit) {
           req.pause();
           req.removeAllListeners("data");
+          finish();
           controller.error(
             new WebSocketError(
               `Cannot read request body: it exceeds maxBodySize (${limit} bytes)`,
               { code: "ERR_BODY_TOO_LARGE" },
             ),
           );
-          onTooLarge();
+          options.onTooLarge();
           return;
         }
         controller.enqueue(
           new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length),
         );
-        if ((controller.desiredSize ?? 0) <= 0) req.pause();
+        if ((controller.desiredSize ?? 0) <= 0) {
+          req.pause();
+          disarm();
+        } else arm();
       });
+      arm();
       req.once("end", () => {
+        finish();
         try {
           controller.close();
         } catch {
           // Errored already.
         }
       });
+      req.once("close", finish);
       req.once("error", (error) => {
+        finish();
         try {
           controller.error(error);
         } catch {
@@ -376,6 +531,7 @@ function bodyStream(
         }
       });
       req.once("aborted", () => {
+        finish();
         try {
           controller.error(
             new WebSocketError(
@@ -389,6 +545,7 @@ function bodyStream(
       });
     },
     pull() {
+      arm();
       req.resume();
     },
     cancel() {
