@@ -233,3 +233,46 @@ Deno.test("a client that never reads a streamed response is cut off", async () =
     await server.shutdown();
   }
 });
+
+// 3. Bytes in order: a pipelined upgrade waits for the responses before it.
+
+Deno.test("a plain request then a pipelined upgrade: the response comes before the 101", async () => {
+  const server = start(async () => {
+    await sleep(200); // a handler that takes a moment
+    return new Response("plain body");
+  });
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  try {
+    await conn.write(encoder.encode(
+      "GET /page HTTP/1.1\r\nHost: a\r\n\r\nGET /ws HTTP/1.1\r\nHost: a\r\n" +
+        UPGRADE + "\r\n",
+    ));
+    const { text } = await readUntil(
+      conn,
+      WINDOW,
+      (t) => t.includes("plain body") && t.includes(" 101 "),
+    );
+    const plainAt = text.indexOf("HTTP/1.1 200");
+    const upgradeAt = text.indexOf("HTTP/1.1 101");
+    assert(plainAt >= 0 && upgradeAt >= 0, JSON.stringify(text));
+    assert(plainAt < upgradeAt, `the 101 came first: ${JSON.stringify(text)}`);
+    // And the WebSocket works after it.
+    await conn.write(encodeFrame({
+      fin: true,
+      rsv1: false,
+      rsv2: false,
+      rsv3: false,
+      opcode: Opcode.Text,
+      payload: encoder.encode("echo me"),
+      mask: new Uint8Array([1, 2, 3, 4]),
+    }));
+    const echo = await readUntil(conn, WINDOW, (t) => t.includes("echo me"));
+    assert(echo.text.includes("echo me"), JSON.stringify(echo.text));
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});

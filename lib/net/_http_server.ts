@@ -52,6 +52,8 @@ interface Connection {
   receiving: number;
   /** Runs from a head's first byte until node:http has parsed the head. */
   headTimer: ReturnType<typeof setTimeout> | undefined;
+  /** An upgrade held until the exchanges before it have ended. */
+  idle?: () => void;
 }
 
 interface Exchange {
@@ -104,18 +106,50 @@ export class PlainHttp {
       // node:http emits "upgrade" from its socket's "data" handler: a throw
       // here would be an unhandled rejection, and end the process.
       server.on("upgrade", (req: IncomingMessage, socket: Duplex, head) => {
-        if (socket instanceof ConnDuplex) socket.upgraded = true;
-        let request;
-        try {
-          request = this.#request(req, null);
-        } catch (error) {
-          // A Host or target that makes no URL, or a method Request
-          // refuses (TRACE): malformed for us (RFC 9110 §15.5.1).
-          refuse(socket, 400, "the request target or Host makes no URL");
-          this.#options.reportClient(error);
-          return;
+        if (!(socket instanceof ConnDuplex)) return;
+        socket.upgraded = true;
+        const connection = this.#connections.get(socket);
+        if (connection) {
+          clearTimeout(connection.headTimer);
+          connection.headTimer = undefined;
         }
-        this.#options.upgrade(request, socket, head);
+        const go = () => {
+          if (socket.destroyed) return;
+          // node:http re-arms its keep-alive timer as an earlier response
+          // finishes; the WebSocket has timers of its own.
+          socket.setTimeout(0);
+          let request;
+          try {
+            request = this.#request(req, null);
+          } catch (error) {
+            // A Host or target that makes no URL, or a method Request
+            // refuses (TRACE): malformed for us (RFC 9110 §15.5.1).
+            refuse(socket, 400, "the request target or Host makes no URL");
+            this.#options.reportClient(error);
+            return;
+          }
+          this.#options.upgrade(request, socket, head);
+        };
+        if (!connection || connection.exchanges.size === 0) return go();
+        // node:http parses a pipelined upgrade while the responses before
+        // it are still under way: the 101 (or a refusal) goes out once
+        // they have all been written, not in the middle of them.
+        const limit = this.#options.headTimeout;
+        const timer = setTimeout(() => {
+          connection.idle = undefined;
+          socket.destroy();
+          this.#options.reportClient(
+            new WebSocketError(
+              `Cannot upgrade: the responses before it took longer than handshakeTimeout (${limit} ms)`,
+              { code: "ERR_HANDSHAKE_TIMEOUT" },
+            ),
+          );
+        }, limit);
+        socket.once("close", () => clearTimeout(timer));
+        connection.idle = () => {
+          clearTimeout(timer);
+          go();
+        };
       });
       server.on("clientError", (error: unknown, socket: Duplex) => {
         // node:http answers 400/431 itself where it can; the socket ends.
@@ -218,6 +252,23 @@ export class PlainHttp {
     const connection = this.#connections.get(socket)!;
     clearTimeout(connection.headTimer);
     connection.headTimer = undefined;
+    // Every response, those answered here too: a held upgrade waits for
+    // them all.
+    const exchange: Exchange = { response: res, abort: new AbortController() };
+    const exchanges = connection.exchanges;
+    exchanges.add(exchange);
+    // The client went away, or shutdown() cut the response: stop the
+    // application's stream and tell its handler.
+    res.once("close", () => {
+      exchanges.delete(exchange);
+      const idle = connection.idle;
+      if (exchanges.size === 0 && idle) {
+        connection.idle = undefined;
+        idle();
+      }
+      exchange.abort.abort();
+      exchange.reader?.cancel().catch(() => {});
+    });
     if (this.#stopping) {
       res.writeHead(503, { connection: "close", "retry-after": "1" });
       res.end("Service Unavailable: the server is shutting down\n");
@@ -229,16 +280,6 @@ export class PlainHttp {
       tooLarge(res, limit);
       return;
     }
-    const exchange: Exchange = { response: res, abort: new AbortController() };
-    const exchanges = connection.exchanges;
-    exchanges.add(exchange);
-    // The client went away, or shutdown() cut the response: stop the
-    // application's stream and tell its handler.
-    res.once("close", () => {
-      exchanges.delete(exchange);
-      exchange.abort.abort();
-      exchange.reader?.cancel().catch(() => {});
-    });
     const hasBody = req.headers["transfer-encoding"] !== undefined ||
       declared > 0;
     let body = null;
