@@ -276,3 +276,31 @@ Deno.test("a plain request then a pipelined upgrade: the response comes before t
     await server.shutdown();
   }
 });
+
+// 4. A body the handler never reads does not stall the connection.
+
+Deno.test("a handler that ignores the body: the next request is answered", async () => {
+  const server = start((request) => new Response(new URL(request.url).pathname));
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  try {
+    const all = new Uint8Array([
+      ...encoder.encode(
+        "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n",
+      ),
+      ...new Uint8Array(1 << 20),
+      ...encoder.encode("GET /next HTTP/1.1\r\nHost: a\r\n\r\n"),
+    ]);
+    const writing = conn.write(all).catch(() => 0);
+    const last = "/next\r\n0\r\n\r\n"; // the second body, chunked
+    const { text } = await readUntil(conn, WINDOW, (t) => t.endsWith(last));
+    await writing;
+    assertEquals(text.match(/HTTP\/1\.1 \d+/g), ["HTTP/1.1 200", "HTTP/1.1 200"]);
+    assert(text.endsWith(last), JSON.stringify(text));
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
+});

@@ -285,7 +285,7 @@ export class PlainHttp {
     let body = null;
     if (hasBody) {
       connection.receiving++;
-      body = bodyStream(req, {
+      const { stream, discard } = bodyStream(req, {
         limit,
         timeout: this.#options.headTimeout,
         onTooLarge: () => {
@@ -305,6 +305,8 @@ export class PlainHttp {
         },
         onDone: () => connection.receiving--,
       });
+      body = stream;
+      res.once("finish", discard);
     }
     if (!hasBody) req.resume();
     let request;
@@ -493,7 +495,7 @@ function bodyStream(
     onTimeout: (error: WebSocketError) => void;
     onDone: () => void;
   },
-): ReadableStream<Uint8Array> {
+): { stream: ReadableStream<Uint8Array>; discard: () => void } {
   const { limit, timeout } = options;
   let received = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -513,7 +515,26 @@ function bodyStream(
     clearTimeout(timer);
     if (!done) timer = setTimeout(() => expire(), timeout);
   };
-  return new ReadableStream<Uint8Array>({
+  // What the handler left unread once its response has been sent: read
+  // and dropped (node:http's req._dump(), which our "data" listener has
+  // turned off), so that the next request on the connection is parsed.
+  // Past `limit` in all, or `timeout` with no bytes, the connection ends.
+  const discard = () => {
+    if (done) return;
+    req.removeAllListeners("data");
+    expire = () => {
+      finish();
+      req.socket.destroy();
+    };
+    req.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > limit) expire();
+      else arm();
+    });
+    arm();
+    req.resume();
+  };
+  const stream = new ReadableStream<Uint8Array>({
     start(controller) {
       expire = () => {
         req.pause();
@@ -590,8 +611,8 @@ function bodyStream(
       req.resume();
     },
     cancel() {
-      req.removeAllListeners("data");
-      req.resume(); // Drain it: the connection may serve another request.
+      discard(); // The connection may serve another request.
     },
   }, { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength });
+  return { stream, discard };
 }
