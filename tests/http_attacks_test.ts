@@ -304,3 +304,44 @@ Deno.test("a handler that ignores the body: the next request is answered", async
     await server.shutdown();
   }
 });
+
+// 5. Cheaper ones.
+
+Deno.test("a request target that is not origin-form gets 400, not a spoofed URL", async (t) => {
+  const seen: string[] = [];
+  const server = start((request) => {
+    seen.push(request.url);
+    return new Response("ok");
+  });
+  const send = async (head: string) => {
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+    });
+    try {
+      await conn.write(encoder.encode(head));
+      return (await readUntil(conn, WINDOW, (t) => /\r\n\r\n/.test(t))).text;
+    } finally {
+      conn.close();
+    }
+  };
+  try {
+    for (const target of ["@evil.example/x", ".evil.example/x", ":99/x"]) {
+      await t.step(`WebSocket upgrade GET ${target}`, async () => {
+        assertMatch(
+          await send(`GET ${target} HTTP/1.1\r\nHost: a\r\n${UPGRADE}\r\n`),
+          /^HTTP\/1\.1 400 /,
+        );
+      });
+    }
+    await t.step("absolute-form: the target's authority", async () => {
+      assertMatch(
+        await send("GET http://b.example/x HTTP/1.1\r\nHost: a\r\n\r\n"),
+        /^HTTP\/1\.1 200 /,
+      );
+    });
+    assertEquals(seen, ["http://b.example/x"]);
+  } finally {
+    await server.shutdown();
+  }
+});

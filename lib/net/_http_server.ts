@@ -238,7 +238,7 @@ export class PlainHttp {
       }
     }
     const host = req.headers.host ?? this.#options.fallbackHost;
-    return new Request(`${this.#options.scheme}://${host}${req.url}`, {
+    return new Request(requestUrl(this.#options.scheme, host, req.url), {
       method: req.method,
       headers,
       body,
@@ -452,6 +452,33 @@ export class PlainHttp {
     }
     await Promise.all(closing);
   }
+}
+
+/**
+ * The URL of a request from its target and Host. Only origin-form
+ * (`/path?query`) and absolute-form (`http://host/path`, whose authority
+ * then wins over Host: RFC 9112 §3.2.2) make one: anything else pasted
+ * after the Host would change the URL's authority (`@evil.example/x`
+ * makes `http://a@evil.example/x`, `.evil.example/x` makes
+ * `http://a.evil.example/x`).
+ *
+ * @throws {TypeError} For another form of target, or a Host or target
+ * that makes no URL.
+ */
+export function requestUrl(
+  scheme: string,
+  host: string,
+  target: string | undefined,
+): string {
+  if (target?.startsWith("/")) return `${scheme}://${host}${target}`;
+  if (target !== undefined && /^https?:\/\//i.test(target)) {
+    return new URL(target).href;
+  }
+  throw new TypeError(
+    `Cannot make a URL: the request target ${
+      JSON.stringify(target)
+    } is neither origin-form nor absolute-form`,
+  );
 }
 
 // An answer written straight to a socket node:http has let go of (an

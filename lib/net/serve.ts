@@ -399,6 +399,9 @@ export function serve(
       }
       const host = head.headers.get("host") ?? addr.hostname;
       try {
+        // An upgrade's target is origin-form (RFC 6455 §4.1: the path
+        // and query), never pasted after the Host unchecked.
+        if (!target?.startsWith("/")) throw new TypeError("not origin-form");
         request = new Request(
           `${options.tls ? "https" : "http"}://${host}${target}`,
           {
