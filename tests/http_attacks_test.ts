@@ -65,12 +65,13 @@ const UPGRADE = "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
 // 1. One request must not end the process: node:http's "upgrade" event
 // runs in a socket's data handler, where a throw is an unhandled rejection.
 
-async function startChild() {
+async function startChild(...extra: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       new URL("./fixtures/plain_http_child.ts", import.meta.url).pathname,
+      ...extra,
     ],
     stdout: "piped",
     stderr: "piped",
@@ -327,6 +328,12 @@ Deno.test("a request target that is not origin-form gets 400, not a spoofed URL"
   };
   try {
     for (const target of ["@evil.example/x", ".evil.example/x", ":99/x"]) {
+      await t.step(`plain GET ${target}`, async () => {
+        assertMatch(
+          await send(`GET ${target} HTTP/1.1\r\nHost: a\r\n\r\n`),
+          /^HTTP\/1\.1 400 /,
+        );
+      });
       await t.step(`WebSocket upgrade GET ${target}`, async () => {
         assertMatch(
           await send(`GET ${target} HTTP/1.1\r\nHost: a\r\n${UPGRADE}\r\n`),
@@ -344,4 +351,71 @@ Deno.test("a request target that is not origin-form gets 400, not a spoofed URL"
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("a request node:http cannot parse gets 400 or 431, then the connection closes", async (t) => {
+  const server = start(() => new Response("one"), { maxHeaderSize: 4096 });
+  const send = async (second: string) => {
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+    });
+    try {
+      // The first head is serve()'s own; the second is node:http's.
+      await conn.write(
+        encoder.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n" + second),
+      );
+      return await readUntil(conn, WINDOW);
+    } finally {
+      conn.close();
+    }
+  };
+  try {
+    await t.step("a malformed request line", async () => {
+      const { text, closed } = await send("NOT HTTP AT ALL\r\n\r\n");
+      assert(closed);
+      assertEquals(text.match(/HTTP\/1\.1 \d+/g), [
+        "HTTP/1.1 200",
+        "HTTP/1.1 400",
+      ]);
+    });
+    await t.step("a head over maxHeaderSize", async () => {
+      const { text, closed } = await send(
+        `GET /2 HTTP/1.1\r\nHost: a\r\nX-Big: ${"b".repeat(8192)}\r\n\r\n`,
+      );
+      assert(closed);
+      assertEquals(text.match(/HTTP\/1\.1 \d+/g), [
+        "HTTP/1.1 200",
+        "HTTP/1.1 431",
+      ]);
+    });
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("by default, clients that fail or go away log nothing", async () => {
+  const { child, port } = await startChild("default-on-error");
+  try {
+    const attempts = [
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\nNOT HTTP\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a b\r\n" +
+      UPGRADE + "\r\n",
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nabc",
+    ];
+    for (const head of attempts) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(encoder.encode(head));
+      await readUntil(conn, 300);
+      conn.close(); // unread bytes, or a body cut short
+    }
+    assert(await alive(port));
+  } finally {
+    child.kill();
+    await child.status;
+  }
+  const stderr = new TextDecoder().decode(
+    new Uint8Array(await new Response(child.stderr).arrayBuffer()),
+  );
+  assertEquals(stderr, "");
 });

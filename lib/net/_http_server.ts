@@ -130,31 +130,32 @@ export class PlainHttp {
           }
           this.#options.upgrade(request, socket, head);
         };
-        if (!connection || connection.exchanges.size === 0) return go();
         // node:http parses a pipelined upgrade while the responses before
         // it are still under way: the 101 (or a refusal) goes out once
         // they have all been written, not in the middle of them.
-        const limit = this.#options.headTimeout;
-        const timer = setTimeout(() => {
-          connection.idle = undefined;
-          socket.destroy();
-          this.#options.reportClient(
-            new WebSocketError(
-              `Cannot upgrade: the responses before it took longer than handshakeTimeout (${limit} ms)`,
-              { code: "ERR_HANDSHAKE_TIMEOUT" },
-            ),
-          );
-        }, limit);
-        socket.once("close", () => clearTimeout(timer));
-        connection.idle = () => {
-          clearTimeout(timer);
-          go();
-        };
+        this.#whenIdle(socket, connection, go);
       });
+      // With a listener here node:http answers nothing itself: a request
+      // it cannot parse gets the status node:http would give it (after the
+      // responses before it), then the connection ends. A reset or a
+      // closed socket gets nothing.
       server.on("clientError", (error: unknown, socket: Duplex) => {
-        // node:http answers 400/431 itself where it can; the socket ends.
-        if (!socket.destroyed) socket.destroy();
-        this.#options.report(error);
+        const code = (error as { code?: unknown } | null)?.code;
+        // A client's failure, not the server's: onError, quiet by default.
+        this.#options.reportClient(error);
+        if (
+          !(socket instanceof ConnDuplex) || !socket.writable ||
+          typeof code !== "string" || !code.startsWith("HPE_")
+        ) {
+          socket.destroy();
+          return;
+        }
+        // After the responses to the requests before it, in order.
+        this.#whenIdle(socket, this.#connections.get(socket), () => {
+          if (code === "HPE_HEADER_OVERFLOW") {
+            refuse(socket, 431, "the request head is too large");
+          } else refuse(socket, 400, "the request could not be parsed");
+        });
       });
       return { server, Socket: ConnDuplex };
     });
@@ -195,6 +196,37 @@ export class PlainHttp {
     );
     started.server.emit("connection", socket);
     await closed;
+  }
+
+  // Runs `then` once every response on the connection has been written,
+  // for answers written straight to the socket, which node:http no longer
+  // orders; the connection ends if that takes longer than headTimeout.
+  #whenIdle(
+    socket: ConnDuplex,
+    connection: Connection | undefined,
+    then: () => void,
+  ): void {
+    const go = () => {
+      if (socket.destroyed) return;
+      then();
+    };
+    if (!connection || connection.exchanges.size === 0) return go();
+    const limit = this.#options.headTimeout;
+    const timer = setTimeout(() => {
+      connection.idle = undefined;
+      socket.destroy();
+      this.#options.reportClient(
+        new WebSocketError(
+          `Cannot answer request: the responses before it took longer than handshakeTimeout (${limit} ms)`,
+          { code: "ERR_HANDSHAKE_TIMEOUT" },
+        ),
+      );
+    }, limit);
+    socket.once("close", () => clearTimeout(timer));
+    connection.idle = () => {
+      clearTimeout(timer);
+      go();
+    };
   }
 
   // Bytes with no request whose body is arriving start a head: it has

@@ -137,7 +137,11 @@ export interface ServeOptions extends Omit<AcceptOptions, "head"> {
   maxBodySize?: number;
   /**
    * Called with errors of handlers and handshakes that have no caller to
-   * reach.
+   * reach. Clients' failures (a refused or timed-out handshake, a plain
+   * request node:http cannot parse, a body or head that stops arriving, a
+   * client that resets or stops reading) are handshake failures here;
+   * errors thrown by `handler` or `fetch`, or by a response's stream, are
+   * handler errors.
    *
    * @default {ignore handshake failures; log handler errors}
    */
