@@ -1,10 +1,14 @@
 // Faults: a peer that resets TCP in the middle of a frame, of the opening
-// handshake and of the close handshake; an application that throws in its
-// handler, and an onError that throws. `closed` rejects with 1006 each
+// handshake and of the close handshake (against our server and our client;
+// a real RST from node:net's resetAndDestroy(), SO_LINGER 0, or from
+// closing with bytes unread); an application that throws in its handler,
+// and an onError that throws. `closed` rejects with 1006 each
 // time, the server goes on serving, and no rejection goes unhandled.
 
 import { assert, assertEquals } from "@std/assert";
+import net from "node:net";
 import { connect, serve, type WebSocketServer } from "../mod.ts";
+import { acceptKey } from "../lib/handshake/mod.ts";
 import {
   assertWsError,
   rawFrame,
@@ -13,6 +17,7 @@ import {
 } from "./_helpers.ts";
 
 const KEY = new Uint8Array([1, 2, 3, 4]);
+const te = new TextEncoder();
 
 /**
  * Runs `body` and fails if any promise rejection went unhandled meanwhile
@@ -219,4 +224,128 @@ Deno.test("a frame that declares 2^62 bytes, or one past maxFrameSize, gets 1009
     assertEquals((frame[2]! << 8) | frame[3]!, 1009);
   }
   await server.shutdown();
+});
+
+/**
+ * A node:net server (under Deno) that answers one upgrade, does `then`
+ * with the socket, and resets it: resetAndDestroy() closes with
+ * SO_LINGER 0, a real RST whatever is unread.
+ */
+function resettingServer(
+  then: (socket: net.Socket, upgraded: Uint8Array) => Promise<void>,
+  answer: (key: string) => Promise<Uint8Array> = async (key) =>
+    te.encode(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${await acceptKey(key)}\r\n\r\n`,
+    ),
+) {
+  const listening = Promise.withResolvers<number>();
+  const done = Promise.withResolvers<void>();
+  const server = net.createServer((socket) => {
+    socket.on("error", () => {});
+    let head = "";
+    const onData = async (data: Uint8Array) => {
+      head += new TextDecoder().decode(data);
+      if (!head.includes("\r\n\r\n")) return;
+      socket.off("data", onData);
+      const key = /sec-websocket-key: (.*)\r\n/i.exec(head)![1]!;
+      const response = await answer(key);
+      socket.write(response);
+      await then(socket, response);
+      socket.resetAndDestroy();
+      server.close(() => done.resolve());
+    };
+    socket.on("data", onData);
+  });
+  server.listen(0, "127.0.0.1", () => {
+    listening.resolve((server.address() as net.AddressInfo).port);
+  });
+  return { port: listening.promise, done: done.promise };
+}
+
+Deno.test("a real RST against our client: in the handshake, in a frame, in the close handshake", async (t) => {
+  await noUnhandledRejection(async () => {
+    await t.step("in the middle of the 101 response", async () => {
+      const peer = resettingServer(
+        () => new Promise((resolve) => setTimeout(resolve, 20)),
+        () =>
+          Promise.resolve(
+            te.encode("HTTP/1.1 101 Switching Protocols\r\nUpgr"),
+          ),
+      );
+      const error = await connect(`ws://127.0.0.1:${await peer.port}/`)
+        .then(() => undefined, (e) => e);
+      assertWsError(error, "ERR_HANDSHAKE", 1006);
+      await peer.done;
+    });
+
+    await t.step("in the middle of a frame", async () => {
+      const peer = resettingServer(async (socket) => {
+        // Half of an unmasked 1000-byte binary frame from the server.
+        socket.write(rawFrame(0x82, new Uint8Array(1000)).subarray(0, 500));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      });
+      const client = await connect(`ws://127.0.0.1:${await peer.port}/`);
+      const error = await client.closed.then(() => undefined, (e) => e);
+      assertWsError(error, "ERR_ABNORMAL_CLOSURE", 1006);
+      await peer.done;
+    });
+
+    await t.step("in the middle of the close handshake", async () => {
+      const closeSeen = Promise.withResolvers<void>();
+      const peer = resettingServer(async (socket) => {
+        socket.on("data", (data: Uint8Array) => {
+          if ((data[0]! & 0x0f) === 0x8) closeSeen.resolve();
+        });
+        await closeSeen.promise;
+      });
+      const client = await connect(`ws://127.0.0.1:${await peer.port}/`);
+      client.close({ closeCode: 1000 });
+      const error = await client.closed.then(() => undefined, (e) => e);
+      assertWsError(error, "ERR_ABNORMAL_CLOSURE", 1006);
+      await peer.done;
+    });
+  });
+});
+
+Deno.test("a real RST against our server in the middle of its close handshake: 1006, and it goes on", async () => {
+  await noUnhandledRejection(async () => {
+    const outcome = Promise.withResolvers<unknown>();
+    const server = serve(
+      { port: 0, hostname: "127.0.0.1", onListen() {} },
+      (connection, request) => {
+        if (new URL(request.url).pathname === "/close") {
+          connection.closed.then(outcome.resolve, outcome.resolve);
+          connection.close({ closeCode: 1000 });
+          return;
+        }
+        connection.readable.pipeTo(connection.writable).catch(() => {});
+      },
+    );
+    // A node:net client that reads our close frame and resets.
+    const socket = net.connect(server.addr.port, "127.0.0.1");
+    socket.on("error", () => {});
+    const closed = new Promise((resolve) => socket.once("close", resolve));
+    const sawClose = Promise.withResolvers<void>();
+    let bytes = new Uint8Array(0);
+    socket.on("data", (data: Uint8Array) => {
+      bytes = new Uint8Array([...bytes, ...data]);
+      const text = new TextDecoder("latin1").decode(bytes);
+      const end = text.indexOf("\r\n\r\n");
+      if (end >= 0 && bytes[end + 4] === 0x88) sawClose.resolve();
+    });
+    socket.write(
+      new TextDecoder().decode(upgradeRequest()).replace(
+        "GET / ",
+        "GET /close ",
+      ),
+    );
+    await sawClose.promise;
+    socket.resetAndDestroy();
+    await closed;
+    const error = await outcome.promise;
+    assertWsError(error, "ERR_ABNORMAL_CLOSURE", 1006);
+    await stillServes(server);
+    await server.shutdown();
+  });
 });

@@ -16,13 +16,15 @@ import { readBufferStats } from "../lib/_pools.ts";
 import {
   assertWsError,
   concat,
+  delay,
+  rawClient,
   rawFrame,
   rawServer,
-  upgradeRequest,
+  readUntilClose,
+  within,
 } from "./_helpers.ts";
 
 const te = new TextEncoder();
-const td = new TextDecoder();
 const KEY = new Uint8Array([1, 2, 3, 4]);
 
 function echoServer(options: Partial<ServeOptions> = {}): WebSocketServer {
@@ -32,101 +34,6 @@ function echoServer(options: Partial<ServeOptions> = {}): WebSocketServer {
       connection.readable.pipeTo(connection.writable).catch(() => {});
     },
   );
-}
-
-/** Rejects after `ms`, so that a hang fails the test instead of stalling CI. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`hung: ${what}`)), ms);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A server's unmasked frames, parsed from bytes as they arrive. */
-class FrameReader {
-  #bytes: Uint8Array = new Uint8Array(0);
-  push(chunk: Uint8Array): void {
-    this.#bytes = concat(this.#bytes, chunk);
-  }
-  /** The next whole frame, or `undefined` until its bytes are in. */
-  next(): { opcode: number; fin: boolean; payload: Uint8Array } | undefined {
-    const b = this.#bytes;
-    if (b.length < 2) return undefined;
-    let length = b[1]! & 127;
-    let at = 2;
-    if (length === 126) {
-      if (b.length < 4) return undefined;
-      length = (b[2]! << 8) | b[3]!;
-      at = 4;
-    } else if (length === 127) {
-      if (b.length < 10) return undefined;
-      length = Number(new DataView(b.buffer, b.byteOffset).getBigUint64(2));
-      at = 10;
-    }
-    if (b.length < at + length) return undefined;
-    const frame = {
-      opcode: b[0]! & 15,
-      fin: (b[0]! & 0x80) !== 0,
-      payload: b.slice(at, at + length),
-    };
-    this.#bytes = b.subarray(at + length);
-    return frame;
-  }
-}
-
-/** Connects a raw client, sends the upgrade, and skips the 101 head. */
-async function rawClient(
-  port: number,
-): Promise<{ conn: Deno.TcpConn; frames: FrameReader }> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await conn.write(upgradeRequest());
-  const frames = new FrameReader();
-  let head: Uint8Array = new Uint8Array(0);
-  const buffer = new Uint8Array(4096);
-  while (true) {
-    const n = await conn.read(buffer);
-    if (n === null) throw new Error("no 101");
-    head = concat(head, buffer.subarray(0, n));
-    const end = td.decode(head).indexOf("\r\n\r\n");
-    if (end >= 0) {
-      assertStringIncludes(td.decode(head.subarray(0, end)), " 101 ");
-      frames.push(head.subarray(end + 4));
-      return { conn, frames };
-    }
-  }
-}
-
-/**
- * Reads until a close frame arrives; returns its code (or undefined when
- * the transport ended first) and whether TCP then ended cleanly.
- */
-async function readUntilClose(
-  conn: Deno.Conn,
-  frames: FrameReader,
-): Promise<{ code: number | undefined; reason: string; data: number }> {
-  const buffer = new Uint8Array(65536);
-  let data = 0;
-  while (true) {
-    for (let frame = frames.next(); frame; frame = frames.next()) {
-      if (frame.opcode === 8) {
-        const p = frame.payload;
-        return {
-          code: p.length >= 2 ? (p[0]! << 8) | p[1]! : 1005,
-          reason: td.decode(p.subarray(2)),
-          data,
-        };
-      }
-      if (frame.opcode !== 10) data++;
-    }
-    const n = await conn.read(buffer).catch(() => null);
-    if (n === null) return { code: undefined, reason: "", data };
-    frames.push(buffer.subarray(0, n));
-  }
 }
 
 Deno.test("after our close, every message the peer sent is delivered in order", async () => {
