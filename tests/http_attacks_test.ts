@@ -48,7 +48,10 @@ async function readUntil(
   );
   try {
     while (!until(text)) {
-      const n = await Promise.race([conn.read(buffer).catch(() => null), timeout]);
+      const n = await Promise.race([
+        conn.read(buffer).catch(() => null),
+        timeout,
+      ]);
       if (n === "timeout") return { closed: false, text };
       if (n === null) return { closed: true, text };
       text += latin1(buffer.subarray(0, n));
@@ -186,7 +189,9 @@ Deno.test("a second request head that trickles in is cut off", async () => {
     await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
     // The first response, then the start of a second head, a byte a second.
     await sleep(200);
-    await conn.write(encoder.encode("GET /two HTTP/1.1\r\nHost: a\r\nX-Slow: "));
+    await conn.write(
+      encoder.encode("GET /two HTTP/1.1\r\nHost: a\r\nX-Slow: "),
+    );
     const deadline = Date.now() + WINDOW;
     let closed = false;
     while (!closed && Date.now() < deadline) {
@@ -281,7 +286,9 @@ Deno.test("a plain request then a pipelined upgrade: the response comes before t
 // 4. A body the handler never reads does not stall the connection.
 
 Deno.test("a handler that ignores the body: the next request is answered", async () => {
-  const server = start((request) => new Response(new URL(request.url).pathname));
+  const server = start((request) =>
+    new Response(new URL(request.url).pathname)
+  );
   const conn = await Deno.connect({
     hostname: "127.0.0.1",
     port: server.addr.port,
@@ -298,7 +305,10 @@ Deno.test("a handler that ignores the body: the next request is answered", async
     const last = "/next\r\n0\r\n\r\n"; // the second body, chunked
     const { text } = await readUntil(conn, WINDOW, (t) => t.endsWith(last));
     await writing;
-    assertEquals(text.match(/HTTP\/1\.1 \d+/g), ["HTTP/1.1 200", "HTTP/1.1 200"]);
+    assertEquals(text.match(/HTTP\/1\.1 \d+/g), [
+      "HTTP/1.1 200",
+      "HTTP/1.1 200",
+    ]);
     assert(text.endsWith(last), JSON.stringify(text));
   } finally {
     conn.close();
