@@ -113,7 +113,8 @@ const SMALL_READ_SIZE = 2 * 1024;
 const DIRECT_READ_FROM = 4 * READ_BUFFER_SIZE;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const DEFAULT_CLOSE_TIMEOUT = 5000;
-const DEFAULT_SEND_TIMEOUT = 30_000;
+/** sendTimeout's default: 30 s. */
+export const DEFAULT_SEND_TIMEOUT = 30_000;
 // How long a protocol failure waits for the application to take the
 // messages received before it, and to answer them (#endInOrder).
 const FAIL_WAIT = 1000;

@@ -21,7 +21,11 @@ import {
   PORT,
 } from "../_options.ts";
 import { acceptOn, type AcceptOptions, rejectOn } from "./accept.ts";
-import { finishListeners, type WebSocketConnection } from "./connection.ts";
+import {
+  DEFAULT_SEND_TIMEOUT,
+  finishListeners,
+  type WebSocketConnection,
+} from "./connection.ts";
 import {
   HandshakeRejection,
   validateUpgradeRequest,
@@ -75,11 +79,27 @@ export interface ServeOptions extends Omit<AcceptOptions, "head"> {
   /**
    * Milliseconds a client has to send its whole request head (against
    * slowloris), from 1 to 2147483647 (2^31 - 1, the longest timer); past it
-   * the socket is closed.
+   * the socket is closed. On a kept-alive plain HTTP connection it bounds
+   * each later head too, from its first byte (the idle wait before that
+   * byte is node:http's keep-alive timeout, 5 s), and each wait for the
+   * next bytes of a request body that `fetch` is reading: past it the body
+   * stream errors with `ERR_BODY_TIMEOUT`, the client gets
+   * `408 Request Timeout` (if no response has started) and the connection
+   * closes.
    *
    * @default {10000}
    */
   handshakeTimeout?: number;
+  /**
+   * Milliseconds that bytes may wait for the client to take any of them (a
+   * peer that stops reading). For a WebSocket, past it the transport is
+   * closed and `closed` rejects with `ERR_SEND_TIMEOUT`. For a plain HTTP
+   * response, past it the connection is closed, the response's stream is
+   * cancelled and the request's `signal` aborts.
+   *
+   * @default {30000}
+   */
+  sendTimeout?: number;
   /**
    * Decides each valid upgrade request before it is answered: accept with a
    * subprotocol and response headers, or reject with a status. This is
@@ -117,7 +137,11 @@ export interface ServeOptions extends Omit<AcceptOptions, "head"> {
   maxBodySize?: number;
   /**
    * Called with errors of handlers and handshakes that have no caller to
-   * reach.
+   * reach. Clients' failures (a refused or timed-out handshake, a plain
+   * request node:http cannot parse, a body or head that stops arriving, a
+   * client that resets or stops reading) are handshake failures here;
+   * errors thrown by `handler` or `fetch`, or by a response's stream, are
+   * handler errors.
    *
    * @default {ignore handshake failures; log handler errors}
    */
@@ -309,7 +333,10 @@ export function serve(
       fallbackHost: `${addr.hostname}:${addr.port}`,
       maxBodySize: options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE,
       maxHeaderSize: options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
+      headTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+      sendTimeout: options.sendTimeout ?? DEFAULT_SEND_TIMEOUT,
       report: (error) => report(error, console.error),
+      reportClient: onError,
       upgrade: (request, socket, head) => {
         const remote = socket as {
           remoteAddress?: string;
@@ -376,6 +403,9 @@ export function serve(
       }
       const host = head.headers.get("host") ?? addr.hostname;
       try {
+        // An upgrade's target is origin-form (RFC 6455 §4.1: the path
+        // and query), never pasted after the Host unchecked.
+        if (!target?.startsWith("/")) throw new TypeError("not origin-form");
         request = new Request(
           `${options.tls ? "https" : "http"}://${host}${target}`,
           {
