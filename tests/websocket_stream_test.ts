@@ -453,11 +453,12 @@ Deno.test("the same script against Deno's --unstable-net WebSocketStream and our
   assert(Object.keys(ours).length >= 18);
   const expected = (name: string) => KNOWN_DIFFERENCES[name]?.[0] ?? ours[name];
   // Deno's client now and then rejects closed after a clean close (1 in
-  // 40 against Deno's own server, with the reason as the message): a
-  // scenario agrees when one of three native runs agrees.
+  // 40 against Deno's own server, with the reason as the message; more
+  // often on a loaded machine): a scenario agrees when one of five native
+  // runs agrees. Our own outcomes are asserted once, above and below.
   let pending = Object.keys(ours);
   let native: Record<string, unknown> = {};
-  for (let attempt = 0; attempt < 3 && pending.length > 0; attempt++) {
+  for (let attempt = 0; attempt < 5 && pending.length > 0; attempt++) {
     native = await run("native");
     pending = pending.filter((name) => {
       try {
