@@ -448,3 +448,38 @@ Deno.test("connect: an abort while the 101 is being checked rejects with ERR_ABO
     subtle.digest = digest;
   }
 });
+
+Deno.test("serve(): onUpgrade's refusal sends its headers and the status's own reason phrase", async () => {
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onListen() {},
+    onUpgrade: () => ({
+      reject: 401,
+      body: "log in first",
+      headers: { "WWW-Authenticate": 'Basic realm="chat"' },
+    }),
+  }, () => {});
+  const error = await connect(`ws://127.0.0.1:${server.addr.port}/`)
+    .catch((e) => e);
+  assertInstanceOf(error, WebSocketHandshakeError);
+  assertEquals(
+    [error.status, error.statusText, error.headers.get("www-authenticate")],
+    [401, "Unauthorized", 'Basic realm="chat"'],
+  );
+  for (const reject of [200, 101, 600, 401.5]) {
+    const refusal = serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      onListen() {},
+      onUpgrade: () => ({ reject }),
+      onError() {},
+    }, () => {});
+    const failure = await connect(`ws://127.0.0.1:${refusal.addr.port}/`)
+      .catch((e) => e);
+    // Not a status a refusal may have: the server answers 500, its own fault.
+    assertEquals(failure.status, 500, String(reject));
+    await refusal.shutdown();
+  }
+  await server.shutdown();
+});
