@@ -22,4 +22,7 @@ if (import.meta.main) {
   ]);
   await server.shutdown();
   console.log("server shut down");
+  console.log(
+    "next: `deno task techniques` serves a page comparing WebSocket with SSE, long and short polling and the iframe stream",
+  );
 }

@@ -46,9 +46,11 @@ import { truncateUtf8 } from "./codec/utf8.ts";
  * | `ERR_INBOUND_QUEUE_FULL` | 1008 | `upgradeWebSocket`: unread messages passed `maxQueuedBytes` (a socket that cannot pause) |
  * | `ERR_EVENT_TOO_LARGE` | 1009 | server-sent events: an event (its data plus the line being read) passed `maxEventSize` |
  * | `ERR_EVENT_STREAM` | 1006 | server-sent events: the server answered with a status other than 200 or a type other than `text/event-stream`, so the client does not reconnect |
- * | `ERR_SESSION_TIMEOUT` | 1006 | polling server: the client made no request for `sessionTimeout` |
- * | `ERR_SESSION_CLOSED` | 1006 | polling client: the server no longer knows the session (it timed out or ended), or `maxRetries` requests in a row failed |
+ * | `ERR_SESSION_TIMEOUT` | 1006 | polling server and `realtime()`: the client made no request (and had no stream open) for `sessionTimeout` |
+ * | `ERR_SESSION_CLOSED` | 1006 | polling client and `connectRealtime()`: the server no longer knows the session (it timed out or ended), or `maxRetries` requests in a row failed, or messages left `realtime()`'s replay window before the client had them |
+ * | `ERR_NO_TRANSPORT` | 1006 | `connectRealtime()`: every transport failed or timed out; the error's `cause` lists why |
  * | `ERR_BODY_TOO_LARGE` | 1009 | `serve`: a plain HTTP request body passed `maxBodySize` (the client gets 413; no WebSocket is closed) |
+ * | `ERR_BODY_TIMEOUT` | 1006 | `serve`: a plain HTTP request body sent no bytes for `handshakeTimeout` while they were awaited (the client gets 408) |
  * | `ERR_APPLICATION` | as given | made by the application, `new WebSocketError(message, { closeCode, reason })`, to close with that code |
  */
 export const ERROR_CODES = {
@@ -87,7 +89,9 @@ export const ERROR_CODES = {
   ERR_EVENT_STREAM: 1006,
   ERR_SESSION_TIMEOUT: 1006,
   ERR_SESSION_CLOSED: 1006,
+  ERR_NO_TRANSPORT: 1006,
   ERR_BODY_TOO_LARGE: 1009,
+  ERR_BODY_TIMEOUT: 1006,
   ERR_APPLICATION: 1000,
 } as const;
 

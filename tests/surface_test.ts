@@ -93,6 +93,15 @@ const expected: Record<string, string[]> = {
     "decodeBatch",
     "encodeBatch",
   ],
+  "./realtime": [
+    "ERROR_CODES",
+    "REALTIME_TRANSPORTS",
+    "WebSocketError",
+    "connectRealtime",
+    "encodeIframeChunk",
+    "iframeResponse",
+    "realtime",
+  ],
   // A program, not a library: importing it runs nothing and exports nothing.
   "./cli": [],
   "./redis": ["RedisBackplane"],
@@ -102,7 +111,7 @@ const config = JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
 ) as { exports: Record<string, string> };
 
-Deno.test("deno.json's entry points are exactly these eight", () => {
+Deno.test("deno.json's entry points are exactly these nine", () => {
   assertEquals(
     Object.keys(config.exports).sort(),
     Object.keys(expected).sort(),

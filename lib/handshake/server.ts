@@ -90,6 +90,20 @@ const DEFAULT_PORTS: Record<string, string> = {
  * Origin's host with the request's Host), where ws, `Deno.upgradeWebSocket`
  * and Bun check nothing unless asked.
  *
+ * Its limits:
+ * - The same-host rule compares host and port, not the scheme: a page
+ *   served over plain `http://` on the same host and port (or on the
+ *   scheme's default port, when `Host` names none) passes for a `wss://`
+ *   endpoint. List exact origins in `allowedOrigins` where that matters.
+ * - `Host` is the client's word. Under DNS rebinding a hostile name
+ *   resolves to your server (often one on `localhost` or a private
+ *   address): the page's `Origin` and the request's `Host` then name the
+ *   same host, and the check passes. A server that is not meant to be
+ *   reached by any name should also check `Host` against the names it
+ *   serves (in `onUpgrade`).
+ * - A client that is not a browser sends whatever `Origin` it likes, or
+ *   none: this stops other sites' pages, not other programs.
+ *
  * @param request The upgrade request.
  * @param allowedOrigins The origins allowed besides the request's own host.
  * @throws {HandshakeRejection} 403 for an origin that is not allowed.

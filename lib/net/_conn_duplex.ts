@@ -19,6 +19,10 @@ export class ConnDuplex extends Duplex {
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
   readonly encrypted: boolean;
+  /** Called as bytes are read, before node:http sees them. */
+  onRead: (() => void) | undefined;
+  /** When the connection last took bytes we wrote (Date.now()). */
+  writtenAt = 0;
   #conn: Deno.Conn;
   #first: Uint8Array | undefined;
   #closed = false;
@@ -46,6 +50,7 @@ export class ConnDuplex extends Duplex {
       this.#touch();
       if (n === null) this.push(null);
       else {
+        this.onRead?.();
         this.push(
           n < COPY_BELOW ? buffer.slice(0, n) : buffer.subarray(0, n),
         );
@@ -91,6 +96,7 @@ export class ConnDuplex extends Duplex {
     let written = 0;
     while (written < bytes.length) {
       written += await this.#conn.write(bytes.subarray(written));
+      this.writtenAt = Date.now();
       this.#touch();
     }
   }

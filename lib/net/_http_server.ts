@@ -29,9 +29,31 @@ export interface PlainHttpOptions {
   fallbackHost: string;
   maxBodySize: number;
   maxHeaderSize: number;
+  /**
+   * Milliseconds for a request head to arrive once its first byte has, and
+   * the longest wait for the next bytes of a body being read (handshakeTimeout).
+   */
+  headTimeout: number;
+  /** Milliseconds a response may wait with the client taking no bytes. */
+  sendTimeout: number;
+  /** Errors of handlers: logged by default. */
   report: (error: unknown) => void;
+  /** Errors of clients (malformed requests, resets): ignored by default. */
+  reportClient: (error: unknown) => void;
   /** An upgrade request on a connection node:http already serves. */
   upgrade: (request: Request, socket: Duplex, head: Uint8Array) => void;
+}
+
+// A connection node:http serves, and the timers node:http does not run for
+// it (its headersTimeout and requestTimeout need a server that listens).
+interface Connection {
+  exchanges: Set<Exchange>;
+  /** Requests whose body is still arriving. */
+  receiving: number;
+  /** Runs from a head's first byte until node:http has parsed the head. */
+  headTimer: ReturnType<typeof setTimeout> | undefined;
+  /** An upgrade held until the exchanges before it have ended. */
+  idle?: () => void;
 }
 
 interface Exchange {
@@ -47,7 +69,7 @@ export class PlainHttp {
     | Promise<{ server: Server; Socket: typeof ConnDuplex }>
     | undefined;
   #sockets = new Set<ConnDuplex>();
-  #exchanges = new Map<ConnDuplex, Set<Exchange>>();
+  #connections = new Map<ConnDuplex, Connection>();
   #stopping = false;
 
   constructor(options: PlainHttpOptions) {
@@ -81,14 +103,59 @@ export class PlainHttp {
       Object.defineProperty(server, "listening", {
         get: () => !this.#stopping,
       });
+      // node:http emits "upgrade" from its socket's "data" handler: a throw
+      // here would be an unhandled rejection, and end the process.
       server.on("upgrade", (req: IncomingMessage, socket: Duplex, head) => {
-        if (socket instanceof ConnDuplex) socket.upgraded = true;
-        this.#options.upgrade(this.#request(req, null), socket, head);
+        if (!(socket instanceof ConnDuplex)) return;
+        socket.upgraded = true;
+        const connection = this.#connections.get(socket);
+        if (connection) {
+          clearTimeout(connection.headTimer);
+          connection.headTimer = undefined;
+        }
+        const go = () => {
+          if (socket.destroyed) return;
+          // node:http re-arms its keep-alive timer as an earlier response
+          // finishes; the WebSocket has timers of its own.
+          socket.setTimeout(0);
+          let request;
+          try {
+            request = this.#request(req, null);
+          } catch (error) {
+            // A Host or target that makes no URL, or a method Request
+            // refuses (TRACE): malformed for us (RFC 9110 §15.5.1).
+            refuse(socket, 400, "the request target or Host makes no URL");
+            this.#options.reportClient(error);
+            return;
+          }
+          this.#options.upgrade(request, socket, head);
+        };
+        // node:http parses a pipelined upgrade while the responses before
+        // it are still under way: the 101 (or a refusal) goes out once
+        // they have all been written, not in the middle of them.
+        this.#whenIdle(socket, connection, go);
       });
+      // With a listener here node:http answers nothing itself: a request
+      // it cannot parse gets the status node:http would give it (after the
+      // responses before it), then the connection ends. A reset or a
+      // closed socket gets nothing.
       server.on("clientError", (error: unknown, socket: Duplex) => {
-        // node:http answers 400/431 itself where it can; the socket ends.
-        if (!socket.destroyed) socket.destroy();
-        this.#options.report(error);
+        const code = (error as { code?: unknown } | null)?.code;
+        // A client's failure, not the server's: onError, quiet by default.
+        this.#options.reportClient(error);
+        if (
+          !(socket instanceof ConnDuplex) || !socket.writable ||
+          typeof code !== "string" || !code.startsWith("HPE_")
+        ) {
+          socket.destroy();
+          return;
+        }
+        // After the responses to the requests before it, in order.
+        this.#whenIdle(socket, this.#connections.get(socket), () => {
+          if (code === "HPE_HEADER_OVERFLOW") {
+            refuse(socket, 431, "the request head is too large");
+          } else refuse(socket, 400, "the request could not be parsed");
+        });
       });
       return { server, Socket: ConnDuplex };
     });
@@ -112,15 +179,83 @@ export class PlainHttp {
     }
     const socket = new started.Socket(conn, bytes);
     this.#sockets.add(socket);
+    const connection: Connection = {
+      exchanges: new Set(),
+      receiving: 0,
+      headTimer: undefined,
+    };
+    this.#connections.set(socket, connection);
+    socket.onRead = () => this.#bytesIn(socket, connection);
     const closed = new Promise<void>((resolve) =>
       socket.once("close", () => {
+        clearTimeout(connection.headTimer);
         this.#sockets.delete(socket);
-        this.#exchanges.delete(socket);
+        this.#connections.delete(socket);
         resolve();
       })
     );
     started.server.emit("connection", socket);
     await closed;
+  }
+
+  // Runs `then` once every response on the connection has been written,
+  // for answers written straight to the socket, which node:http no longer
+  // orders; the connection ends if that takes longer than headTimeout.
+  #whenIdle(
+    socket: ConnDuplex,
+    connection: Connection | undefined,
+    then: () => void,
+  ): void {
+    const go = () => {
+      if (socket.destroyed) return;
+      then();
+    };
+    if (!connection || connection.exchanges.size === 0) return go();
+    const limit = this.#options.headTimeout;
+    const timer = setTimeout(() => {
+      connection.idle = undefined;
+      socket.destroy();
+      this.#options.reportClient(
+        new WebSocketError(
+          `Cannot answer request: the responses before it took longer than handshakeTimeout (${limit} ms)`,
+          { code: "ERR_HANDSHAKE_TIMEOUT" },
+        ),
+      );
+    }, limit);
+    socket.once("close", () => clearTimeout(timer));
+    connection.idle = () => {
+      clearTimeout(timer);
+      go();
+    };
+  }
+
+  // Bytes with no request whose body is arriving start a head: it has
+  // headTimeout to be whole. node:http bounds only the idle wait before a
+  // head's first byte (keepAliveTimeout), and disarms it on that byte.
+  #bytesIn(socket: ConnDuplex, connection: Connection): void {
+    if (
+      connection.headTimer !== undefined || connection.receiving > 0 ||
+      socket.upgraded
+    ) return;
+    const limit = this.#options.headTimeout;
+    const expire = () => {
+      connection.headTimer = undefined;
+      if (socket.upgraded || socket.destroyed) return;
+      // Pipelined behind responses under way (each bounded itself): node:http
+      // may not parse it until they are done.
+      if (connection.exchanges.size > 0) {
+        connection.headTimer = setTimeout(expire, limit);
+        return;
+      }
+      socket.destroy();
+      this.#options.reportClient(
+        new WebSocketError(
+          `Cannot read request head: it took longer than handshakeTimeout (${limit} ms)`,
+          { code: "ERR_HANDSHAKE_TIMEOUT" },
+        ),
+      );
+    };
+    connection.headTimer = setTimeout(expire, limit);
   }
 
   #request(req: IncomingMessage, body: ReadableStream<Uint8Array> | null) {
@@ -135,7 +270,7 @@ export class PlainHttp {
       }
     }
     const host = req.headers.host ?? this.#options.fallbackHost;
-    return new Request(`${this.#options.scheme}://${host}${req.url}`, {
+    return new Request(requestUrl(this.#options.scheme, host, req.url), {
       method: req.method,
       headers,
       body,
@@ -146,6 +281,26 @@ export class PlainHttp {
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const socket = req.socket as unknown as ConnDuplex;
+    const connection = this.#connections.get(socket)!;
+    clearTimeout(connection.headTimer);
+    connection.headTimer = undefined;
+    // Every response, those answered here too: a held upgrade waits for
+    // them all.
+    const exchange: Exchange = { response: res, abort: new AbortController() };
+    const exchanges = connection.exchanges;
+    exchanges.add(exchange);
+    // The client went away, or shutdown() cut the response: stop the
+    // application's stream and tell its handler.
+    res.once("close", () => {
+      exchanges.delete(exchange);
+      const idle = connection.idle;
+      if (exchanges.size === 0 && idle) {
+        connection.idle = undefined;
+        idle();
+      }
+      exchange.abort.abort();
+      exchange.reader?.cancel().catch(() => {});
+    });
     if (this.#stopping) {
       res.writeHead(503, { connection: "close", "retry-after": "1" });
       res.end("Service Unavailable: the server is shutting down\n");
@@ -157,24 +312,34 @@ export class PlainHttp {
       tooLarge(res, limit);
       return;
     }
-    const exchange: Exchange = { response: res, abort: new AbortController() };
-    let exchanges = this.#exchanges.get(socket);
-    if (!exchanges) this.#exchanges.set(socket, exchanges = new Set());
-    exchanges.add(exchange);
-    // The client went away, or shutdown() cut the response: stop the
-    // application's stream and tell its handler.
-    res.once("close", () => {
-      exchanges.delete(exchange);
-      exchange.abort.abort();
-      exchange.reader?.cancel().catch(() => {});
-    });
     const hasBody = req.headers["transfer-encoding"] !== undefined ||
       declared > 0;
-    const body = hasBody
-      ? bodyStream(req, limit, () => {
-        if (!res.headersSent) tooLarge(res, limit);
-      })
-      : null;
+    let body = null;
+    if (hasBody) {
+      connection.receiving++;
+      const { stream, discard } = bodyStream(req, {
+        limit,
+        timeout: this.#options.headTimeout,
+        onTooLarge: () => {
+          if (!res.headersSent) tooLarge(res, limit);
+        },
+        onTimeout: (error) => {
+          // RFC 9110 §15.5.9: 408, and the connection closes.
+          if (res.headersSent) res.destroy();
+          else {
+            res.writeHead(408, {
+              "content-type": "text/plain; charset=utf-8",
+              connection: "close",
+            });
+            res.end(`Request Timeout: ${error.message}\n`);
+          }
+          this.#options.reportClient(error);
+        },
+        onDone: () => connection.receiving--,
+      });
+      body = stream;
+      res.once("finish", discard);
+    }
     if (!hasBody) req.resume();
     let request;
     try {
@@ -206,10 +371,14 @@ export class PlainHttp {
       response.body?.cancel().catch(() => {});
       return;
     }
-    await this.#respond(exchange, response);
+    await this.#respond(exchange, response, socket);
   }
 
-  async #respond(exchange: Exchange, response: Response): Promise<void> {
+  async #respond(
+    exchange: Exchange,
+    response: Response,
+    socket: ConnDuplex,
+  ): Promise<void> {
     const res = exchange.response;
     const head: Record<string, string | string[]> = {};
     response.headers.forEach((value, name) => {
@@ -234,15 +403,56 @@ export class PlainHttp {
         if (done) break;
         if (res.destroyed) return;
         // Backpressure: no next chunk until the socket has taken this one.
-        if (!res.write(value)) await drained(res);
+        if (!res.write(value)) await this.#sent(res, socket, "drain");
       }
       if (!res.destroyed) res.end();
+      if (!res.writableFinished) await this.#sent(res, socket, "finish");
     } catch (error) {
       // The stream failed part-way: the client must not take a truncated
       // body for a whole one, so the connection ends without the last chunk.
       res.destroy();
       if (!res.destroyed || !this.#stopping) this.#options.report(error);
     }
+  }
+
+  // Waits for the socket to take what res holds ("drain"), or all of it
+  // ("finish"). A client that takes no bytes for sendTimeout is cut off:
+  // the close cancels the response's stream.
+  #sent(
+    res: ServerResponse,
+    socket: ConnDuplex,
+    event: "drain" | "finish",
+  ): Promise<void> {
+    const limit = this.#options.sendTimeout;
+    const since = Date.now();
+    if (res.destroyed || res.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        const idle = Date.now() - Math.max(since, socket.writtenAt);
+        if (idle < limit) {
+          timer = setTimeout(check, limit - idle);
+          return;
+        }
+        done();
+        res.destroy();
+        this.#options.reportClient(
+          new WebSocketError(
+            `Cannot send response: the client took no bytes for sendTimeout (${limit} ms)`,
+            { code: "ERR_SEND_TIMEOUT" },
+          ),
+        );
+      };
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        res.off(event, done);
+        res.off("close", done);
+        resolve();
+      };
+      res.on(event, done);
+      res.on("close", done);
+      timer = setTimeout(check, limit);
+    });
   }
 
   /**
@@ -257,7 +467,7 @@ export class PlainHttp {
     for (const socket of this.#sockets) {
       if (socket.upgraded) continue; // a WebSocket: serve() closes it
       closing.push(new Promise((resolve) => socket.once("close", resolve)));
-      const exchanges = this.#exchanges.get(socket);
+      const exchanges = this.#connections.get(socket)?.exchanges;
       if (!exchanges || exchanges.size === 0) {
         socket.destroy();
         continue;
@@ -276,6 +486,54 @@ export class PlainHttp {
   }
 }
 
+/**
+ * The URL of a request from its target and Host. Only origin-form
+ * (`/path?query`) and absolute-form (`http://host/path`, whose authority
+ * then wins over Host: RFC 9112 §3.2.2) make one: anything else pasted
+ * after the Host would change the URL's authority (`@evil.example/x`
+ * makes `http://a@evil.example/x`, `.evil.example/x` makes
+ * `http://a.evil.example/x`).
+ *
+ * @throws {TypeError} For another form of target, or a Host or target
+ * that makes no URL.
+ */
+export function requestUrl(
+  scheme: string,
+  host: string,
+  target: string | undefined,
+): string {
+  if (target?.startsWith("/")) return `${scheme}://${host}${target}`;
+  if (target !== undefined && /^https?:\/\//i.test(target)) {
+    return new URL(target).href;
+  }
+  throw new TypeError(
+    `Cannot make a URL: the request target ${
+      JSON.stringify(target)
+    } is neither origin-form nor absolute-form`,
+  );
+}
+
+// An answer written straight to a socket node:http has let go of (an
+// upgrade), then the end of the connection.
+function refuse(socket: Duplex, status: number, reason: string): void {
+  const body = `${STATUS_TEXT[status]}: ${reason}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${body.length}\r\n\r\n${body}`,
+  );
+  // A client that does not read gets no longer than a shutdown would.
+  const timer = setTimeout(() => socket.destroy(), SHUTDOWN_FLUSH);
+  socket.once("close", () => clearTimeout(timer));
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  408: "Request Timeout",
+  413: "Payload Too Large",
+  431: "Request Header Fields Too Large",
+};
+
 function tooLarge(res: ServerResponse, limit: number): void {
   res.writeHead(413, {
     "content-type": "text/plain; charset=utf-8",
@@ -284,55 +542,109 @@ function tooLarge(res: ServerResponse, limit: number): void {
   res.end(`Payload Too Large: the request body exceeds ${limit} bytes\n`);
 }
 
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-  });
-}
-
 // The request body as a byte stream, read only as fast as it is consumed
-// (the socket pauses past one chunk), and bounded by `limit` in total.
+// (the socket pauses past one chunk), and bounded by `limit` in total and
+// by `timeout` for each wait for bytes that are wanted (not while paused).
 function bodyStream(
   req: IncomingMessage,
-  limit: number,
-  onTooLarge: () => void,
-): ReadableStream<Uint8Array> {
+  options: {
+    limit: number;
+    timeout: number;
+    onTooLarge: () => void;
+    onTimeout: (error: WebSocketError) => void;
+    onDone: () => void;
+  },
+): { stream: ReadableStream<Uint8Array>; discard: () => void } {
+  const { limit, timeout } = options;
   let received = 0;
-  return new ReadableStream<Uint8Array>({
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let done = false;
+  const disarm = () => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
+  const finish = () => {
+    disarm();
+    if (done) return;
+    done = true;
+    options.onDone();
+  };
+  let expire = () => {};
+  const arm = () => {
+    clearTimeout(timer);
+    if (!done) timer = setTimeout(() => expire(), timeout);
+  };
+  // What the handler left unread once its response has been sent: read
+  // and dropped (node:http's req._dump(), which our "data" listener has
+  // turned off), so that the next request on the connection is parsed.
+  // Past `limit` in all, or `timeout` with no bytes, the connection ends.
+  const discard = () => {
+    if (done) return;
+    req.removeAllListeners("data");
+    expire = () => {
+      finish();
+      req.socket.destroy();
+    };
+    req.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > limit) expire();
+      else arm();
+    });
+    arm();
+    req.resume();
+  };
+  const stream = new ReadableStream<Uint8Array>({
     start(controller) {
+      expire = () => {
+        req.pause();
+        req.removeAllListeners("data");
+        finish();
+        const error = new WebSocketError(
+          `Cannot read request body: no bytes came for handshakeTimeout (${timeout} ms)`,
+          { code: "ERR_BODY_TIMEOUT" },
+        );
+        try {
+          controller.error(error);
+        } catch {
+          // Closed already.
+        }
+        options.onTimeout(error);
+      };
       req.on("data", (chunk: Buffer) => {
         received += chunk.length;
         if (received > limit) {
           req.pause();
           req.removeAllListeners("data");
+          finish();
           controller.error(
             new WebSocketError(
               `Cannot read request body: it exceeds maxBodySize (${limit} bytes)`,
               { code: "ERR_BODY_TOO_LARGE" },
             ),
           );
-          onTooLarge();
+          options.onTooLarge();
           return;
         }
         controller.enqueue(
           new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length),
         );
-        if ((controller.desiredSize ?? 0) <= 0) req.pause();
+        if ((controller.desiredSize ?? 0) <= 0) {
+          req.pause();
+          disarm();
+        } else arm();
       });
+      arm();
       req.once("end", () => {
+        finish();
         try {
           controller.close();
         } catch {
           // Errored already.
         }
       });
+      req.once("close", finish);
       req.once("error", (error) => {
+        finish();
         try {
           controller.error(error);
         } catch {
@@ -340,6 +652,7 @@ function bodyStream(
         }
       });
       req.once("aborted", () => {
+        finish();
         try {
           controller.error(
             new WebSocketError(
@@ -353,11 +666,12 @@ function bodyStream(
       });
     },
     pull() {
+      arm();
       req.resume();
     },
     cancel() {
-      req.removeAllListeners("data");
-      req.resume(); // Drain it: the connection may serve another request.
+      discard(); // The connection may serve another request.
     },
   }, { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength });
+  return { stream, discard };
 }

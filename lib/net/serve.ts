@@ -21,17 +21,27 @@ import {
   PORT,
 } from "../_options.ts";
 import { acceptOn, type AcceptOptions, rejectOn } from "./accept.ts";
-import { finishListeners, type WebSocketConnection } from "./connection.ts";
+import {
+  DEFAULT_SEND_TIMEOUT,
+  finishListeners,
+  type WebSocketConnection,
+} from "./connection.ts";
 import {
   HandshakeRejection,
   validateUpgradeRequest,
 } from "../handshake/server.ts";
 import { hasToken } from "../handshake/extensions.ts";
 
-/** What `onUpgrade` decides for one request. */
+/**
+ * What `onUpgrade` decides for one request: accept (with a subprotocol and
+ * response headers), or refuse with a status from 300 to 599, a short body
+ * and headers (`WWW-Authenticate` with 401, `Location` with a redirect,
+ * `Retry-After` with 429 or 503). A refusal with any other status is the
+ * handler's fault: the client gets 500 and `onError` the reason.
+ */
 export type UpgradeDecision =
   | { protocol?: string; headers?: HeadersInit }
-  | { reject: number; body?: string };
+  | { reject: number; body?: string; headers?: HeadersInit };
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions extends Omit<AcceptOptions, "head"> {
@@ -75,15 +85,32 @@ export interface ServeOptions extends Omit<AcceptOptions, "head"> {
   /**
    * Milliseconds a client has to send its whole request head (against
    * slowloris), from 1 to 2147483647 (2^31 - 1, the longest timer); past it
-   * the socket is closed.
+   * the socket is closed. On a kept-alive plain HTTP connection it bounds
+   * each later head too, from its first byte (the idle wait before that
+   * byte is node:http's keep-alive timeout, 5 s), and each wait for the
+   * next bytes of a request body that `fetch` is reading: past it the body
+   * stream errors with `ERR_BODY_TIMEOUT`, the client gets
+   * `408 Request Timeout` (if no response has started) and the connection
+   * closes.
    *
    * @default {10000}
    */
   handshakeTimeout?: number;
   /**
+   * Milliseconds that bytes may wait for the client to take any of them (a
+   * peer that stops reading). For a WebSocket, past it the transport is
+   * closed and `closed` rejects with `ERR_SEND_TIMEOUT`. For a plain HTTP
+   * response, past it the connection is closed, the response's stream is
+   * cancelled and the request's `signal` aborts.
+   *
+   * @default {30000}
+   */
+  sendTimeout?: number;
+  /**
    * Decides each valid upgrade request before it is answered: accept with a
-   * subprotocol and response headers, or reject with a status. This is
-   * where authentication and origin checks go.
+   * subprotocol and response headers, or reject with a status and headers
+   * (see {@linkcode UpgradeDecision}). This is where authentication goes.
+   * If it throws, the client gets 500 and `onError` the error.
    *
    * @default {accept every request}
    */
@@ -117,7 +144,11 @@ export interface ServeOptions extends Omit<AcceptOptions, "head"> {
   maxBodySize?: number;
   /**
    * Called with errors of handlers and handshakes that have no caller to
-   * reach.
+   * reach. Clients' failures (a refused or timed-out handshake, a plain
+   * request node:http cannot parse, a body or head that stops arriving, a
+   * client that resets or stops reading) are handshake failures here;
+   * errors thrown by `handler` or `fetch`, or by a response's stream, are
+   * handler errors.
    *
    * @default {ignore handshake failures; log handler errors}
    */
@@ -253,15 +284,19 @@ export function serve(
       // 400, 426, and 403 for a browser origin that is not allowed, before
       // onUpgrade: no application code runs for a hijacking page.
       const info = validateUpgradeRequest(request, options);
-      const decision = await options.onUpgrade?.(request, {
-        protocols: info.protocols,
-        remoteAddr,
-      });
-      if (decision && "reject" in decision) {
-        throw new HandshakeRejection(
-          decision.reject,
-          decision.body ?? "Cannot upgrade: refused by the server",
-        );
+      let decision: UpgradeDecision | void;
+      try {
+        decision = await options.onUpgrade?.(request, {
+          protocols: info.protocols,
+          remoteAddr,
+        });
+        if (decision && "reject" in decision) throw refusal(decision);
+      } catch (error) {
+        if (error instanceof HandshakeRejection) throw error;
+        // The application's fault, not the client's: 500 (RFC 9110
+        // §15.6.1), and onError hears why.
+        onError(error);
+        throw new HandshakeRejection(500, "Cannot upgrade: internal error");
       }
       if (stopping) {
         throw new HandshakeRejection(
@@ -309,7 +344,10 @@ export function serve(
       fallbackHost: `${addr.hostname}:${addr.port}`,
       maxBodySize: options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE,
       maxHeaderSize: options.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE,
+      headTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+      sendTimeout: options.sendTimeout ?? DEFAULT_SEND_TIMEOUT,
       report: (error) => report(error, console.error),
+      reportClient: onError,
       upgrade: (request, socket, head) => {
         const remote = socket as {
           remoteAddress?: string;
@@ -376,6 +414,9 @@ export function serve(
       }
       const host = head.headers.get("host") ?? addr.hostname;
       try {
+        // An upgrade's target is origin-form (RFC 6455 §4.1: the path
+        // and query), never pasted after the Host unchecked.
+        if (!target?.startsWith("/")) throw new TypeError("not origin-form");
         request = new Request(
           `${options.tls ? "https" : "http"}://${host}${target}`,
           {
@@ -497,3 +538,26 @@ const UPGRADE_REQUIRED = new HandshakeRejection(
     "sec-websocket-version": "13",
   },
 );
+
+// onUpgrade's refusal as a response. A status that is no refusal (a 1xx or
+// 2xx would read as an answer to the upgrade) is the handler's error: 500.
+function refusal(
+  decision: { reject: number; body?: string; headers?: HeadersInit },
+): HandshakeRejection {
+  const status = decision.reject;
+  if (!Number.isInteger(status) || status < 300 || status > 599) {
+    throw new RangeError(
+      `Cannot refuse the upgrade: onUpgrade's reject must be an integer from 300 to 599, not ${status}`,
+    );
+  }
+  // new Headers() refuses names and values that would split the response.
+  const headers: Record<string, string> = {};
+  new Headers(decision.headers).forEach((value, name) => {
+    headers[name] = value;
+  });
+  return new HandshakeRejection(
+    status,
+    decision.body ?? "Cannot upgrade: refused by the server",
+    headers,
+  );
+}

@@ -1,0 +1,575 @@
+// realtime() and connectRealtime() over real HTTP on loopback: the same
+// full-duplex contract (ordered, exactly once, text and binary, both closes)
+// for every transport, and the iframe escaping as a page's parser sees it.
+
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import {
+  connectRealtime,
+  encodeIframeChunk,
+  realtime,
+  type RealtimeConnection,
+  type RealtimeConnectionInfo,
+  type RealtimeTransport,
+} from "../lib/realtime/mod.ts";
+import { WebSocketError } from "../lib/errors.ts";
+import { serve } from "../lib/net/serve.ts";
+
+const TRANSPORTS: RealtimeTransport[] = [
+  "websocket",
+  "sse",
+  "long-polling",
+  "polling",
+  "iframe",
+];
+
+// Strings that would break a careless encoding: the iframe's script end and
+// comment start, SSE's line ends, JSON's escapes, lone surrogates excluded.
+const NASTY = [
+  "</script><script>parent.evil()</script>",
+  "<!--<script>",
+  "line\r\nbreak\rcr\nlf",
+  "\u2028\u2029",
+  'quote " backslash \\ ',
+  "data: fake\n\nid: 99\n\n",
+  "",
+  "ünïcödé 🎉",
+];
+
+function startServer(
+  options: Parameters<typeof realtime>[0],
+  onConnection: (c: RealtimeConnection, info: RealtimeConnectionInfo) => void,
+) {
+  const handler = realtime(options, onConnection);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/rt`,
+    handler,
+    async shutdown() {
+      handler.close();
+      await server.shutdown();
+    },
+  };
+}
+
+for (const transport of TRANSPORTS) {
+  Deno.test(`${transport}: full duplex, ordered, exactly once, then the client closes`, async () => {
+    const seen: RealtimeConnectionInfo[] = [];
+    const serverClosed: Promise<unknown>[] = [];
+    const server = startServer({}, (connection, info) => {
+      seen.push(info);
+      serverClosed.push(connection.closed);
+      // Echo, tagged, so that order and count are visible to the peer.
+      connection.readable.pipeThrough(
+        new TransformStream({
+          transform(message, controller) {
+            controller.enqueue(
+              typeof message === "string" ? `echo:${message}` : message,
+            );
+          },
+        }),
+      ).pipeTo(connection.writable).catch(() => {});
+    });
+    try {
+      const connection = await connectRealtime(server.url, {
+        transports: [transport],
+        pollInterval: 20,
+      });
+      assertEquals(connection.transport, transport);
+      const writer = connection.writable.getWriter();
+      const reader = connection.readable.getReader();
+      const sent: (string | Uint8Array)[] = [...NASTY];
+      for (let i = 0; i < 200; i++) sent.push(`message ${i}`);
+      sent.push(new Uint8Array([0, 1, 2, 255]), new Uint8Array(70_000).fill(7));
+      // Written without waiting, so that the Comet POSTs batch them.
+      const writes = sent.map((message) => writer.write(message));
+      await Promise.all(writes);
+      const received: (string | Uint8Array)[] = [];
+      while (received.length < sent.length) {
+        const { value, done } = await reader.read();
+        assert(!done, `ended after ${received.length} messages`);
+        received.push(value!);
+      }
+      assertEquals(
+        received,
+        sent.map((m) => typeof m === "string" ? `echo:${m}` : m),
+      );
+      reader.releaseLock();
+      writer.releaseLock();
+      connection.close({ closeCode: 1000, reason: "done" });
+      assertEquals(await connection.closed, {
+        closeCode: 1000,
+        reason: "done",
+      });
+      assertEquals(seen.map((info) => info.transport), [transport]);
+      assertEquals(await serverClosed[0], { closeCode: 1000, reason: "done" });
+    } finally {
+      await server.shutdown();
+    }
+  });
+
+  Deno.test(`${transport}: the server closes, the client sees its code and reason`, async () => {
+    const server = startServer({}, (connection) => {
+      const writer = connection.writable.getWriter();
+      writer.write("last words").then(() =>
+        connection.close({ closeCode: 4001, reason: "bye" })
+      );
+    });
+    try {
+      const connection = await connectRealtime(server.url, {
+        transports: [transport],
+        pollInterval: 20,
+      });
+      const messages = await Array.fromAsync(connection.readable);
+      assertEquals(messages, ["last words"]);
+      assertEquals(await connection.closed, { closeCode: 4001, reason: "bye" });
+    } finally {
+      await server.shutdown();
+    }
+  });
+}
+
+Deno.test("connectRealtime falls back when the WebSocket upgrade is refused", async () => {
+  const server = startServer({ transports: ["sse", "long-polling"] }, (c) => {
+    c.readable.pipeTo(c.writable).catch(() => {});
+  });
+  try {
+    const connection = await connectRealtime(server.url);
+    assertEquals(connection.transport, "sse");
+    const writer = connection.writable.getWriter();
+    await writer.write("fell back");
+    const reader = connection.readable.getReader();
+    assertEquals((await reader.read()).value, "fell back");
+    reader.releaseLock();
+    writer.releaseLock();
+    connection.close();
+    await connection.closed;
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("connectRealtime fails with ERR_NO_TRANSPORT when none opens", async () => {
+  const server = startServer({ transports: [] }, () => {});
+  try {
+    const error = await assertRejects(
+      () =>
+        connectRealtime(server.url, {
+          transports: ["websocket", "sse", "polling"],
+        }),
+      WebSocketError,
+    );
+    assertEquals(error.code, "ERR_NO_TRANSPORT");
+    assertEquals((error.cause as unknown[]).length, 3);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("iframe: no message can end its script element", () => {
+  for (const message of NASTY) {
+    const chunk = encodeIframeChunk({ i: 1, m: message });
+    // One script element, whose body holds no "<" at all.
+    assertEquals(chunk.split("<script>").length, 2);
+    assertEquals(chunk.split("</script>").length, 2);
+    const body = chunk.slice("<script>f(".length, -")</script>\n".length);
+    assert(!body.includes("<"), body);
+    assert(!/[\u2028\u2029]/.test(body));
+    assertEquals(JSON.parse(body).m, message);
+  }
+});
+
+Deno.test("a Comet session that idles past sessionTimeout fails", async () => {
+  let closed: Promise<unknown> | undefined;
+  const server = startServer(
+    { sessionTimeout: 200, transports: ["polling"] },
+    (c) => {
+      closed = c.closed;
+    },
+  );
+  try {
+    const response = await fetch(`${server.url}/session?transport=polling`, {
+      method: "POST",
+    });
+    await response.body?.cancel();
+    const error = await assertRejects(() => closed!, WebSocketError);
+    assertEquals(error.code, "ERR_SESSION_TIMEOUT");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a retried POST is not delivered twice", async () => {
+  const received: unknown[] = [];
+  const server = startServer({ transports: ["long-polling"] }, (c) => {
+    c.readable.pipeTo(
+      new WritableStream({ write: (m) => void received.push(m) }),
+    )
+      .catch(() => {});
+  });
+  try {
+    const open = await fetch(`${server.url}/session?transport=long-polling`, {
+      method: "POST",
+    });
+    const { sid } = await open.json();
+    const send = async (seq: number, m: string[]) => {
+      const response = await fetch(`${server.url}/send?sid=${sid}`, {
+        method: "POST",
+        body: JSON.stringify({ seq, m }),
+      });
+      return (await response.json()).ack;
+    };
+    assertEquals(await send(0, ["a", "b"]), 2);
+    assertEquals(await send(0, ["a", "b", "c"]), 3); // a retry that grew
+    assertEquals(await send(5, ["gap"]), 3); // a gap is not taken
+    assertEquals(await send(2, ["c", "d"]), 4);
+    await new Promise((r) => setTimeout(r, 50));
+    assertEquals(received, ["a", "b", "c", "d"]);
+    const close = await fetch(`${server.url}/close?sid=${sid}`, {
+      method: "POST",
+      body: JSON.stringify({ c: 1000, r: "" }),
+    });
+    await close.body?.cancel();
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("iframe: documents that end every few messages resume from the last id, exactly once", async () => {
+  for (const transport of ["iframe"] as const) {
+    const server = startServer({ iframeStreamBytes: 64 }, (connection) => {
+      connection.readable.pipeTo(connection.writable).catch(() => {});
+    });
+    try {
+      const connection = await connectRealtime(server.url, {
+        transports: [transport],
+      });
+      const writer = connection.writable.getWriter();
+      const reader = connection.readable.getReader();
+      const sent = Array.from({ length: 100 }, (_, i) => `m${i}`);
+      await Promise.all(sent.map((m) => writer.write(m)));
+      const received: unknown[] = [];
+      while (received.length < sent.length) {
+        received.push((await reader.read()).value);
+      }
+      assertEquals(received, sent);
+      reader.releaseLock();
+      writer.releaseLock();
+      connection.close();
+      await connection.closed;
+    } finally {
+      await server.shutdown();
+    }
+  }
+});
+
+async function openSession(url: string, transport: RealtimeTransport) {
+  const response = await fetch(`${url}/session?transport=${transport}`, {
+    method: "POST",
+  });
+  return (await response.json()).sid as string;
+}
+
+async function send(url: string, sid: string, seq: number, m: unknown[]) {
+  const response = await fetch(`${url}/send?sid=${sid}`, {
+    method: "POST",
+    body: JSON.stringify({ seq, m }),
+  });
+  return (await response.json()).ack as number;
+}
+
+async function endSession(url: string, sid: string) {
+  const response = await fetch(`${url}/close?sid=${sid}`, {
+    method: "POST",
+    body: JSON.stringify({ c: 1000, r: "" }),
+  });
+  await response.body?.cancel();
+}
+
+Deno.test("a client that takes nothing fails the server's write after sendTimeout", async () => {
+  let write: Promise<unknown> | undefined;
+  let closed: Promise<unknown> | undefined;
+  const server = startServer({
+    transports: ["polling"],
+    writableHighWaterMark: 10,
+    sendTimeout: 200,
+  }, (connection) => {
+    closed = connection.closed;
+    write = connection.writable.getWriter().write("x".repeat(100));
+    write.catch(() => {});
+  });
+  try {
+    await openSession(server.url, "polling");
+    const error = await assertRejects(() => write!, WebSocketError);
+    assertEquals(error.code, "ERR_SEND_TIMEOUT");
+    await assertRejects(() => closed!, WebSocketError);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("messages past maxQueuedBytes are not acknowledged, and arrive once when sent again", async () => {
+  let readable: ReadableStream<string | Uint8Array> | undefined;
+  const server = startServer({
+    transports: ["long-polling"],
+    maxQueuedBytes: 250,
+  }, (connection) => {
+    readable = connection.readable;
+  });
+  try {
+    const sid = await openSession(server.url, "long-polling");
+    const messages = Array.from({ length: 10 }, (_, i) => `${i}`.repeat(100));
+    // Nothing read yet: the empty queue takes 100 + 100 bytes, not a third.
+    assertEquals(await send(server.url, sid, 0, messages), 2);
+    const reader = readable!.getReader();
+    const received: unknown[] = [];
+    let seq = 2;
+    while (received.length < messages.length) {
+      received.push((await reader.read()).value);
+      received.push((await reader.read()).value);
+      seq = await send(server.url, sid, seq, messages.slice(seq));
+    }
+    assertEquals(received, messages);
+    reader.releaseLock();
+    await endSession(server.url, sid);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a poll whose ack is older than the replay window gets 410, not a gap", async () => {
+  let writer: WritableStreamDefaultWriter<string> | undefined;
+  const server = startServer({
+    transports: ["polling"],
+    maxReplayBytes: 50,
+  }, (connection) => {
+    writer = connection.writable.getWriter();
+  });
+  try {
+    const sid = await openSession(server.url, "polling");
+    for (let i = 1; i <= 5; i++) await writer!.write(`message ${i}`.padEnd(20));
+    const poll = (ack: number) =>
+      fetch(`${server.url}/poll?sid=${sid}&ack=${ack}&wait=0`);
+    const first = await poll(0);
+    assertEquals((await first.json()).items.length, 5);
+    // The answer was "lost": the window kept only the last message.
+    const lost = await poll(0);
+    await lost.body?.cancel();
+    assertEquals(lost.status, 410);
+    const resumed = await poll(4);
+    assertEquals((await resumed.json()).items, [{
+      i: 5,
+      m: "message 5".padEnd(20),
+    }]);
+    await endSession(server.url, sid);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("realtime() refuses sessions past maxSessions with 503", async () => {
+  const server = startServer(
+    { transports: ["polling"], maxSessions: 1 },
+    () => {},
+  );
+  try {
+    const sid = await openSession(server.url, "polling");
+    const refused = await fetch(`${server.url}/session?transport=polling`, {
+      method: "POST",
+    });
+    await refused.body?.cancel();
+    assertEquals(refused.status, 503);
+    await endSession(server.url, sid);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("realtime() and connectRealtime() check their arguments", async () => {
+  assertThrows(() => realtime({ path: "rt" }, () => {}), TypeError, "path");
+  assertThrows(
+    () =>
+      realtime(
+        { transports: ["carrier-pigeon" as RealtimeTransport] },
+        () => {},
+      ),
+    TypeError,
+    "carrier-pigeon",
+  );
+  assertThrows(() => realtime({ sessionTimeout: -1 }, () => {}), RangeError);
+  await assertRejects(
+    () => connectRealtime("http://127.0.0.1:1/rt", { timeout: 0 }),
+    RangeError,
+  );
+  await assertRejects(
+    () => connectRealtime("not a url"),
+    TypeError,
+    "not a URL",
+  );
+});
+
+Deno.test("under our serve(), handler.accept takes the WebSocket and its fetch fallback the four Comet transports", async () => {
+  const handler = realtime({}, (connection, info) => {
+    const writer = connection.writable.getWriter();
+    writer.write(`hello over ${info.transport}`).catch(() => {});
+    connection.readable.pipeTo(
+      new WritableStream({ write: (m) => writer.write(m) }),
+    ).catch(() => {});
+  });
+  const server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    fetch: handler,
+    onUpgrade: (request) =>
+      new URL(request.url).pathname === "/rt/ws" ? undefined : { reject: 404 },
+  }, (connection, request) => handler.accept(connection, request));
+  try {
+    for (const transport of TRANSPORTS) {
+      const connection = await connectRealtime(
+        `http://127.0.0.1:${server.addr.port}/rt`,
+        { transports: [transport], pollInterval: 20 },
+      );
+      assertEquals(connection.transport, transport);
+      const writer = connection.writable.getWriter();
+      const reader = connection.readable.getReader();
+      const sent = [...NASTY, new Uint8Array([1, 2, 3])];
+      await Promise.all(sent.map((m) => writer.write(m)));
+      const received: unknown[] = [];
+      while (received.length < sent.length + 1) {
+        received.push((await reader.read()).value);
+      }
+      assertEquals(received, [`hello over ${transport}`, ...sent], transport);
+      reader.releaseLock();
+      writer.releaseLock();
+      connection.close({ closeCode: 1000, reason: transport });
+      assertEquals(await connection.closed, {
+        closeCode: 1000,
+        reason: transport,
+      });
+    }
+    // A plain request reaches the handler through serve()'s fetch.
+    const response = await fetch(
+      `http://127.0.0.1:${server.addr.port}/rt/nothing`,
+    );
+    await response.body?.cancel();
+    assertEquals(response.status, 404);
+  } finally {
+    handler.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("sse: Last-Event-ID resumes after it; an open stream keeps the session past sessionTimeout, even after a lost resume", async () => {
+  let writer: WritableStreamDefaultWriter<string> | undefined;
+  let closed: Promise<unknown> | undefined;
+  const server = startServer({
+    transports: ["sse"],
+    maxReplayBytes: 50,
+    sessionTimeout: 300,
+    keepAlive: 0,
+  }, (connection) => {
+    writer = connection.writable.getWriter();
+    closed = connection.closed;
+  });
+  try {
+    const sid = await openSession(server.url, "sse");
+    for (let i = 1; i <= 5; i++) await writer!.write(`m${i}`.padEnd(20));
+    const events = async (lastEventId: string, count: number) => {
+      const response = await fetch(`${server.url}/sse?sid=${sid}`, {
+        headers: { "last-event-id": lastEventId },
+      });
+      const reader = response.body!.pipeThrough(new TextDecoderStream())
+        .getReader();
+      let text = "";
+      while (text.split("\n\n").length <= count) {
+        text += (await reader.read()).value;
+      }
+      return { text, reader };
+    };
+    // The hello and the five messages; the window keeps the last one only.
+    const first = await events("0", 6);
+    await first.reader.cancel();
+    assertEquals(first.text.match(/^id: \d+$/gm), [
+      "id: 1",
+      "id: 2",
+      "id: 3",
+      "id: 4",
+      "id: 5",
+    ]);
+    // Resuming from 2 would skip 3 and 4: the stream says the close instead.
+    const lost = await events("2", 2);
+    await lost.reader.cancel();
+    assert(lost.text.includes('event: close\ndata: {"c":1006'), lost.text);
+    // From 4, the fifth again. A second stream then replaces it (a client
+    // reconnecting before the first ended), and stays open past
+    // sessionTimeout: the session counts the streams that are open.
+    const resumed = await events("4", 2);
+    assert(resumed.text.includes("id: 5\n"), resumed.text);
+    const replacing = await events("5", 1);
+    let rest = "";
+    for (let chunk; !(chunk = await resumed.reader.read()).done;) {
+      rest += chunk.value;
+    }
+    assertEquals(rest, "", "the replaced stream ends");
+    const outcome = await Promise.race([
+      closed!.then(() => "closed", () => "failed"),
+      new Promise((resolve) => setTimeout(resolve, 1000, "open")),
+    ]);
+    assertEquals(outcome, "open");
+    await replacing.reader.cancel();
+    await endSession(server.url, sid);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("connectRealtime falls back when a transport does not open in time (a proxy that buffers the event stream)", async () => {
+  const handler = realtime({}, (connection) => {
+    connection.readable.pipeTo(connection.writable).catch(() => {});
+  });
+  const held = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      // The proxy answers the event stream's headers and holds every byte.
+      if (new URL(request.url).pathname === "/rt/sse") {
+        let controller!: ReadableStreamDefaultController<Uint8Array>;
+        const body = new ReadableStream<Uint8Array>({
+          start(c) {
+            controller = c;
+            held.add(c);
+          },
+          cancel() {
+            held.delete(controller);
+          },
+        });
+        return new Response(body, {
+          headers: { "content-type": "text/event-stream" },
+        });
+      }
+      return handler(request);
+    },
+  );
+  try {
+    const connection = await connectRealtime(
+      `http://127.0.0.1:${server.addr.port}/rt`,
+      { transports: ["sse", "long-polling"], timeout: 500 },
+    );
+    assertEquals(connection.transport, "long-polling");
+    const writer = connection.writable.getWriter();
+    const reader = connection.readable.getReader();
+    await writer.write("after the fallback");
+    assertEquals((await reader.read()).value, "after the fallback");
+    reader.releaseLock();
+    writer.releaseLock();
+    connection.close();
+    await connection.closed;
+  } finally {
+    for (const controller of held) controller.close();
+    handler.close();
+    await server.shutdown();
+  }
+});
