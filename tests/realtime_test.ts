@@ -573,3 +573,38 @@ Deno.test("connectRealtime falls back when a transport does not open in time (a 
     await server.shutdown();
   }
 });
+
+// close() right after write(): the /close POST must not overtake the /send
+// carrying the outbox (the server could end the session first, the later
+// /send would get 404, and the messages would be dropped).
+for (const transport of ["long-polling", "sse"] as const) {
+  Deno.test(`${transport}: messages written just before close() reach the server`, async () => {
+    const got: unknown[] = [];
+    let serverClosed!: Promise<unknown>;
+    const handler = realtime({ path: "/rt", keepAlive: 0 }, (c) => {
+      serverClosed = c.closed.catch((e) => e);
+      (async () => {
+        try {
+          for await (const m of c.readable) got.push(m);
+        } catch { /* the test checks what arrived */ }
+      })();
+    });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      handler,
+    );
+    const client = await connectRealtime(
+      `http://127.0.0.1:${server.addr.port}/rt`,
+      { transports: [transport] },
+    );
+    const writer = client.writable.getWriter();
+    await writer.write("one");
+    await writer.write("two");
+    await writer.close();
+    await client.closed.catch(() => {});
+    await serverClosed;
+    handler.close();
+    await server.shutdown();
+    assertEquals(got, ["one", "two"]);
+  });
+}

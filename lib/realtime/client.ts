@@ -363,6 +363,8 @@ class CometClient implements RealtimeConnection {
   #outbox: Outgoing[] = [];
   #outboxBytes = 0;
   #sending = false;
+  // close() waits on these until the outbox is empty (or the client ended).
+  #flushed: (() => void)[] = [];
   #drained: (() => void) | undefined;
   #room: (() => void) | undefined;
   #stop = new AbortController();
@@ -448,7 +450,17 @@ class CometClient implements RealtimeConnection {
     const { closeCode, reason } = closeBodyFor(options);
     if (this.#closing || this.#ended) return;
     this.#closing = true;
-    this.#post(ENDPOINTS.close, { c: closeCode ?? 1005, r: reason })
+    // Like WebSocket's close(), what was written first is delivered first:
+    // the /close must not overtake the /send carrying the outbox, or the
+    // server ends the session and that /send gets 404 (as connectPolling).
+    const flushed = this.#outbox.length === 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => this.#flushed.push(resolve));
+    flushed
+      .then(() => {
+        if (this.#ended) return;
+        return this.#post(ENDPOINTS.close, { c: closeCode ?? 1005, r: reason });
+      })
       .then(
         () => this.#finish({ closeCode: closeCode ?? 1005, reason }),
         (error) => this.#fail(error),
@@ -739,6 +751,9 @@ class CometClient implements RealtimeConnection {
       this.#fail(error);
     } finally {
       this.#sending = false;
+      if (this.#outbox.length === 0 || this.#ended) {
+        for (const resolve of this.#flushed.splice(0)) resolve();
+      }
     }
   }
 
@@ -790,5 +805,6 @@ class CometClient implements RealtimeConnection {
     this.#iframe?.remove();
     this.#drained?.();
     this.#room?.();
+    for (const resolve of this.#flushed.splice(0)) resolve();
   }
 }
