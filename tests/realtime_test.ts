@@ -608,3 +608,40 @@ for (const transport of ["long-polling", "sse"] as const) {
     assertEquals(got, ["one", "two"]);
   });
 }
+
+// Handler-level: a poll answer the client never got, asked for again.
+async function openHandlerSession(opts: Record<string, unknown> = {}) {
+  let conn!: RealtimeConnection;
+  const handler = realtime({ path: "/rt", ...opts }, (c) => (conn = c));
+  const base = "http://x/rt";
+  const r = await handler(
+    new Request(`${base}/session?transport=long-polling`, { method: "POST" }),
+  );
+  const { sid } = await r.json();
+  const poll = async (ack: number) => {
+    const res = await handler(
+      new Request(`${base}/poll?sid=${sid}&ack=${ack}&wait=0`),
+    );
+    return {
+      status: res.status,
+      body: res.status === 200 ? await res.json() : await res.text(),
+    };
+  };
+  return { handler, conn, poll };
+}
+
+Deno.test("a lost poll answer that carried the server's close: the retry gets the close again", async () => {
+  const { handler, conn, poll } = await openHandlerSession({
+    closeTimeout: 200,
+  });
+  const w = conn.writable.getWriter();
+  await w.write("a");
+  assertEquals((await poll(0)).body, { items: [{ i: 1, m: "a" }] });
+  conn.close({ closeCode: 1000, reason: "bye" });
+  // This answer carries the close; it is lost on the way.
+  assertEquals((await poll(1)).body, { items: [{ c: 1000, r: "bye" }] });
+  // The client asks again with the same ack: the close is not acknowledged.
+  assertEquals((await poll(1)).body, { items: [{ c: 1000, r: "bye" }] });
+  await conn.closed.catch(() => {});
+  handler.close();
+});

@@ -289,7 +289,12 @@ export class CometSession implements RealtimeConnection {
   }
 
   #push(item: WireItem, size = 16): void {
-    this.#pending.push({ item, id: "i" in item ? item.i : 0, size });
+    // The close item takes the next id too, though the wire does not carry
+    // it: the client's ack (its last message's id) never reaches it, so it
+    // stays in the replay window and a lost answer that carried it is
+    // answered with it again. With id 0 every ack "acknowledged" it.
+    const id = "i" in item ? item.i : this.#nextId++;
+    this.#pending.push({ item, id, size });
     this.#pendingBytes += size;
     this.#wake?.();
   }
