@@ -339,34 +339,28 @@ Deno.test("messages past maxQueuedBytes are not acknowledged, and arrive once wh
   }
 });
 
-Deno.test("a poll whose ack is older than the replay window gets 410, not a gap", async () => {
-  let writer: WritableStreamDefaultWriter<string> | undefined;
-  const server = startServer({
-    transports: ["polling"],
+Deno.test("an ack older than the replay window gets 410, not a gap", async () => {
+  const { handler, conn, sid, poll } = await openHandlerSession({
     maxReplayBytes: 50,
-  }, (connection) => {
-    writer = connection.writable.getWriter();
   });
-  try {
-    const sid = await openSession(server.url, "polling");
-    for (let i = 1; i <= 5; i++) await writer!.write(`message ${i}`.padEnd(20));
-    const poll = (ack: number) =>
-      fetch(`${server.url}/poll?sid=${sid}&ack=${ack}&wait=0`);
-    const first = await poll(0);
-    assertEquals((await first.json()).items.length, 5);
-    // The answer was "lost": the window kept only the last message.
-    const lost = await poll(0);
-    await lost.body?.cancel();
-    assertEquals(lost.status, 410);
-    const resumed = await poll(4);
-    assertEquals((await resumed.json()).items, [{
-      i: 5,
-      m: "message 5".padEnd(20),
-    }]);
-    await endSession(server.url, sid);
-  } finally {
-    await server.shutdown();
-  }
+  const writer = conn.writable.getWriter();
+  for (let i = 1; i <= 5; i++) await writer.write(`message ${i}`.padEnd(20));
+  // A stream takes all five; it breaks, and the window kept only the last.
+  const stream = await handler(
+    new Request(`http://x/rt/sse?sid=${sid}&ack=0`),
+  );
+  const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("id: 5")) text += (await reader.read()).value;
+  await reader.cancel();
+  // A poll from before the stream: its messages are gone.
+  assertEquals((await poll(0)).status, 410);
+  // A poll from the window on still gets the rest.
+  assertEquals((await poll(4)).body, {
+    items: [{ i: 5, m: "message 5".padEnd(20) }],
+  });
+  handler.close();
+  await conn.closed.catch(() => {});
 });
 
 Deno.test("realtime() refuses sessions past maxSessions with 503", async () => {
@@ -627,7 +621,7 @@ async function openHandlerSession(opts: Record<string, unknown> = {}) {
       body: res.status === 200 ? await res.json() : await res.text(),
     };
   };
-  return { handler, conn, poll };
+  return { handler, conn, sid, poll };
 }
 
 Deno.test("a lost poll answer that carried the server's close: the retry gets the close again", async () => {
@@ -644,4 +638,32 @@ Deno.test("a lost poll answer that carried the server's close: the retry gets th
   assertEquals((await poll(1)).body, { items: [{ c: 1000, r: "bye" }] });
   await conn.closed.catch(() => {});
   handler.close();
+});
+
+Deno.test("a poll answer bigger than maxReplayBytes is cut to the window, so a lost one can be asked for again", async () => {
+  const { handler, conn, poll } = await openHandlerSession({
+    maxReplayBytes: 100,
+    writableHighWaterMark: 1000,
+  });
+  const w = conn.writable.getWriter();
+  for (let i = 0; i < 3; i++) await w.write(String(i).repeat(60));
+  const first = await poll(0);
+  assertEquals(first.status, 200);
+  // The answer is lost; the client asks again from ack 0 and gets the same.
+  const retry = await poll(0);
+  assertEquals(retry.status, 200);
+  assertEquals(retry.body, first.body);
+  // Every message arrives, in order, over the following polls.
+  const got: string[] = [];
+  let ack = 0;
+  while (got.length < 3) {
+    const { body } = await poll(ack);
+    for (const item of body.items) {
+      got.push(item.m);
+      ack = item.i;
+    }
+  }
+  assertEquals(got, ["0", "1", "2"].map((d) => d.repeat(60)));
+  handler.close();
+  await conn.closed.catch(() => {});
 });
