@@ -298,3 +298,43 @@ Deno.test("polling: the signal fails the client; options and batches are checked
     "Cannot decode polling batch",
   );
 });
+
+Deno.test("polling: a burst of small messages is split under the server's maxBodySize", async () => {
+  const got: unknown[] = [];
+  const polling = new PollingServer((c) => {
+    (async () => {
+      try {
+        for await (const m of c.readable) got.push(m);
+      } catch { /* the test checks what arrived */ }
+    })();
+  }, { maxBodySize: 1000, holdTimeout: 100 });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    polling.fetch,
+  );
+  const client = await connectPolling(`http://127.0.0.1:${server.addr.port}/`, {
+    retry: 10,
+    maxRetryDelay: 20,
+    maxRetries: 3,
+    hold: 100,
+    maxBodySize: 1000,
+  });
+  const w = client.writable.getWriter();
+  // Each fits a body alone (400 bytes < 1000); together they do not.
+  const sent = [];
+  for (let i = 0; i < 5; i++) sent.push(w.write(String(i).repeat(400)));
+  await Promise.all(sent);
+  // One more than a body holds fails the write, and says why.
+  const error = await w.write("z".repeat(1000)).then(() => undefined, (e) => e);
+  assertEquals(error?.code, "ERR_MESSAGE_TOO_LARGE");
+  const outcome = await Promise.race([
+    client.closed.then(() => "closed", (e) => `failed: ${e.message}`),
+    new Promise((r) => setTimeout(() => r("open"), 1500)),
+  ]);
+  client.close();
+  await client.closed.catch(() => {});
+  polling.close();
+  await server.shutdown();
+  assertEquals(outcome, "open");
+  assertEquals(got, ["0", "1", "2", "3", "4"].map((d) => d.repeat(400)));
+});

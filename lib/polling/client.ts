@@ -17,6 +17,7 @@ import {
   type PollingMessage,
   toPollingMessage,
 } from "./wire.ts";
+import { DEFAULT_MAX_BODY_SIZE } from "./server.ts";
 
 /** The options of {@linkcode connectPolling}. */
 export interface PollingClientOptions {
@@ -72,6 +73,15 @@ export interface PollingClientOptions {
    */
   maxQueuedMessages?: number;
   /**
+   * The largest POST body the client sends, in bytes of JSON: a batch of
+   * messages is cut to fit; a single message that cannot fit fails its
+   * write with `ERR_MESSAGE_TOO_LARGE`. Set it to the server's
+   * `maxBodySize` (a larger body gets 413 from the server).
+   *
+   * @default {1048576}
+   */
+  maxBodySize?: number;
+  /**
    * More request headers.
    *
    * @default {undefined}
@@ -100,7 +110,19 @@ const OPTIONS: Rules = [
   ["maxRetryDelay", DELAY],
   ["maxRetries", { min: 0, infinity: true }],
   ["maxQueuedMessages", { min: 1 }],
+  ["maxBodySize", { min: 64 }],
 ];
+
+// `{"seq":<up to 16 digits>,"messages":[]}`: a body's bytes besides its
+// messages'.
+const ENVELOPE = encodeBatch({ seq: 1, messages: [] }).length + 15;
+const utf8 = new TextEncoder();
+
+// The bytes a message adds to a body: its JSON and a comma.
+function bodyBytes(message: PollingMessage): number {
+  const json = encodeBatch({ seq: 1, messages: [message] });
+  return utf8.encode(json).length - ENVELOPE + 15 + 1;
+}
 
 class RequestFailed extends Error {}
 
@@ -132,7 +154,7 @@ export class PollingClientConnection {
   #fetch: (input: string, init: RequestInit) => Promise<Response>;
   #max: number;
   #lastSeen = 0;
-  #out: { seq: number; message: PollingMessage }[] = [];
+  #out: { seq: number; message: PollingMessage; bytes: number }[] = [];
   #nextOut = 1;
   #room: (() => void)[] = [];
   #sending = false;
@@ -241,7 +263,15 @@ export class PollingClientConnection {
         `Cannot send: the session is ${this.#done ? "closed" : "closing"}`,
       );
     }
-    this.#out.push({ seq: this.#nextOut++, message });
+    const bytes = bodyBytes(message);
+    const limit = this.#options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+    if (ENVELOPE + bytes > limit) {
+      throw new WebSocketError(
+        `Cannot send: the message takes ${bytes} bytes of JSON, and a body holds at most ${limit} (maxBodySize)`,
+        { code: "ERR_MESSAGE_TOO_LARGE", closeCode: 1009 },
+      );
+    }
+    this.#out.push({ seq: this.#nextOut++, message, bytes });
     if (!this.#sending) this.#sendLoop();
   }
 
@@ -368,10 +398,20 @@ export class PollingClientConnection {
     this.#sending = true;
     try {
       while (this.#out.length > 0 && !this.#done) {
+        // One body under the server's maxBodySize (a larger one gets 413
+        // on every retry); what does not fit goes in the next.
+        const limit = this.#options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+        let count = 0;
+        let size = ENVELOPE;
+        for (const entry of this.#out) {
+          if (count > 0 && size + entry.bytes > limit) break;
+          size += entry.bytes;
+          count++;
+        }
         const first = this.#out[0]!.seq;
         const body = encodeBatch({
           seq: first,
-          messages: this.#out.map((entry) => entry.message),
+          messages: this.#out.slice(0, count).map((entry) => entry.message),
         });
         const ack = await this.#retrying(async () => {
           const response = await this.#request("POST", "", body, 0);
