@@ -667,3 +667,41 @@ Deno.test("a poll answer bigger than maxReplayBytes is cut to the window, so a l
   handler.close();
   await conn.closed.catch(() => {});
 });
+
+Deno.test("long-polling: the client's batches stay under the server's maxRequestBytes", async () => {
+  const got: unknown[] = [];
+  const handler = realtime(
+    { path: "/rt", maxRequestBytes: 1000, keepAlive: 0 },
+    (c) => {
+      (async () => {
+        try {
+          for await (const m of c.readable) got.push(m);
+        } catch { /* the test checks what arrived */ }
+      })();
+    },
+  );
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  const client = await connectRealtime(
+    `http://127.0.0.1:${server.addr.port}/rt`,
+    { transports: ["long-polling"], maxRetries: 2, maxRequestBytes: 1000 },
+  );
+  const w = client.writable.getWriter();
+  // Each fits a body alone; together they do not. Multi-byte characters
+  // count in bytes, not UTF-16 units.
+  for (let i = 0; i < 5; i++) await w.write("é".repeat(300));
+  const error = await w.write("é".repeat(500)).then(() => undefined, (e) => e);
+  assertEquals(error?.code, "ERR_MESSAGE_TOO_LARGE");
+  const outcome = await Promise.race([
+    client.closed.then(() => "closed", (e) => `failed: ${e.message}`),
+    new Promise((r) => setTimeout(() => r("open"), 3000)),
+  ]);
+  client.close();
+  await client.closed.catch(() => {});
+  handler.close();
+  await server.shutdown();
+  assertEquals(outcome, "open");
+  assertEquals(got.length, 5);
+});

@@ -70,6 +70,15 @@ export interface ConnectRealtimeOptions {
    */
   writableHighWaterMark?: number;
   /**
+   * The largest POST body the Comet transports send, in bytes of JSON: a
+   * batch of messages is cut to fit; a single message that cannot fit
+   * fails its write with `ERR_MESSAGE_TOO_LARGE`. Set it to the server's
+   * `maxRequestBytes` (a larger body gets 413 from the server).
+   *
+   * @default {1048576}
+   */
+  maxRequestBytes?: number;
+  /**
    * Bytes of received messages that may wait unread in `readable`. The
    * Comet transports stop asking for more past it; a WebSocket (the
    * browser's, which cannot pause) fails with 1008 `ERR_INBOUND_QUEUE_FULL`.
@@ -92,9 +101,11 @@ const OPTIONS: Rules = [
   ["maxRetries", { min: 0 }],
   ["writableHighWaterMark", { min: 0 }],
   ["maxQueuedBytes", { min: 1 }],
+  ["maxRequestBytes", { min: 64 }],
 ];
-// One POST carries at most this many characters of messages.
-const MAX_BATCH = 256 * 1024;
+// `{"seq":<up to 16 digits>,"m":[]}`: a body's bytes besides its messages'.
+const ENVELOPE = JSON.stringify({ seq: 1, m: [] }).length + 15;
+const utf8 = new TextEncoder();
 
 /**
  * Connects to a `realtime()` handler at `url` (its `path`, e.g.
@@ -345,6 +356,8 @@ function pageDocument(): PageDocument | undefined {
 interface Outgoing {
   message: WireMessage;
   size: number;
+  // Its bytes in a POST body: its JSON and a comma.
+  bytes: number;
 }
 
 /** A Comet connection on the client: a session, a downstream, POSTs up. */
@@ -695,7 +708,15 @@ class CometClient implements RealtimeConnection {
       );
     }
     const size = wireSize(message);
-    this.#outbox.push({ message, size });
+    const bytes = utf8.encode(JSON.stringify(message)).length + 1;
+    const limit = this.#options.maxRequestBytes ?? 1 << 20;
+    if (ENVELOPE + bytes > limit) {
+      throw new WebSocketError(
+        `Cannot send: the message takes ${bytes} bytes of JSON, and a request holds at most ${limit} (maxRequestBytes)`,
+        { code: "ERR_MESSAGE_TOO_LARGE", closeCode: 1009 },
+      );
+    }
+    this.#outbox.push({ message, size, bytes });
     this.#outboxBytes += size;
     this.#flush();
     if (this.#outboxBytes > (this.#options.writableHighWaterMark ?? 1 << 20)) {
@@ -712,11 +733,14 @@ class CometClient implements RealtimeConnection {
     try {
       while (this.#outbox.length > 0 && !this.#ended) {
         const batch: WireMessage[] = [];
-        let size = 0;
+        // One body under the server's maxRequestBytes (a larger one gets
+        // 413 on every retry); what does not fit goes in the next.
+        const limit = this.#options.maxRequestBytes ?? 1 << 20;
+        let size = ENVELOPE;
         for (const item of this.#outbox) {
-          if (batch.length > 0 && size + item.size > MAX_BATCH) break;
+          if (batch.length > 0 && size + item.bytes > limit) break;
           batch.push(item.message);
-          size += item.size;
+          size += item.bytes;
         }
         let ack: number;
         try {
