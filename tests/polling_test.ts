@@ -338,3 +338,22 @@ Deno.test("polling: a burst of small messages is split under the server's maxBod
   assertEquals(outcome, "open");
   assertEquals(got, ["0", "1", "2", "3", "4"].map((d) => d.repeat(400)));
 });
+
+Deno.test("polling: a lost {closed: true} answer is answered again, not with 404", async () => {
+  let conn!: PollingConnection;
+  const polling = new PollingServer((c) => (conn = c), { holdTimeout: 0 });
+  const open = await polling.fetch(
+    new Request("http://x/", { method: "POST" }),
+  );
+  const { session } = await open.json();
+  conn.close();
+  const poll = () =>
+    polling.fetch(new Request(`http://x/?session=${session}&ack=0&wait=0`));
+  const first = await poll();
+  assertEquals((await first.json()).closed, true);
+  // That answer is lost; the client polls again with the same ack.
+  const retry = await poll();
+  assertEquals(retry.status, 200);
+  assertEquals((await retry.json()).closed, true);
+  assertEquals(polling.size, 0);
+});
