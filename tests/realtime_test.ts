@@ -705,3 +705,44 @@ Deno.test("long-polling: the client's batches stay under the server's maxRequest
   assertEquals(outcome, "open");
   assertEquals(got.length, 5);
 });
+
+Deno.test("long-polling: a client that pauses reading longer than sessionTimeout keeps its session", async () => {
+  let serverClosed!: Promise<string>;
+  let writes!: Promise<unknown>;
+  const handler = realtime({
+    path: "/rt",
+    sessionTimeout: 300,
+    pollTimeout: 100,
+    keepAlive: 0,
+  }, (c) => {
+    serverClosed = c.closed.then(() => "clean", (e) => e.code);
+    const w = c.writable.getWriter();
+    writes = Promise.allSettled([0, 1, 2].map((i) => w.write("m" + i)));
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  const client = await connectRealtime(
+    `http://127.0.0.1:${server.addr.port}/rt`,
+    { transports: ["long-polling"], maxQueuedBytes: 1 },
+  );
+  // The application is busy: its readable is full, so no poll goes out.
+  await new Promise((r) => setTimeout(r, 1000));
+  const state = await Promise.race([
+    serverClosed,
+    new Promise((r) => setTimeout(() => r("open"), 10)),
+  ]);
+  // Once it reads again, every message arrives.
+  const reader = client.readable.getReader();
+  const got = [];
+  for (let i = 0; i < 3; i++) got.push((await reader.read()).value);
+  reader.releaseLock();
+  client.close();
+  await client.closed.catch(() => {});
+  await writes;
+  handler.close();
+  await server.shutdown();
+  assertEquals(state, "open");
+  assertEquals(got, ["m0", "m1", "m2"]);
+});

@@ -369,6 +369,8 @@ class CometClient implements RealtimeConnection {
 
   #href: string;
   #sid = "";
+  // The server's sessionTimeout (older servers do not say: their default).
+  #sessionTimeout = 30_000;
   #options: ConnectRealtimeOptions;
   #controller!: ReadableStreamDefaultController<string | Uint8Array>;
   #lastId = 0;
@@ -446,7 +448,11 @@ class CometClient implements RealtimeConnection {
           { code: "ERR_HANDSHAKE" },
         );
       }
-      client.#sid = (await response.json()).sid;
+      const opened = await response.json();
+      client.#sid = opened.sid;
+      if (Number.isFinite(opened.sessionTimeout) && opened.sessionTimeout > 0) {
+        client.#sessionTimeout = opened.sessionTimeout;
+      }
       const hello = new Promise<void>((resolve) => client.#hello = resolve);
       client.#run();
       await Promise.race([hello, aborted(signal), client.closed]);
@@ -501,7 +507,7 @@ class CometClient implements RealtimeConnection {
     // The first poll is answered at once: it shows the transport works.
     let first = true;
     while (!this.#ended) {
-      await this.#waitForRoom();
+      await this.#waitForRoomAlive();
       let response: Response;
       try {
         response = await fetch(
@@ -650,6 +656,23 @@ class CometClient implements RealtimeConnection {
       );
     }
     await sleep(250 * 2 ** (failures - 1), this.#stop.signal);
+  }
+
+  // A poll loop waits for its reader, but no request for sessionTimeout
+  // would end the session: every third of it, an empty /send (it touches
+  // the session, takes nothing) says the client is still here.
+  async #waitForRoomAlive(): Promise<void> {
+    const room = this.#waitForRoom();
+    let ready = false;
+    room.then(() => ready = true);
+    while (!ready && !this.#ended) {
+      const tick = new AbortController();
+      await Promise.race([room, sleep(this.#sessionTimeout / 3, tick.signal)]);
+      tick.abort();
+      if (ready || this.#ended) return;
+      await this.#post(ENDPOINTS.send, { seq: this.#seq, m: [] })
+        .catch(() => {/* the next poll finds out */});
+    }
   }
 
   #waitForRoom(): Promise<void> {

@@ -348,7 +348,13 @@ export function realtime(
       );
       sessions.set(id, session);
       call(session, { transport, request });
-      return json({ sid: id, pollTimeout });
+      // sessionTimeout: a client held back by its reader keeps the session
+      // alive with requests that often.
+      return json({
+        sid: id,
+        pollTimeout,
+        sessionTimeout: limits.sessionTimeout,
+      });
     }
     const id = url.searchParams.get("sid") ?? "";
     const session = sessions.get(id);
