@@ -357,3 +357,39 @@ Deno.test("polling: a lost {closed: true} answer is answered again, not with 404
   assertEquals((await retry.json()).closed, true);
   assertEquals(polling.size, 0);
 });
+
+Deno.test("polling: a client that pauses reading longer than sessionTimeout keeps its session", async () => {
+  let serverClosed!: Promise<string>;
+  let writes!: Promise<unknown>;
+  const polling = new PollingServer((c) => {
+    serverClosed = c.closed.then(() => "clean", (e) => e.code);
+    const w = c.writable.getWriter();
+    writes = Promise.allSettled([0, 1, 2].map((i) => w.write("m" + i)));
+  }, { sessionTimeout: 300, holdTimeout: 100 });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    polling.fetch,
+  );
+  const client = await connectPolling(`http://127.0.0.1:${server.addr.port}/`, {
+    hold: 100,
+    maxQueuedMessages: 1,
+  });
+  // The application is busy: its readable is full, so no poll goes out.
+  await new Promise((r) => setTimeout(r, 1000));
+  const state = await Promise.race([
+    serverClosed,
+    new Promise((r) => setTimeout(() => r("open"), 10)),
+  ]);
+  // Once it reads again, every message arrives.
+  const reader = client.readable.getReader();
+  const got = [];
+  for (let i = 0; i < 3; i++) got.push((await reader.read()).value);
+  reader.releaseLock();
+  client.close();
+  await client.closed.catch(() => {});
+  await writes;
+  polling.close();
+  await server.shutdown();
+  assertEquals(state, "open");
+  assertEquals(got, ["m0", "m1", "m2"]);
+});

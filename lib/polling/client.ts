@@ -156,6 +156,8 @@ export class PollingClientConnection {
   #lastSeen = 0;
   #out: { seq: number; message: PollingMessage; bytes: number }[] = [];
   #nextOut = 1;
+  // The server's sessionTimeout, as it said when the session opened.
+  #sessionTimeout: number;
   #room: (() => void)[] = [];
   #sending = false;
   #flushed: (() => void)[] = [];
@@ -169,8 +171,14 @@ export class PollingClientConnection {
   #onAbort: (() => void) | undefined;
 
   /** @internal Made by {@linkcode connectPolling}. */
-  constructor(url: string, id: string, options: PollingClientOptions) {
+  constructor(
+    url: string,
+    id: string,
+    options: PollingClientOptions,
+    sessionTimeout = 30_000,
+  ) {
     this.#url = url;
+    this.#sessionTimeout = sessionTimeout;
     this.id = id;
     this.#options = options;
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
@@ -352,6 +360,37 @@ export class PollingClientConnection {
     return undefined;
   }
 
+  // Polling waits for the reader, but no request for sessionTimeout would
+  // end the session: every third of it, an empty POST (it pauses the
+  // session's timer and takes nothing) says the client is still here.
+  async #waitForPullAlive(): Promise<void> {
+    let pulled = false;
+    const pull = new Promise<void>((resolve) => this.#pulled = resolve)
+      .then(() => pulled = true);
+    while (!pulled && !this.#done && !this.#closing) {
+      const tick = new AbortController();
+      await Promise.race([
+        pull,
+        sleep(this.#sessionTimeout / 3, tick.signal).catch(() => {}),
+      ]);
+      tick.abort();
+      if (pulled || this.#done || this.#closing) return;
+      const seq = this.#out[0]?.seq ?? this.#nextOut;
+      try {
+        const response = await this.#request(
+          "POST",
+          "",
+          encodeBatch({ seq, messages: [] }),
+          0,
+        );
+        await response.body?.cancel();
+      } catch (error) {
+        if (!(error instanceof RequestFailed)) throw error;
+        // A lost keep-alive: the next one, or the next poll, tries again.
+      }
+    }
+  }
+
   async #pollLoop(): Promise<void> {
     const interval = this.#options.interval ?? 0;
     const hold = interval > 0 ? 0 : this.#options.hold ?? 25_000;
@@ -359,7 +398,7 @@ export class PollingClientConnection {
       while (!this.#done && !this.#closing) {
         // Backpressure: poll only while the readable wants more.
         if ((this.#reader.desiredSize ?? 0) <= 0) {
-          await new Promise<void>((resolve) => this.#pulled = resolve);
+          await this.#waitForPullAlive();
           continue;
         }
         const batch = await this.#retrying(async () => {
@@ -500,9 +539,19 @@ export async function connectPolling(
         signal: options.signal,
       });
       if (response.ok) {
-        const { session } = await response.json() as { session?: unknown };
+        const { session, sessionTimeout } = await response.json() as {
+          session?: unknown;
+          sessionTimeout?: unknown;
+        };
         if (typeof session === "string") {
-          return new PollingClientConnection(href, session, options);
+          return new PollingClientConnection(
+            href,
+            session,
+            options,
+            typeof sessionTimeout === "number" && sessionTimeout > 0
+              ? sessionTimeout
+              : undefined,
+          );
         }
       } else {
         await response.body?.cancel();

@@ -368,7 +368,9 @@ class Session implements PollingConnection {
  * `onConnection`, with the shape of a WebSocket connection.
  *
  * The protocol (see `wire.ts` for the JSON):
- * - `POST` with no `session` parameter opens a session: `{"session": id}`.
+ * - `POST` with no `session` parameter opens a session:
+ *   `{"session": id, "sessionTimeout": ms}`; a client whose reader holds
+ *   back its polls sends an empty batch more often than `sessionTimeout`.
  * - `GET ?session=<id>&ack=<n>&wait=<ms>` acknowledges every message up to
  *   sequence number `n` (they are dropped), then answers every message not
  *   acknowledged, at once if there is one, else after a message arrives or
@@ -487,7 +489,14 @@ export class PollingServer {
       const session = new Session(crypto.randomUUID(), this, this.#options);
       this.#sessions.set(session.id, session);
       this.#onConnection(session);
-      return json(JSON.stringify({ session: session.id }));
+      // sessionTimeout: a client held back by its reader keeps the
+      // session alive with requests that often.
+      return json(
+        JSON.stringify({
+          session: session.id,
+          sessionTimeout: this.#options.sessionTimeout,
+        }),
+      );
     }
     const session = this.#sessions.get(id);
     if (!session) {
