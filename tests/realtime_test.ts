@@ -746,3 +746,32 @@ Deno.test("long-polling: a client that pauses reading longer than sessionTimeout
   assertEquals(state, "open");
   assertEquals(got, ["m0", "m1", "m2"]);
 });
+
+Deno.test("sse: a message past the SSE parser's default maxEventSize arrives whole", async () => {
+  let writes!: Promise<unknown>;
+  const handler = realtime({ path: "/rt", keepAlive: 0 }, (c) => {
+    writes = c.writable.getWriter().write("z".repeat(1_100_000)).catch(
+      () => {},
+    );
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  const client = await connectRealtime(
+    `http://127.0.0.1:${server.addr.port}/rt`,
+    { transports: ["sse"] },
+  );
+  const reader = client.readable.getReader();
+  const outcome = await reader.read().then(
+    ({ value }) => `got ${(value as string).length}`,
+    (e) => `failed: ${e.message}`,
+  );
+  reader.releaseLock();
+  client.close();
+  await client.closed.catch(() => {});
+  await writes;
+  handler.close();
+  await server.shutdown();
+  assertEquals(outcome, "got 1100000");
+});

@@ -82,6 +82,9 @@ export interface ConnectRealtimeOptions {
    * Bytes of received messages that may wait unread in `readable`. The
    * Comet transports stop asking for more past it; a WebSocket (the
    * browser's, which cannot pause) fails with 1008 `ERR_INBOUND_QUEUE_FULL`.
+   * The SSE transport reads events of up to 6 × this many characters (a
+   * message as JSON, escapes included); a longer one fails it with
+   * `ERR_EVENT_TOO_LARGE`.
    *
    * @default {16777216}
    */
@@ -544,6 +547,10 @@ class CometClient implements RealtimeConnection {
       signal: this.#stop.signal,
       maxRetries: this.#options.maxRetries ?? 4,
       retry: 250,
+      // An event is one message as JSON: up to 6 characters for each of
+      // its own (a control character is \u00XX), so every message the
+      // readable can hold fits, as it does on the other transports.
+      maxEventSize: 6 * (this.#options.maxQueuedBytes ?? 1 << 24) + 64,
     });
     this.#sse = client;
     for await (const event of client.readable) {
