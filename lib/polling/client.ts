@@ -75,10 +75,10 @@ export interface PollingClientOptions {
   /**
    * The largest POST body the client sends, in bytes of JSON: a batch of
    * messages is cut to fit; a single message that cannot fit fails its
-   * write with `ERR_MESSAGE_TOO_LARGE`. Set it to the server's
-   * `maxBodySize` (a larger body gets 413 from the server).
+   * write with `ERR_MESSAGE_TOO_LARGE`. The server's `maxBodySize`, which
+   * it sends when the session opens, caps it.
    *
-   * @default {1048576}
+   * @default {the server's maxBodySize (1048576 if it does not say)}
    */
   maxBodySize?: number;
   /**
@@ -158,6 +158,8 @@ export class PollingClientConnection {
   #nextOut = 1;
   // The server's sessionTimeout, as it said when the session opened.
   #sessionTimeout: number;
+  // The largest body the server takes.
+  #maxBody: number;
   #room: (() => void)[] = [];
   #sending = false;
   #flushed: (() => void)[] = [];
@@ -175,10 +177,15 @@ export class PollingClientConnection {
     url: string,
     id: string,
     options: PollingClientOptions,
-    sessionTimeout = 30_000,
+    server: { sessionTimeout?: number; maxBodySize?: number } = {},
   ) {
     this.#url = url;
-    this.#sessionTimeout = sessionTimeout;
+    this.#sessionTimeout = server.sessionTimeout ?? 30_000;
+    // The option, but never past what the server said it takes.
+    this.#maxBody = Math.min(
+      options.maxBodySize ?? Infinity,
+      server.maxBodySize ?? DEFAULT_MAX_BODY_SIZE,
+    );
     this.id = id;
     this.#options = options;
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
@@ -272,7 +279,7 @@ export class PollingClientConnection {
       );
     }
     const bytes = bodyBytes(message);
-    const limit = this.#options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+    const limit = this.#maxBody;
     if (ENVELOPE + bytes > limit) {
       throw new WebSocketError(
         `Cannot send: the message takes ${bytes} bytes of JSON, and a body holds at most ${limit} (maxBodySize)`,
@@ -439,7 +446,7 @@ export class PollingClientConnection {
       while (this.#out.length > 0 && !this.#done) {
         // One body under the server's maxBodySize (a larger one gets 413
         // on every retry); what does not fit goes in the next.
-        const limit = this.#options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+        const limit = this.#maxBody;
         let count = 0;
         let size = ENVELOPE;
         for (const entry of this.#out) {
@@ -539,19 +546,15 @@ export async function connectPolling(
         signal: options.signal,
       });
       if (response.ok) {
-        const { session, sessionTimeout } = await response.json() as {
-          session?: unknown;
-          sessionTimeout?: unknown;
-        };
-        if (typeof session === "string") {
-          return new PollingClientConnection(
-            href,
-            session,
-            options,
-            typeof sessionTimeout === "number" && sessionTimeout > 0
-              ? sessionTimeout
-              : undefined,
-          );
+        const opened = await response.json() as Record<string, unknown>;
+        if (typeof opened.session === "string") {
+          // What the server says of itself (an older one says nothing).
+          const positive = (value: unknown) =>
+            typeof value === "number" && value > 0 ? value : undefined;
+          return new PollingClientConnection(href, opened.session, options, {
+            sessionTimeout: positive(opened.sessionTimeout),
+            maxBodySize: positive(opened.maxBodySize),
+          });
         }
       } else {
         await response.body?.cancel();

@@ -369,7 +369,8 @@ class Session implements PollingConnection {
  *
  * The protocol (see `wire.ts` for the JSON):
  * - `POST` with no `session` parameter opens a session:
- *   `{"session": id, "sessionTimeout": ms}`; a client whose reader holds
+ *   `{"session": id, "sessionTimeout": ms, "maxBodySize": bytes}`; the
+ *   client cuts its batches to `maxBodySize`, and one whose reader holds
  *   back its polls sends an empty batch more often than `sessionTimeout`.
  * - `GET ?session=<id>&ack=<n>&wait=<ms>` acknowledges every message up to
  *   sequence number `n` (they are dropped), then answers every message not
@@ -490,11 +491,13 @@ export class PollingServer {
       this.#sessions.set(session.id, session);
       this.#onConnection(session);
       // sessionTimeout: a client held back by its reader keeps the
-      // session alive with requests that often.
+      // session alive with requests that often; maxBodySize: the client
+      // cuts its batches to fit.
       return json(
         JSON.stringify({
           session: session.id,
           sessionTimeout: this.#options.sessionTimeout,
+          maxBodySize: this.#options.maxBodySize,
         }),
       );
     }

@@ -72,10 +72,10 @@ export interface ConnectRealtimeOptions {
   /**
    * The largest POST body the Comet transports send, in bytes of JSON: a
    * batch of messages is cut to fit; a single message that cannot fit
-   * fails its write with `ERR_MESSAGE_TOO_LARGE`. Set it to the server's
-   * `maxRequestBytes` (a larger body gets 413 from the server).
+   * fails its write with `ERR_MESSAGE_TOO_LARGE`. The server's
+   * `maxRequestBytes`, which it sends when the session opens, caps it.
    *
-   * @default {1048576}
+   * @default {the server's maxRequestBytes (1048576 if it does not say)}
    */
   maxRequestBytes?: number;
   /**
@@ -374,6 +374,9 @@ class CometClient implements RealtimeConnection {
   #sid = "";
   // The server's sessionTimeout (older servers do not say: their default).
   #sessionTimeout = 30_000;
+  // The largest request body the server takes (it says so when the session
+  // opens); the option caps it.
+  #maxRequest: number;
   #options: ConnectRealtimeOptions;
   #controller!: ReadableStreamDefaultController<string | Uint8Array>;
   #lastId = 0;
@@ -403,6 +406,7 @@ class CometClient implements RealtimeConnection {
     this.#href = href;
     this.transport = transport;
     this.#options = options;
+    this.#maxRequest = options.maxRequestBytes ?? 1 << 20;
     this.closed = new Promise((resolve, reject) => {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
@@ -453,8 +457,17 @@ class CometClient implements RealtimeConnection {
       }
       const opened = await response.json();
       client.#sid = opened.sid;
+      // What the server says of itself (an older one says nothing).
       if (Number.isFinite(opened.sessionTimeout) && opened.sessionTimeout > 0) {
         client.#sessionTimeout = opened.sessionTimeout;
+      }
+      if (
+        Number.isFinite(opened.maxRequestBytes) && opened.maxRequestBytes > 0
+      ) {
+        client.#maxRequest = Math.min(
+          options.maxRequestBytes ?? Infinity,
+          opened.maxRequestBytes,
+        );
       }
       const hello = new Promise<void>((resolve) => client.#hello = resolve);
       client.#run();
@@ -739,7 +752,7 @@ class CometClient implements RealtimeConnection {
     }
     const size = wireSize(message);
     const bytes = utf8.encode(JSON.stringify(message)).length + 1;
-    const limit = this.#options.maxRequestBytes ?? 1 << 20;
+    const limit = this.#maxRequest;
     if (ENVELOPE + bytes > limit) {
       throw new WebSocketError(
         `Cannot send: the message takes ${bytes} bytes of JSON, and a request holds at most ${limit} (maxRequestBytes)`,
@@ -765,7 +778,7 @@ class CometClient implements RealtimeConnection {
         const batch: WireMessage[] = [];
         // One body under the server's maxRequestBytes (a larger one gets
         // 413 on every retry); what does not fit goes in the next.
-        const limit = this.#options.maxRequestBytes ?? 1 << 20;
+        const limit = this.#maxRequest;
         let size = ENVELOPE;
         for (const item of this.#outbox) {
           if (batch.length > 0 && size + item.bytes > limit) break;

@@ -349,11 +349,13 @@ export function realtime(
       sessions.set(id, session);
       call(session, { transport, request });
       // sessionTimeout: a client held back by its reader keeps the session
-      // alive with requests that often.
+      // alive with requests that often; maxRequestBytes: the client cuts
+      // its batches to fit.
       return json({
         sid: id,
         pollTimeout,
         sessionTimeout: limits.sessionTimeout,
+        maxRequestBytes,
       });
     }
     const id = url.searchParams.get("sid") ?? "";
