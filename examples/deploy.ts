@@ -19,7 +19,11 @@
  * @module
  */
 
-import { upgradeWebSocket, type WebSocketConnection } from "../mod.ts";
+import {
+  upgradeWebSocket,
+  type WebSocketConnection,
+  WebSocketHandshakeError,
+} from "../mod.ts";
 import { CHAT_PAGE } from "./chat_page.ts";
 
 /**
@@ -35,10 +39,11 @@ interface Line {
 // Names this isolate: under --parallel or on Deploy each isolate loads the
 // module on its own, so each has its own.
 const ISOLATE = crypto.randomUUID().slice(0, 8);
-// A member this many messages behind is closed with 1008 rather than grow
-// the isolate's memory for everyone; messages are at most MAX_TEXT long.
-const MAX_PENDING_PER_MEMBER = 256;
+// A member this far behind is closed with 1008 rather than grow the
+// isolate's memory for everyone: 256 lines of the longest text (MAX_TEXT
+// characters; a line adds its JSON around it).
 const MAX_TEXT = 4096;
+const MAX_PENDING_PER_MEMBER = 256 * MAX_TEXT;
 
 const members = new Map<
   WebSocketConnection,
@@ -50,8 +55,10 @@ let channel: BroadcastChannel | undefined;
 
 function deliver(line: string): void {
   for (const [member, writer] of members) {
-    // WritableStream's default high-water mark is 1, so desiredSize is
-    // 1 minus the messages still waiting for this member.
+    // The writable's queue is measured in UTF-16 units of text (bytes of
+    // binary), so desiredSize is its high-water mark minus the text still
+    // waiting for this member: below -MAX_PENDING_PER_MEMBER, more than that
+    // waits (Deno's own send buffer, up to writableHighWaterMark, aside).
     if ((writer.desiredSize ?? 0) < -MAX_PENDING_PER_MEMBER) {
       member.close({ closeCode: 1008, reason: "Cannot keep up" });
       members.delete(member);
@@ -120,11 +127,17 @@ export default {
           headers: { upgrade: "websocket" },
         });
       }
-      const { response, connection } = upgradeWebSocket(request, {
-        maxMessageSize: 64 * 1024,
-      });
-      join(connection);
-      return response;
+      let upgraded;
+      try {
+        upgraded = upgradeWebSocket(request, { maxMessageSize: 64 * 1024 });
+      } catch (error) {
+        // A malformed upgrade (no key, another version): its answer says
+        // why, with its status (400 or 426), rather than a 500.
+        if (error instanceof WebSocketHandshakeError) return error.toResponse();
+        throw error;
+      }
+      join(upgraded.connection);
+      return upgraded.response;
     }
     if (pathname === "/") {
       return new Response(CHAT_PAGE, {

@@ -103,6 +103,7 @@ export const UPGRADE: Rules = [
   ["maxMessageSize", LIMIT],
   ["writableHighWaterMark", SIZE],
   ["sendTimeout", DELAY],
+  ["closeTimeout", DELAY],
 ];
 
 const WINDOW_BITS: NumberRule = { min: 8, max: 15 };

@@ -9,6 +9,7 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { connect, serve, WebSocketHandshakeError } from "../mod.ts";
+import { acceptKey } from "../lib/handshake/mod.ts";
 import { assertWsError } from "./_helpers.ts";
 
 const decoder = new TextDecoder();
@@ -355,4 +356,130 @@ Deno.test("headers the handshake owns are refused with a TypeError naming them",
     assertStringIncludes(error.message, `"${name.toLowerCase()}"`);
     assertStringIncludes(error.message, hint);
   }
+});
+
+// The subprotocol offers go into the request head: each must be a token
+// (RFC 6455 §4.1, RFC 7230 §3.2.6), so that a CR LF cannot inject a header,
+// and a value of the wrong shape is refused before anything is dialled.
+Deno.test("connect: protocols that are not distinct tokens in an array are refused before dialling", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let dialled = false;
+  listener.accept().then((conn) => {
+    dialled = true;
+    conn.close();
+  }, () => {});
+  const url = `ws://127.0.0.1:${listener.addr.port}/`;
+  const cases: [unknown, string][] = [
+    [["chat\r\nX-Injected: yes"], "is not a token"],
+    [["chat", "a b"], "is not a token"],
+    [[""], "is not a token"],
+    [["chat", "Chat"], "twice"],
+    ["chat", "an array of strings"],
+    [[1], "an array of strings"],
+  ];
+  for (const [protocols, reason] of cases) {
+    const error = await connect(url, { protocols: protocols as string[] })
+      .then(() => undefined, (e) => e);
+    assertInstanceOf(error, TypeError);
+    assertStringIncludes(error.message, "Cannot connect: ");
+    assertStringIncludes(error.message, reason);
+  }
+  listener.close();
+  assertEquals(dialled, false);
+});
+
+// An abort while the 101's Sec-WebSocket-Accept is being checked (an
+// asynchronous digest) fails the attempt, as at every earlier step, rather
+// than handing out a connection over the transport the abort has closed.
+// The abort is timed by wrapping crypto.subtle.digest: it fires as the
+// check's digest starts (the real digest still runs).
+Deno.test("connect: an abort while the 101 is being checked rejects with ERR_ABORTED", async () => {
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+  const controller = new AbortController();
+  const subtle = crypto.subtle;
+  const digest = subtle.digest;
+  let armed = false;
+  subtle.digest = function (...args: Parameters<SubtleCrypto["digest"]>) {
+    if (armed) {
+      armed = false;
+      controller.abort(new Error("user aborted"));
+    }
+    return digest.apply(subtle, args);
+  };
+  let request = "";
+  let answered = false;
+  try {
+    const result = await connect("ws://example.invalid/", {
+      signal: controller.signal,
+      perMessageDeflate: false,
+      dial: () => {
+        let answer: (head: string) => void;
+        const head = new Promise<string>((r) => answer = r);
+        return Promise.resolve({
+          readable: new ReadableStream<Uint8Array>({
+            async pull(stream) {
+              if (answered) return new Promise(() => {}); // nothing more
+              answered = true;
+              const key = /sec-websocket-key: *(\S+)/i.exec(await head)![1]!;
+              const accept = await acceptKey(key);
+              stream.enqueue(encoder.encode(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+                  `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+              ));
+              // connect()'s next digest is its check of this answer.
+              armed = true;
+            },
+          }, { highWaterMark: 0 }),
+          writable: new WritableStream<Uint8Array>({
+            write(chunk) {
+              request += decoder.decode(chunk);
+              if (request.includes("\r\n\r\n")) answer(request);
+            },
+          }),
+        });
+      },
+    }).then((connection) => {
+      connection.closed.catch(() => {});
+      return connection;
+    }, (error: unknown) => error);
+    assertWsError(result, "ERR_ABORTED");
+  } finally {
+    subtle.digest = digest;
+  }
+});
+
+Deno.test("serve(): onUpgrade's refusal sends its headers and the status's own reason phrase", async () => {
+  const server = serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    onListen() {},
+    onUpgrade: () => ({
+      reject: 401,
+      body: "log in first",
+      headers: { "WWW-Authenticate": 'Basic realm="chat"' },
+    }),
+  }, () => {});
+  const error = await connect(`ws://127.0.0.1:${server.addr.port}/`)
+    .catch((e) => e);
+  assertInstanceOf(error, WebSocketHandshakeError);
+  assertEquals(
+    [error.status, error.statusText, error.headers.get("www-authenticate")],
+    [401, "Unauthorized", 'Basic realm="chat"'],
+  );
+  for (const reject of [200, 101, 600, 401.5]) {
+    const refusal = serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      onListen() {},
+      onUpgrade: () => ({ reject }),
+      onError() {},
+    }, () => {});
+    const failure = await connect(`ws://127.0.0.1:${refusal.addr.port}/`)
+      .catch((e) => e);
+    // Not a status a refusal may have: the server answers 500, its own fault.
+    assertEquals(failure.status, 500, String(reject));
+    await refusal.shutdown();
+  }
+  await server.shutdown();
 });

@@ -7,11 +7,13 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { deflateRawSync } from "node:zlib";
 import {
   connect,
+  type MessageData,
   type PerMessageDeflateOptions,
   serve,
   type WebSocketConnection,
   type WebSocketConnectionOptions,
   type WebSocketErrorCode,
+  WebSocketStream,
 } from "../mod.ts";
 import { TransportWebSocket } from "../lib/net/connection.ts";
 import {
@@ -766,4 +768,71 @@ Deno.test("fifty bombs at once: each fails with 1009, at most ten inflate at a t
   assert(most <= 10, `${most} ran at once`);
   assert(most === 10 || before === 10, `only ${most} ran at once`);
   for (const inflater of inflaters) inflater.close();
+});
+
+// A message handed to the writable before close() goes out before the close
+// frame even while it is being compressed (zlib is asynchronous): RFC 6455
+// §5.5.1 allows no data after our close frame, so the close frame waits for
+// the compression under way, and a write after close() is refused.
+Deno.test("permessage-deflate: write() then close() sends the message, then the close frame", async (t) => {
+  const got: number[] = [];
+  let serverClosed!: Promise<unknown>;
+  const server = serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (connection) => {
+      serverClosed = (async () => {
+        for await (const m of connection.readable) {
+          got.push(String(m).length);
+        }
+        return await connection.closed;
+      })();
+    },
+  );
+  const url = `ws://127.0.0.1:${server.addr.port}/`;
+  const faces: [
+    string,
+    () => Promise<{
+      writable: WritableStream<MessageData>;
+      extensions: string;
+      close(): void;
+      closed: Promise<unknown>;
+    }>,
+  ][] = [
+    ["connect()", async () => {
+      const c = await connect(url);
+      return {
+        writable: c.writable,
+        extensions: c.extensions,
+        close: () => c.close({ closeCode: 1000 }),
+        closed: c.closed,
+      };
+    }],
+    ["WebSocketStream", async () => {
+      const wss = new WebSocketStream(url);
+      const { writable, extensions } = await wss.opened;
+      return {
+        writable,
+        extensions,
+        close: () => wss.close({ closeCode: 1000 }),
+        closed: wss.closed,
+      };
+    }],
+  ];
+  for (const [name, open] of faces) {
+    await t.step(name, async () => {
+      got.length = 0;
+      const face = await open();
+      assert(face.extensions.startsWith("permessage-deflate"));
+      const writer = face.writable.getWriter();
+      const written = writer.write("x".repeat(2000)).catch((e) => e);
+      face.close();
+      const late = await writer.write("late").catch((e) => e);
+      assert(late instanceof TypeError, String(late));
+      assertEquals(await written, undefined);
+      assertEquals(await face.closed, { closeCode: 1000, reason: "" });
+      assertEquals(await serverClosed, { closeCode: 1000, reason: "" });
+      assertEquals(got, [2000]);
+    });
+  }
+  await server.shutdown();
 });

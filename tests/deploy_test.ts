@@ -108,6 +108,29 @@ async function native(url: string) {
   };
 }
 
+/** Sends a raw request head; reads the answer's head and its body. */
+async function rawAnswer(http: string, head: string): Promise<string> {
+  const url = new URL(http);
+  const conn = await Deno.connect({
+    hostname: url.hostname,
+    port: Number(url.port),
+  });
+  await conn.write(new TextEncoder().encode(head));
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(16 * 1024);
+  let answer = "";
+  for (;;) {
+    const end = answer.indexOf("\r\n\r\n");
+    const length = /content-length: *(\d+)/i.exec(answer)?.[1];
+    if (end >= 0 && answer.length >= end + 4 + Number(length ?? 0)) break;
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    answer += decoder.decode(buffer.subarray(0, n));
+  }
+  conn.close();
+  return answer;
+}
+
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
@@ -176,6 +199,23 @@ async function room(server: Awaited<ReturnType<typeof deploy>>) {
   const notWs = await fetch(new URL("/ws", server.http));
   assertEquals(notWs.status, 426);
   await notWs.body?.cancel();
+  // A malformed upgrade gets the answer upgradeWebSocket's error carries
+  // (what was wrong, and its status), not a 500.
+  const noKey = await rawAnswer(
+    server.http,
+    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" +
+      "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  );
+  assertStringIncludes(noKey, "HTTP/1.1 400 ");
+  assertStringIncludes(noKey, "Sec-WebSocket-Key");
+  const oldVersion = await rawAnswer(
+    server.http,
+    "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" +
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+      "Sec-WebSocket-Version: 8\r\n\r\n",
+  );
+  assertStringIncludes(oldVersion, "HTTP/1.1 426 ");
+  assertStringIncludes(oldVersion.toLowerCase(), "sec-websocket-version: 13");
 
   const alice = await ours(server.ws);
   const aliceIs = await alice.inbox.welcome();

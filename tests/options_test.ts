@@ -166,6 +166,7 @@ const UPGRADE: OptionCase[] = [
   top("maxMessageSize", [0, Infinity]),
   top("writableHighWaterMark", [0]),
   top("sendTimeout", [0, 1.5]),
+  top("closeTimeout", [0, 1.5]),
 ];
 const FRAME = [top("maxFrameSize", [0, Infinity]), top("allowedRsv", [0])];
 const MESSAGE = [

@@ -7,6 +7,7 @@ import {
   serve,
   upgradeWebSocket,
   type UpgradeWebSocketOptions,
+  type WebSocketConnection,
   WebSocketError,
   WebSocketHandshakeError,
   WebSocketStream,
@@ -361,5 +362,96 @@ Deno.test("under Deno.serve, a plain GET and a malformed upgrade get answers tha
   conn.close();
   assert(head.startsWith("HTTP/1.1 426"), head);
   assert(/sec-websocket-version: 13/i.test(head), head);
+  await server.shutdown();
+});
+
+// A peer that stops reading: sendTimeout fails the connection, and Deno's
+// close handshake then cannot finish (the peer reads nothing, and with
+// idleTimeout 0 Deno never gives up). closeTimeout bounds the wait:
+// `closed` rejects with the failure instead of waiting for Deno's `close`.
+Deno.test("upgradeWebSocket: after sendTimeout on a peer that stopped reading, closed rejects within closeTimeout", async () => {
+  let connection!: WebSocketConnection;
+  const got = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      const r = upgradeWebSocket(request, {
+        idleTimeout: 0,
+        sendTimeout: 300,
+        closeTimeout: 300,
+      });
+      connection = r.connection;
+      got.resolve();
+      return r.response;
+    },
+  );
+  // A raw client: the handshake, then it never reads again.
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: server.addr.port,
+  });
+  await conn.write(new TextEncoder().encode(
+    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  ));
+  await got.promise;
+  await connection.opened;
+  const writer = connection.writable.getWriter();
+  const big = new Uint8Array(1 << 20);
+  let failure: unknown;
+  try {
+    for (let i = 0; i < 1000; i++) await writer.write(big);
+  } catch (error) {
+    failure = error;
+  }
+  assertWsError(failure, "ERR_ABNORMAL_CLOSURE");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outcome = await Promise.race([
+    connection.closed.then(() => "resolved", (error) => error),
+    // Generous: closeTimeout is 300 ms; without it, never.
+    new Promise((r) =>
+      timer = setTimeout(() => r("pending after 20 s"), 20_000)
+    ),
+  ]);
+  clearTimeout(timer);
+  assertEquals(outcome, failure);
+  conn.close();
+  await server.shutdown();
+});
+
+// The interface's promise (websocket_connection.ts): a clean close does not
+// error the writable, so the echo pattern `readable.pipeTo(writable)`
+// resolves when the peer closes cleanly, as it does under serve(); a write
+// after the close is refused with a TypeError.
+Deno.test("upgradeWebSocket: readable.pipeTo(writable) resolves on a clean close, and a later write is refused", async () => {
+  const piped = Promise.withResolvers<unknown>();
+  let connection!: WebSocketConnection;
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => {
+      const r = upgradeWebSocket(request);
+      connection = r.connection;
+      connection.readable.pipeTo(connection.writable).then(
+        () => "resolved",
+        (error) => error,
+      ).then(piped.resolve);
+      return r.response;
+    },
+  );
+  const client = await connect(`ws://127.0.0.1:${server.addr.port}/`);
+  const writer = client.writable.getWriter();
+  await writer.write("echo");
+  const reader = client.readable.getReader();
+  assertEquals((await reader.read()).value, "echo");
+  reader.releaseLock();
+  client.close({ closeCode: 1000, reason: "done" });
+  assertEquals(await client.closed, { closeCode: 1000, reason: "done" });
+  assertEquals(await piped.promise, "resolved");
+  assertEquals(await connection.closed, { closeCode: 1000, reason: "done" });
+  const late = await connection.writable.getWriter().write("late").then(
+    () => undefined,
+    (error) => error,
+  );
+  assert(late instanceof TypeError, String(late));
   await server.shutdown();
 });

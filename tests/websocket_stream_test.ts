@@ -453,11 +453,12 @@ Deno.test("the same script against Deno's --unstable-net WebSocketStream and our
   assert(Object.keys(ours).length >= 18);
   const expected = (name: string) => KNOWN_DIFFERENCES[name]?.[0] ?? ours[name];
   // Deno's client now and then rejects closed after a clean close (1 in
-  // 40 against Deno's own server, with the reason as the message): a
-  // scenario agrees when one of three native runs agrees.
+  // 40 against Deno's own server, with the reason as the message; more
+  // often on a loaded machine): a scenario agrees when one of five native
+  // runs agrees. Our own outcomes are asserted once, above and below.
   let pending = Object.keys(ours);
   let native: Record<string, unknown> = {};
-  for (let attempt = 0; attempt < 3 && pending.length > 0; attempt++) {
+  for (let attempt = 0; attempt < 5 && pending.length > 0; attempt++) {
     native = await run("native");
     pending = pending.filter((name) => {
       try {
@@ -544,4 +545,33 @@ Deno.test("a WebSocketStream nobody reads holds the sender back, and loses nothi
   wss.close();
   assertEquals(await wss.closed, { closeCode: 1005, reason: "" });
   await server.shutdown();
+});
+
+// connect()'s header and protocol checks run in the constructor, as the URL
+// check does: misuse throws there, rather than rejecting `opened` later.
+Deno.test("the constructor runs connect()'s header and protocol checks", () => {
+  assertThrows(
+    () =>
+      new WebSocketStream("ws://127.0.0.1:9/", {
+        headers: { "Sec-WebSocket-Key": "x" },
+      }),
+    TypeError,
+    'Cannot create WebSocketStream: header "sec-websocket-key"',
+  );
+  for (const protocols of [["a\r\nb"], ["chat", "CHAT"]]) {
+    const error = assertThrows(
+      () => new WebSocketStream("ws://127.0.0.1:9/", { protocols }),
+      DOMException,
+      "Cannot create WebSocketStream: the protocol",
+    );
+    assertEquals((error as DOMException).name, "SyntaxError");
+  }
+  assertThrows(
+    () =>
+      new WebSocketStream("ws://127.0.0.1:9/", {
+        protocols: "chat" as unknown as string[],
+      }),
+    TypeError,
+    "an array of strings",
+  );
 });

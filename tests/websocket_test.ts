@@ -617,3 +617,63 @@ Deno.test("WebSocket: where the runtime has no CloseEvent, its own stands in", a
   ]);
   await server.shutdown();
 });
+
+// Every message sent before close() goes out before the close frame, in
+// order (WebSockets Standard: close() starts the closing handshake after
+// the queued data). The first write is in flight when close() comes, the
+// next ones wait behind it; with permessage-deflate (on by default, from
+// 1 KiB) the first is still being compressed.
+for (const perMessageDeflate of [false, true]) {
+  Deno.test(`WebSocket: send(), send(), close() delivers both, then a clean close (deflate ${perMessageDeflate ? "on" : "off"})`, async () => {
+    const got: (string | number)[] = [];
+    let serverClosed!: Promise<unknown>;
+    const server = serve(
+      { port: 0, hostname: "127.0.0.1", onListen() {}, perMessageDeflate },
+      (connection) => {
+        serverClosed = (async () => {
+          for await (const m of connection.readable) {
+            got.push(
+              typeof m === "string" && m.length > 100 ? m.length : String(m),
+            );
+          }
+          return await connection.closed;
+        })();
+      },
+    );
+    for (const first of ["a", "x".repeat(2000)]) {
+      got.length = 0;
+      const ws = new WebSocket(`ws://127.0.0.1:${server.addr.port}/`);
+      const closed = new Promise<CloseEvent>((r) => ws.onclose = r);
+      await new Promise((r) => ws.onopen = r);
+      ws.send(first);
+      ws.send("b");
+      ws.close(1000, "bye");
+      const event = await closed;
+      assertEquals(await serverClosed, { closeCode: 1000, reason: "bye" });
+      assertEquals(event.wasClean, true);
+      assertEquals(got, [first.length > 100 ? first.length : first, "b"]);
+    }
+    await server.shutdown();
+  });
+}
+
+// connect()'s header check runs in the constructor, as the URL and protocol
+// checks do: a misuse throws where it was made, not as a bare 1006 later.
+Deno.test("WebSocket: a handshake header in options.headers throws from the constructor", () => {
+  const error = assertThrows(
+    () =>
+      new WebSocket("ws://127.0.0.1:9/", [], { headers: { Upgrade: "h2c" } }),
+    TypeError,
+    'Cannot create WebSocket: header "upgrade"',
+  );
+  assertInstanceOf(error, TypeError);
+  // The protocol rules are connect()'s, thrown as the standard's SyntaxError.
+  for (const protocols of [["a\r\nb"], ["chat", "CHAT"]]) {
+    const syntax = assertThrows(
+      () => new WebSocket("ws://127.0.0.1:9/", protocols),
+      DOMException,
+      "Cannot create WebSocket: the protocol",
+    );
+    assertEquals((syntax as DOMException).name, "SyntaxError");
+  }
+});

@@ -11,7 +11,7 @@ import {
   readHttpHead,
 } from "./_http.ts";
 import { type ByteDuplex, toTransport, type Transport } from "./_transport.ts";
-import { checkConnectOptions } from "../_options.ts";
+import { checkConnectOptions, show } from "../_options.ts";
 import {
   TransportWebSocket,
   type WebSocketConnection,
@@ -47,7 +47,9 @@ export interface ConnectOptions extends
     | PerMessageDeflateOptions
     | PerMessageDeflateOptions[];
   /**
-   * Subprotocols to offer, in order of preference.
+   * Subprotocols to offer, in order of preference: an array of tokens
+   * (RFC 6455 §4.1), none twice; anything else is refused with a
+   * `TypeError` before dialling.
    *
    * @default {none}
    */
@@ -139,7 +141,8 @@ const encoder = new TextEncoder();
  * `statusText` and `headers` when the server answered other than 101). The
  * socket is closed.
  * @throws {TypeError} For a URL that is not `ws:` or `wss:`, or has a
- * fragment.
+ * fragment; `protocols` that are not distinct tokens in an array; a
+ * header that the handshake writes itself.
  * @throws {RangeError | TypeError} For an option out of its range, or not
  * a number, before anything is dialed.
  *
@@ -180,7 +183,8 @@ export async function connect(
       }`,
     );
   }
-  checkRequestHeaders(options.headers);
+  checkProtocols("connect", options.protocols);
+  checkRequestHeaders("connect", options.headers);
   const maxRedirects = options.maxRedirects ?? 0;
   let hop = options;
   for (let redirects = 0;; redirects++) {
@@ -218,18 +222,81 @@ const HANDSHAKE_HEADERS: Record<string, string> = {
   "sec-websocket-extensions": "set compression with perMessageDeflate",
 };
 
-function checkRequestHeaders(init: HeadersInit | undefined): void {
+/**
+ * Refuses, with a `TypeError`, a header in `headers` that the handshake
+ * writes itself. WebSocket and WebSocketStream run it in their constructors.
+ *
+ * @param action What the caller does ("connect", "create WebSocket").
+ * @param init The `headers` option.
+ */
+export function checkRequestHeaders(
+  action: string,
+  init: HeadersInit | undefined,
+): void {
   if (init === undefined) return;
   new Headers(init).forEach((_, name) => {
     const instead = HANDSHAKE_HEADERS[name];
     if (instead !== undefined) {
       throw new TypeError(
-        `Cannot connect: header ${
+        `Cannot ${action}: header ${
           JSON.stringify(name)
         } is not one to pass in headers; ${instead}`,
       );
     }
   });
+}
+
+// RFC 7230 §3.2.6's token: the Sec-WebSocket-Protocol grammar (RFC 6455
+// §4.1), which keeps CR, LF and separators out of the request head.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * The one check of subprotocol offers, for connect(), WebSocket and
+ * WebSocketStream: an array of strings, each a token, none twice (compared
+ * ignoring case, as the WebSockets Standard does).
+ *
+ * @param action What the caller does ("connect", "create WebSocket").
+ * @param protocols The offers.
+ * @param syntaxError Throw the standard's `SyntaxError` `DOMException` for a
+ * name that is not a token or comes twice, instead of a `TypeError`.
+ * @throws {TypeError} For a value that is not an array of strings, or (by
+ * default) a name that is not a token or comes twice.
+ */
+export function checkProtocols(
+  action: string,
+  protocols: unknown,
+  syntaxError = false,
+): void {
+  if (protocols === undefined) return;
+  if (!Array.isArray(protocols)) {
+    throw new TypeError(
+      `Cannot ${action}: protocols must be an array of strings, not ${
+        show(protocols)
+      }`,
+    );
+  }
+  const fail = (message: string) =>
+    syntaxError
+      ? new DOMException(`Cannot ${action}: ${message}`, "SyntaxError")
+      : new TypeError(`Cannot ${action}: ${message}`);
+  const seen = new Set<string>();
+  for (const protocol of protocols) {
+    if (typeof protocol !== "string") {
+      throw new TypeError(
+        `Cannot ${action}: protocols must be an array of strings, not one holding ${
+          show(protocol)
+        }`,
+      );
+    }
+    if (!TOKEN.test(protocol)) {
+      throw fail(`the protocol ${JSON.stringify(protocol)} is not a token`);
+    }
+    const key = protocol.toLowerCase();
+    if (seen.has(key)) {
+      throw fail(`the protocol ${JSON.stringify(protocol)} is offered twice`);
+    }
+    seen.add(key);
+  }
 }
 
 // One handshake, no redirects: connect() after its checks.
@@ -246,11 +313,13 @@ async function connectOnce(
 
   let transport: Transport | undefined;
   let abort: (() => void) | undefined;
+  // The abort's or the timeout's error, once either has fired.
+  let stopped: WebSocketError | undefined;
   const aborted = new Promise<never>((_, reject) => {
     abort = () => {
       transport?.close();
       reject(
-        new WebSocketError(`Cannot connect to ${where}: aborted`, {
+        stopped ??= new WebSocketError(`Cannot connect to ${where}: aborted`, {
           code: "ERR_ABORTED",
           cause: signal?.reason,
         }),
@@ -264,7 +333,7 @@ async function connectOnce(
     timer = setTimeout(() => {
       transport?.close();
       reject(
-        new WebSocketError(
+        stopped ??= new WebSocketError(
           `Cannot connect to ${where}: no answer within ${timeout} ms`,
           { code: "ERR_HANDSHAKE_TIMEOUT" },
         ),
@@ -367,6 +436,11 @@ async function connectOnce(
       head.headers,
       { key, protocols, extensions: deflate ? [PERMESSAGE_DEFLATE] : [] },
     );
+    // The accept key's digest is asynchronous: an abort or the timeout
+    // meanwhile has closed the transport, so it fails the attempt too.
+    // Checked after the digest rather than raced with it, so that no
+    // digest is left running once connect() has settled.
+    if (stopped) throw stopped;
     const accepted = parseExtensions(result.extensions);
     const negotiated = accepted.length > 0
       ? validateDeflateResponse(accepted, deflate!)

@@ -285,6 +285,12 @@ export class TransportWebSocket implements WebSocketConnection {
   #maxMessageSize: number;
   #inbound: Promise<void> | undefined;
   #inboundDepth = 0;
+  // Messages being compressed (the writable hands over one at a time), and
+  // the body of a close() that waits for them: a message written before
+  // close() goes out before the close frame (RFC 6455 §5.5.1 allows no data
+  // after it), and nothing written after close() is taken.
+  #compressing = 0;
+  #closeAfter: Uint8Array | undefined;
 
   // For topics: made on first use (see sharedFrameTarget).
   #shared: SharedFrameTarget | undefined;
@@ -421,7 +427,10 @@ export class TransportWebSocket implements WebSocketConnection {
         deflate: connection.#sharedDeflate,
         bufferedAmount: () => connection.#outbox.size,
         pushEncoded: (frames) => {
-          if (connection.#done || connection.#protocol.closeSent) return false;
+          if (
+            connection.#done || connection.#protocol.closeSent ||
+            connection.#closeAfter
+          ) return false;
           connection.#outbox.pushEncoded(frames);
           connection.#writer.schedule();
           return true;
@@ -563,7 +572,8 @@ export class TransportWebSocket implements WebSocketConnection {
   /**
    * Starts the close handshake (RFC 6455 §7.1.2): sends a close frame, after
    * which no data frame is sent, and waits up to `closeTimeout` for the
-   * peer's. Calling it again does nothing, and so does calling it once the
+   * peer's. A message the writable has taken goes out before it, even while
+   * it is being compressed; a write after this is refused. Calling it again does nothing, and so does calling it once the
    * peer's close or a failure is being acted on. Await {@linkcode closed}
    * for the outcome.
    *
@@ -583,14 +593,15 @@ export class TransportWebSocket implements WebSocketConnection {
    */
   close(options: WebSocketCloseOptions = {}): void {
     const { body } = closeBodyFor(options);
-    if (this.#protocol.closeSent || this.#done) return;
+    if (this.#protocol.closeSent || this.#done || this.#closeAfter) return;
     if (this.#ending) {
       // The peer's close or a failure is pending: it decides the code, and
       // the application, closing, has no more replies to wait for.
       this.#endSoon();
       return;
     }
-    this.#sendClose(body);
+    if (this.#compressing > 0) this.#closeAfter = body;
+    else this.#sendClose(body);
     this.#closeTimer = setTimeout(
       TransportWebSocket.#closeTimedOut,
       this.#closeTimeout,
@@ -632,7 +643,7 @@ export class TransportWebSocket implements WebSocketConnection {
         ),
       );
     }
-    if (this.#protocol.closeSent || this.#done) {
+    if (this.#protocol.closeSent || this.#done || this.#closeAfter) {
       return Promise.reject(
         new TypeError(
           `Cannot ping: the connection is ${this.#done ? "closed" : "closing"}`,
@@ -945,7 +956,7 @@ export class TransportWebSocket implements WebSocketConnection {
 
   #send(chunk: MessageData): Promise<void> | undefined {
     if (this.#writesComing > 0) this.#writesComing--;
-    if (this.#done) throw this.#closingError();
+    if (this.#done || this.#closeAfter) throw this.#closingError();
     let compressing: Promise<void> | undefined;
     try {
       compressing = this.#protocol.send(chunk);
@@ -977,9 +988,19 @@ export class TransportWebSocket implements WebSocketConnection {
   }
 
   async #sendCompressed(opcode: Opcode, payload: Uint8Array): Promise<void> {
-    const compressed = await this.#deflater!.deflate(payload);
-    if (this.#done) throw this.#closingError();
-    this.#protocol.sendCompressed(opcode, compressed);
+    this.#compressing++;
+    try {
+      const compressed = await this.#deflater!.deflate(payload);
+      if (this.#done) throw this.#closingError();
+      this.#protocol.sendCompressed(opcode, compressed);
+    } finally {
+      // A close() that came meanwhile goes out behind this message (its
+      // timer, set by close(), bounds the wait).
+      if (
+        --this.#compressing === 0 && this.#closeAfter && !this.#done &&
+        !this.#protocol.closeSent
+      ) this.#sendClose(this.#closeAfter);
+    }
     // The deflater's output is ours: no need to wait for the socket.
     this.#outbox.byReference = false;
     if (this.#writer.full) await this.#writer.drained();

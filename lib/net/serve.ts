@@ -32,10 +32,16 @@ import {
 } from "../handshake/server.ts";
 import { hasToken } from "../handshake/extensions.ts";
 
-/** What `onUpgrade` decides for one request. */
+/**
+ * What `onUpgrade` decides for one request: accept (with a subprotocol and
+ * response headers), or refuse with a status from 300 to 599, a short body
+ * and headers (`WWW-Authenticate` with 401, `Location` with a redirect,
+ * `Retry-After` with 429 or 503). A refusal with any other status is the
+ * handler's fault: the client gets 500 and `onError` the reason.
+ */
 export type UpgradeDecision =
   | { protocol?: string; headers?: HeadersInit }
-  | { reject: number; body?: string };
+  | { reject: number; body?: string; headers?: HeadersInit };
 
 /** Options for {@linkcode serve}. */
 export interface ServeOptions extends Omit<AcceptOptions, "head"> {
@@ -102,8 +108,9 @@ export interface ServeOptions extends Omit<AcceptOptions, "head"> {
   sendTimeout?: number;
   /**
    * Decides each valid upgrade request before it is answered: accept with a
-   * subprotocol and response headers, or reject with a status. This is
-   * where authentication and origin checks go.
+   * subprotocol and response headers, or reject with a status and headers
+   * (see {@linkcode UpgradeDecision}). This is where authentication goes.
+   * If it throws, the client gets 500 and `onError` the error.
    *
    * @default {accept every request}
    */
@@ -277,15 +284,19 @@ export function serve(
       // 400, 426, and 403 for a browser origin that is not allowed, before
       // onUpgrade: no application code runs for a hijacking page.
       const info = validateUpgradeRequest(request, options);
-      const decision = await options.onUpgrade?.(request, {
-        protocols: info.protocols,
-        remoteAddr,
-      });
-      if (decision && "reject" in decision) {
-        throw new HandshakeRejection(
-          decision.reject,
-          decision.body ?? "Cannot upgrade: refused by the server",
-        );
+      let decision: UpgradeDecision | void;
+      try {
+        decision = await options.onUpgrade?.(request, {
+          protocols: info.protocols,
+          remoteAddr,
+        });
+        if (decision && "reject" in decision) throw refusal(decision);
+      } catch (error) {
+        if (error instanceof HandshakeRejection) throw error;
+        // The application's fault, not the client's: 500 (RFC 9110
+        // §15.6.1), and onError hears why.
+        onError(error);
+        throw new HandshakeRejection(500, "Cannot upgrade: internal error");
       }
       if (stopping) {
         throw new HandshakeRejection(
@@ -527,3 +538,26 @@ const UPGRADE_REQUIRED = new HandshakeRejection(
     "sec-websocket-version": "13",
   },
 );
+
+// onUpgrade's refusal as a response. A status that is no refusal (a 1xx or
+// 2xx would read as an answer to the upgrade) is the handler's error: 500.
+function refusal(
+  decision: { reject: number; body?: string; headers?: HeadersInit },
+): HandshakeRejection {
+  const status = decision.reject;
+  if (!Number.isInteger(status) || status < 300 || status > 599) {
+    throw new RangeError(
+      `Cannot refuse the upgrade: onUpgrade's reject must be an integer from 300 to 599, not ${status}`,
+    );
+  }
+  // new Headers() refuses names and values that would split the response.
+  const headers: Record<string, string> = {};
+  new Headers(decision.headers).forEach((value, name) => {
+    headers[name] = value;
+  });
+  return new HandshakeRejection(
+    status,
+    decision.body ?? "Cannot upgrade: refused by the server",
+    headers,
+  );
+}

@@ -82,6 +82,16 @@ export interface UpgradeWebSocketOptions extends OriginOptions {
    * @default {30000}
    */
   sendTimeout?: number;
+  /**
+   * Milliseconds, after the connection fails (`sendTimeout`, a message over
+   * a bound), to wait for Deno to finish its close handshake before
+   * `closed` rejects with the failure anyway: a peer that reads nothing
+   * never lets it finish, and Deno gives up only after `idleTimeout` (or
+   * never, with 0). From 0 to 2147483647.
+   *
+   * @default {5000}
+   */
+  closeTimeout?: number;
 }
 
 /** What {@linkcode upgradeWebSocket} returns. */
@@ -96,6 +106,7 @@ const DEFAULT_MAX_QUEUED = 16 * 1024 * 1024;
 const DEFAULT_MAX_MESSAGE = 32 * 1024 * 1024;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const DEFAULT_SEND_TIMEOUT = 30_000;
+const DEFAULT_CLOSE_TIMEOUT = 5000;
 // Deno fires no event when bufferedAmount falls, so a waiting write polls;
 // the interval doubles from 1 ms to this cap.
 const MAX_DRAIN_POLL = 16;
@@ -279,6 +290,9 @@ export class UpgradedWebSocket implements WebSocketConnection {
   #failure: WebSocketError | undefined;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #drainDone: (() => void) | undefined;
+  #closeTimeout: number;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #rejectClosed!: (error: WebSocketError) => void;
 
   /**
    * Wraps a native socket. {@linkcode upgradeWebSocket} is the usual way in.
@@ -304,6 +318,7 @@ export class UpgradedWebSocket implements WebSocketConnection {
     this.#highWaterMark = options.writableHighWaterMark ??
       DEFAULT_HIGH_WATER_MARK;
     this.#sendTimeout = options.sendTimeout ?? DEFAULT_SEND_TIMEOUT;
+    this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     socket.binaryType = "arraybuffer";
 
     this.opened = new Promise((resolve, reject) => {
@@ -329,7 +344,9 @@ export class UpgradedWebSocket implements WebSocketConnection {
     this.opened.catch(() => {});
 
     this.closed = new Promise((resolve, reject) => {
+      this.#rejectClosed = reject;
       socket.addEventListener("close", (event) => {
+        clearTimeout(this.#closeTimer);
         this.#stopDrain();
         const failure = this.#failure ??
           (event.wasClean ? undefined : new WebSocketError(
@@ -341,12 +358,15 @@ export class UpgradedWebSocket implements WebSocketConnection {
           if (failure) this.#readController.error(failure);
           else this.#readController.close();
         }
-        const ending = failure ??
-          new TypeError("Cannot send message: the connection is closed");
-        try {
-          this.#writeController.error(ending);
-        } catch {
-          // Already errored.
+        // A clean close leaves the writable open, as the interface says:
+        // `readable.pipeTo(writable)` then closes it and resolves; a later
+        // write is refused by #sendLater with a TypeError.
+        if (failure) {
+          try {
+            this.#writeController.error(failure);
+          } catch {
+            // Already errored.
+          }
         }
         if (failure) reject(failure);
         else resolve({ closeCode: event.code, reason: event.reason });
@@ -510,7 +530,11 @@ export class UpgradedWebSocket implements WebSocketConnection {
   async #sendLater(chunk: MessageData): Promise<void> {
     if (this.#socket.readyState === WebSocket.CONNECTING) await this.opened;
     if (this.#socket.readyState !== WebSocket.OPEN) {
-      throw new TypeError("Cannot send message: the connection is closing");
+      throw new TypeError(
+        `Cannot send message: the connection is ${
+          this.#socket.readyState === WebSocket.CLOSED ? "closed" : "closing"
+        }`,
+      );
     }
     await this.#send(chunk);
   }
@@ -572,5 +596,11 @@ export class UpgradedWebSocket implements WebSocketConnection {
     } else {
       this.close({ closeCode: 1011, reason: error.reason });
     }
+    // Deno's close handshake needs a peer that reads (or idleTimeout, which
+    // may be off): `closed` does not wait past closeTimeout for it.
+    this.#closeTimer = setTimeout(() => {
+      this.#stopDrain();
+      this.#rejectClosed(error);
+    }, this.#closeTimeout);
   }
 }

@@ -11,7 +11,12 @@
  * @module
  */
 
-import { connect, type ConnectOptions } from "./connect.ts";
+import {
+  checkProtocols,
+  checkRequestHeaders,
+  connect,
+  type ConnectOptions,
+} from "./connect.ts";
 import type { WebSocketConnection } from "./connection.ts";
 import type { MessageData } from "../codec/message.ts";
 import { checkConnectOptions, checkOptions } from "../_options.ts";
@@ -39,9 +44,6 @@ const CONNECTING = 0 as const;
 const OPEN = 1 as const;
 const CLOSING = 2 as const;
 const CLOSED = 3 as const;
-
-// RFC 2616 §2.2 token: what the standard allows in a subprotocol name.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** What `binaryType` may be. */
 export type WebSocketBinaryType = "blob" | "arraybuffer";
@@ -185,6 +187,9 @@ export class WebSocket extends EventTarget {
   // Sends waiting behind a Blob being read, to keep their order.
   #outgoing: Outgoing[] = [];
   #readingBlob = false;
+  // The last send handed to the writer, settled either way: the close
+  // frame waits for it.
+  #lastWrite: Promise<void> | undefined;
   #full = false;
   #handlers = new Map<string, Handler>();
 
@@ -201,7 +206,7 @@ export class WebSocket extends EventTarget {
    * scheme other than ws/wss/http/https, a fragment, or a protocol that is
    * repeated or not a token (RFC 6455 §4.1).
    * @throws {RangeError | TypeError} For an option out of its range, or not
-   * a number.
+   * a number, or a header in `headers` that the handshake writes itself.
    */
   constructor(
     url: string | URL,
@@ -214,6 +219,7 @@ export class WebSocket extends EventTarget {
     const record = urlRecord(url);
     const list = protocolList(protocols);
     checkConnectOptions("create WebSocket", options);
+    checkRequestHeaders("create WebSocket", options.headers);
     checkOptions("create WebSocket", options, [[
       "maxBufferedAmount",
       { min: 0, infinity: true },
@@ -671,18 +677,27 @@ export class WebSocket extends EventTarget {
       }
       outgoing.shift();
       if (item.kind === "close") {
-        try {
-          this.#connection!.close({
-            closeCode: item.closeCode,
-            reason: item.reason,
-          });
-        } catch {
-          // The codes were checked; 1008 and 1011 may go on the wire.
-        }
+        const connection = this.#connection!;
+        const close = () => {
+          try {
+            connection.close({
+              closeCode: item.closeCode,
+              reason: item.reason,
+            });
+          } catch {
+            // The codes were checked; 1008 and 1011 may go on the wire.
+          }
+        };
+        // The sends before close() go out first (the standard queues the
+        // close after them): the writable refuses a write that it still
+        // holds once the close frame is queued, so wait until the last one
+        // has reached the connection (sendTimeout bounds that wait).
+        if (this.#lastWrite) this.#lastWrite.then(close);
+        else close();
         continue;
       }
       const size = item.size;
-      this.#writer!.write(item.data).then(() => {
+      this.#lastWrite = this.#writer!.write(item.data).then(() => {
         this.#queued -= size;
         this.#inOutbox += size;
       }, () => {
@@ -742,26 +757,7 @@ function protocolList(protocols: string | Iterable<string>): string[] {
         "function"
     ? [String(protocols)]
     : Array.from(protocols, String);
-  const seen = new Set<string>();
-  for (const protocol of list) {
-    if (!TOKEN.test(protocol)) {
-      throw new DOMException(
-        `Cannot create WebSocket: the protocol ${
-          JSON.stringify(protocol)
-        } is not a token`,
-        "SyntaxError",
-      );
-    }
-    if (seen.has(protocol)) {
-      throw new DOMException(
-        `Cannot create WebSocket: the protocol ${
-          JSON.stringify(protocol)
-        } is given twice`,
-        "SyntaxError",
-      );
-    }
-    seen.add(protocol);
-  }
+  checkProtocols("create WebSocket", list, true);
   return list;
 }
 

@@ -16,7 +16,12 @@ import type {
   WebSocketConnection,
   WebSocketOpenInfo,
 } from "./connection.ts";
-import { connect, type ConnectOptions } from "./connect.ts";
+import {
+  checkProtocols,
+  checkRequestHeaders,
+  connect,
+  type ConnectOptions,
+} from "./connect.ts";
 import { checkConnectOptions } from "../_options.ts";
 import { WebSocketError } from "../errors.ts";
 
@@ -146,12 +151,22 @@ export class WebSocketStream implements WebSocketStreamLike {
    * scheme other than `ws:`/`wss:`, a fragment, or repeated or malformed
    * protocols.
    * @throws {RangeError | TypeError} For an option out of its range, or not
-   * a number (a failure to connect rejects `opened` instead).
+   * a number, `protocols` that is not an array of strings, or a header
+   * that the handshake writes itself (a failure to connect rejects `opened`
+   * instead).
    */
   constructor(url: string | URL, options: WebSocketStreamOptions = {}) {
     const target = webSocketUrl(url);
-    checkProtocols(options.protocols ?? []);
+    checkProtocols(
+      "create WebSocketStream",
+      // WebIDL's sequence<USVString>: each entry converted to a string.
+      Array.isArray(options.protocols)
+        ? options.protocols.map(String)
+        : options.protocols,
+      true,
+    );
     checkConnectOptions("create WebSocketStream", options);
+    checkRequestHeaders("create WebSocketStream", options.headers);
     this.url = target.href;
     const opened = Promise.withResolvers<WebSocketStreamOpenInfo>();
     const closed = Promise.withResolvers<WebSocketCloseInfo>();
@@ -336,34 +351,6 @@ function webSocketUrl(url: string | URL): URL {
     );
   }
   return target;
-}
-
-// RFC 6455 §4.1: each subprotocol is a token, none twice (the proposal
-// compares them case-insensitively).
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-function checkProtocols(protocols: string[]): void {
-  const seen = new Set<string>();
-  for (const protocol of protocols) {
-    const name = String(protocol);
-    if (!TOKEN.test(name)) {
-      throw new DOMException(
-        `Cannot create WebSocketStream: the protocol ${
-          JSON.stringify(name)
-        } is not a token`,
-        "SyntaxError",
-      );
-    }
-    if (seen.has(name.toLowerCase())) {
-      throw new DOMException(
-        `Cannot create WebSocketStream: the protocol ${
-          JSON.stringify(name)
-        } is offered twice`,
-        "SyntaxError",
-      );
-    }
-    seen.add(name.toLowerCase());
-  }
 }
 
 /**
