@@ -21,7 +21,7 @@ import { truncateUtf8 } from "./codec/utf8.ts";
  * | `ERR_FRAGMENTED_CONTROL_FRAME` | 1002 | a control frame had FIN clear |
  * | `ERR_INVALID_PAYLOAD_LENGTH` | 1002 | a 64-bit payload length had its most significant bit set |
  * | `ERR_FRAME_TOO_LARGE` | 1009 | a frame's declared length exceeds `maxFrameSize` |
- * | `ERR_MESSAGE_TOO_LARGE` | 1009 | a message exceeds `maxMessageSize` |
+ * | `ERR_MESSAGE_TOO_LARGE` | 1009 | a message exceeds `maxMessageSize`; `connectPolling()` and `connectRealtime()`: a written message cannot fit one request body (`maxBodySize`, `maxRequestBytes`) |
  * | `ERR_TOO_MANY_FRAGMENTS` | 1009 | a message has more than `maxFragments` frames |
  * | `ERR_UNEXPECTED_CONTINUATION` | 1002 | a continuation frame arrived with no message open |
  * | `ERR_EXPECTED_CONTINUATION` | 1002 | a new data frame arrived inside an unfinished message |

@@ -298,3 +298,98 @@ Deno.test("polling: the signal fails the client; options and batches are checked
     "Cannot decode polling batch",
   );
 });
+
+Deno.test("polling: a burst of small messages is split under the server's maxBodySize", async () => {
+  const got: unknown[] = [];
+  const polling = new PollingServer((c) => {
+    (async () => {
+      try {
+        for await (const m of c.readable) got.push(m);
+      } catch { /* the test checks what arrived */ }
+    })();
+  }, { maxBodySize: 1000, holdTimeout: 100 });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    polling.fetch,
+  );
+  const client = await connectPolling(`http://127.0.0.1:${server.addr.port}/`, {
+    retry: 10,
+    maxRetryDelay: 20,
+    maxRetries: 3,
+    hold: 100,
+    // No maxBodySize: the server says its own when the session opens.
+  });
+  const w = client.writable.getWriter();
+  // Each fits a body alone (400 bytes < 1000); together they do not.
+  const sent = [];
+  for (let i = 0; i < 5; i++) sent.push(w.write(String(i).repeat(400)));
+  await Promise.all(sent);
+  // One more than a body holds fails the write, and says why.
+  const error = await w.write("z".repeat(1000)).then(() => undefined, (e) => e);
+  assertEquals(error?.code, "ERR_MESSAGE_TOO_LARGE");
+  const outcome = await Promise.race([
+    client.closed.then(() => "closed", (e) => `failed: ${e.message}`),
+    new Promise((r) => setTimeout(() => r("open"), 1500)),
+  ]);
+  client.close();
+  await client.closed.catch(() => {});
+  polling.close();
+  await server.shutdown();
+  assertEquals(outcome, "open");
+  assertEquals(got, ["0", "1", "2", "3", "4"].map((d) => d.repeat(400)));
+});
+
+Deno.test("polling: a lost {closed: true} answer is answered again, not with 404", async () => {
+  let conn!: PollingConnection;
+  const polling = new PollingServer((c) => (conn = c), { holdTimeout: 0 });
+  const open = await polling.fetch(
+    new Request("http://x/", { method: "POST" }),
+  );
+  const { session } = await open.json();
+  conn.close();
+  const poll = () =>
+    polling.fetch(new Request(`http://x/?session=${session}&ack=0&wait=0`));
+  const first = await poll();
+  assertEquals((await first.json()).closed, true);
+  // That answer is lost; the client polls again with the same ack.
+  const retry = await poll();
+  assertEquals(retry.status, 200);
+  assertEquals((await retry.json()).closed, true);
+  assertEquals(polling.size, 0);
+});
+
+Deno.test("polling: a client that pauses reading longer than sessionTimeout keeps its session", async () => {
+  let serverClosed!: Promise<string>;
+  let writes!: Promise<unknown>;
+  const polling = new PollingServer((c) => {
+    serverClosed = c.closed.then(() => "clean", (e) => e.code);
+    const w = c.writable.getWriter();
+    writes = Promise.allSettled([0, 1, 2].map((i) => w.write("m" + i)));
+  }, { sessionTimeout: 300, holdTimeout: 100 });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    polling.fetch,
+  );
+  const client = await connectPolling(`http://127.0.0.1:${server.addr.port}/`, {
+    hold: 100,
+    maxQueuedMessages: 1,
+  });
+  // The application is busy: its readable is full, so no poll goes out.
+  await new Promise((r) => setTimeout(r, 1000));
+  const state = await Promise.race([
+    serverClosed,
+    new Promise((r) => setTimeout(() => r("open"), 10)),
+  ]);
+  // Once it reads again, every message arrives.
+  const reader = client.readable.getReader();
+  const got = [];
+  for (let i = 0; i < 3; i++) got.push((await reader.read()).value);
+  reader.releaseLock();
+  client.close();
+  await client.closed.catch(() => {});
+  await writes;
+  polling.close();
+  await server.shutdown();
+  assertEquals(state, "open");
+  assertEquals(got, ["m0", "m1", "m2"]);
+});

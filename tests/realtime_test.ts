@@ -339,34 +339,28 @@ Deno.test("messages past maxQueuedBytes are not acknowledged, and arrive once wh
   }
 });
 
-Deno.test("a poll whose ack is older than the replay window gets 410, not a gap", async () => {
-  let writer: WritableStreamDefaultWriter<string> | undefined;
-  const server = startServer({
-    transports: ["polling"],
+Deno.test("an ack older than the replay window gets 410, not a gap", async () => {
+  const { handler, conn, sid, poll } = await openHandlerSession({
     maxReplayBytes: 50,
-  }, (connection) => {
-    writer = connection.writable.getWriter();
   });
-  try {
-    const sid = await openSession(server.url, "polling");
-    for (let i = 1; i <= 5; i++) await writer!.write(`message ${i}`.padEnd(20));
-    const poll = (ack: number) =>
-      fetch(`${server.url}/poll?sid=${sid}&ack=${ack}&wait=0`);
-    const first = await poll(0);
-    assertEquals((await first.json()).items.length, 5);
-    // The answer was "lost": the window kept only the last message.
-    const lost = await poll(0);
-    await lost.body?.cancel();
-    assertEquals(lost.status, 410);
-    const resumed = await poll(4);
-    assertEquals((await resumed.json()).items, [{
-      i: 5,
-      m: "message 5".padEnd(20),
-    }]);
-    await endSession(server.url, sid);
-  } finally {
-    await server.shutdown();
-  }
+  const writer = conn.writable.getWriter();
+  for (let i = 1; i <= 5; i++) await writer.write(`message ${i}`.padEnd(20));
+  // A stream takes all five; it breaks, and the window kept only the last.
+  const stream = await handler(
+    new Request(`http://x/rt/sse?sid=${sid}&ack=0`),
+  );
+  const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("id: 5")) text += (await reader.read()).value;
+  await reader.cancel();
+  // A poll from before the stream: its messages are gone.
+  assertEquals((await poll(0)).status, 410);
+  // A poll from the window on still gets the rest.
+  assertEquals((await poll(4)).body, {
+    items: [{ i: 5, m: "message 5".padEnd(20) }],
+  });
+  handler.close();
+  await conn.closed.catch(() => {});
 });
 
 Deno.test("realtime() refuses sessions past maxSessions with 503", async () => {
@@ -572,4 +566,213 @@ Deno.test("connectRealtime falls back when a transport does not open in time (a 
     handler.close();
     await server.shutdown();
   }
+});
+
+// close() right after write(): the /close POST must not overtake the /send
+// carrying the outbox (the server could end the session first, the later
+// /send would get 404, and the messages would be dropped).
+for (const transport of ["long-polling", "sse"] as const) {
+  Deno.test(`${transport}: messages written just before close() reach the server`, async () => {
+    const got: unknown[] = [];
+    let serverClosed!: Promise<unknown>;
+    const handler = realtime({ path: "/rt", keepAlive: 0 }, (c) => {
+      serverClosed = c.closed.catch((e) => e);
+      (async () => {
+        try {
+          for await (const m of c.readable) got.push(m);
+        } catch { /* the test checks what arrived */ }
+      })();
+    });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      handler,
+    );
+    const client = await connectRealtime(
+      `http://127.0.0.1:${server.addr.port}/rt`,
+      { transports: [transport] },
+    );
+    const writer = client.writable.getWriter();
+    await writer.write("one");
+    await writer.write("two");
+    await writer.close();
+    await client.closed.catch(() => {});
+    await serverClosed;
+    handler.close();
+    await server.shutdown();
+    assertEquals(got, ["one", "two"]);
+  });
+}
+
+// Handler-level: a poll answer the client never got, asked for again.
+async function openHandlerSession(opts: Record<string, unknown> = {}) {
+  let conn!: RealtimeConnection;
+  const handler = realtime({ path: "/rt", ...opts }, (c) => (conn = c));
+  const base = "http://x/rt";
+  const r = await handler(
+    new Request(`${base}/session?transport=long-polling`, { method: "POST" }),
+  );
+  const { sid } = await r.json();
+  const poll = async (ack: number) => {
+    const res = await handler(
+      new Request(`${base}/poll?sid=${sid}&ack=${ack}&wait=0`),
+    );
+    return {
+      status: res.status,
+      body: res.status === 200 ? await res.json() : await res.text(),
+    };
+  };
+  return { handler, conn, sid, poll };
+}
+
+Deno.test("a lost poll answer that carried the server's close: the retry gets the close again", async () => {
+  const { handler, conn, poll } = await openHandlerSession({
+    closeTimeout: 200,
+  });
+  const w = conn.writable.getWriter();
+  await w.write("a");
+  assertEquals((await poll(0)).body, { items: [{ i: 1, m: "a" }] });
+  conn.close({ closeCode: 1000, reason: "bye" });
+  // This answer carries the close; it is lost on the way.
+  assertEquals((await poll(1)).body, { items: [{ c: 1000, r: "bye" }] });
+  // The client asks again with the same ack: the close is not acknowledged.
+  assertEquals((await poll(1)).body, { items: [{ c: 1000, r: "bye" }] });
+  await conn.closed.catch(() => {});
+  handler.close();
+});
+
+Deno.test("a poll answer bigger than maxReplayBytes is cut to the window, so a lost one can be asked for again", async () => {
+  const { handler, conn, poll } = await openHandlerSession({
+    maxReplayBytes: 100,
+    writableHighWaterMark: 1000,
+  });
+  const w = conn.writable.getWriter();
+  for (let i = 0; i < 3; i++) await w.write(String(i).repeat(60));
+  const first = await poll(0);
+  assertEquals(first.status, 200);
+  // The answer is lost; the client asks again from ack 0 and gets the same.
+  const retry = await poll(0);
+  assertEquals(retry.status, 200);
+  assertEquals(retry.body, first.body);
+  // Every message arrives, in order, over the following polls.
+  const got: string[] = [];
+  let ack = 0;
+  while (got.length < 3) {
+    const { body } = await poll(ack);
+    for (const item of body.items) {
+      got.push(item.m);
+      ack = item.i;
+    }
+  }
+  assertEquals(got, ["0", "1", "2"].map((d) => d.repeat(60)));
+  handler.close();
+  await conn.closed.catch(() => {});
+});
+
+Deno.test("long-polling: the client's batches stay under the server's maxRequestBytes", async () => {
+  const got: unknown[] = [];
+  const handler = realtime(
+    { path: "/rt", maxRequestBytes: 1000, keepAlive: 0 },
+    (c) => {
+      (async () => {
+        try {
+          for await (const m of c.readable) got.push(m);
+        } catch { /* the test checks what arrived */ }
+      })();
+    },
+  );
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  const client = await connectRealtime(
+    `http://127.0.0.1:${server.addr.port}/rt`,
+    // No maxRequestBytes: the server says its own when the session opens.
+    { transports: ["long-polling"], maxRetries: 2 },
+  );
+  const w = client.writable.getWriter();
+  // Each fits a body alone; together they do not. Multi-byte characters
+  // count in bytes, not UTF-16 units.
+  for (let i = 0; i < 5; i++) await w.write("é".repeat(300));
+  const error = await w.write("é".repeat(500)).then(() => undefined, (e) => e);
+  assertEquals(error?.code, "ERR_MESSAGE_TOO_LARGE");
+  const outcome = await Promise.race([
+    client.closed.then(() => "closed", (e) => `failed: ${e.message}`),
+    new Promise((r) => setTimeout(() => r("open"), 3000)),
+  ]);
+  client.close();
+  await client.closed.catch(() => {});
+  handler.close();
+  await server.shutdown();
+  assertEquals(outcome, "open");
+  assertEquals(got.length, 5);
+});
+
+Deno.test("long-polling: a client that pauses reading longer than sessionTimeout keeps its session", async () => {
+  let serverClosed!: Promise<string>;
+  let writes!: Promise<unknown>;
+  const handler = realtime({
+    path: "/rt",
+    sessionTimeout: 300,
+    pollTimeout: 100,
+    keepAlive: 0,
+  }, (c) => {
+    serverClosed = c.closed.then(() => "clean", (e) => e.code);
+    const w = c.writable.getWriter();
+    writes = Promise.allSettled([0, 1, 2].map((i) => w.write("m" + i)));
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  const client = await connectRealtime(
+    `http://127.0.0.1:${server.addr.port}/rt`,
+    { transports: ["long-polling"], maxQueuedBytes: 1 },
+  );
+  // The application is busy: its readable is full, so no poll goes out.
+  await new Promise((r) => setTimeout(r, 1000));
+  const state = await Promise.race([
+    serverClosed,
+    new Promise((r) => setTimeout(() => r("open"), 10)),
+  ]);
+  // Once it reads again, every message arrives.
+  const reader = client.readable.getReader();
+  const got = [];
+  for (let i = 0; i < 3; i++) got.push((await reader.read()).value);
+  reader.releaseLock();
+  client.close();
+  await client.closed.catch(() => {});
+  await writes;
+  handler.close();
+  await server.shutdown();
+  assertEquals(state, "open");
+  assertEquals(got, ["m0", "m1", "m2"]);
+});
+
+Deno.test("sse: a message past the SSE parser's default maxEventSize arrives whole", async () => {
+  let writes!: Promise<unknown>;
+  const handler = realtime({ path: "/rt", keepAlive: 0 }, (c) => {
+    writes = c.writable.getWriter().write("z".repeat(1_100_000)).catch(
+      () => {},
+    );
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  const client = await connectRealtime(
+    `http://127.0.0.1:${server.addr.port}/rt`,
+    { transports: ["sse"] },
+  );
+  const reader = client.readable.getReader();
+  const outcome = await reader.read().then(
+    ({ value }) => `got ${(value as string).length}`,
+    (e) => `failed: ${e.message}`,
+  );
+  reader.releaseLock();
+  client.close();
+  await client.closed.catch(() => {});
+  await writes;
+  handler.close();
+  await server.shutdown();
+  assertEquals(outcome, "got 1100000");
 });

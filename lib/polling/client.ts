@@ -17,6 +17,7 @@ import {
   type PollingMessage,
   toPollingMessage,
 } from "./wire.ts";
+import { DEFAULT_MAX_BODY_SIZE } from "./server.ts";
 
 /** The options of {@linkcode connectPolling}. */
 export interface PollingClientOptions {
@@ -72,6 +73,15 @@ export interface PollingClientOptions {
    */
   maxQueuedMessages?: number;
   /**
+   * The largest POST body the client sends, in bytes of JSON: a batch of
+   * messages is cut to fit; a single message that cannot fit fails its
+   * write with `ERR_MESSAGE_TOO_LARGE`. The server's `maxBodySize`, which
+   * it sends when the session opens, caps it.
+   *
+   * @default {the server's maxBodySize (1048576 if it does not say)}
+   */
+  maxBodySize?: number;
+  /**
    * More request headers.
    *
    * @default {undefined}
@@ -100,7 +110,19 @@ const OPTIONS: Rules = [
   ["maxRetryDelay", DELAY],
   ["maxRetries", { min: 0, infinity: true }],
   ["maxQueuedMessages", { min: 1 }],
+  ["maxBodySize", { min: 64 }],
 ];
+
+// `{"seq":<up to 16 digits>,"messages":[]}`: a body's bytes besides its
+// messages'.
+const ENVELOPE = encodeBatch({ seq: 1, messages: [] }).length + 15;
+const utf8 = new TextEncoder();
+
+// The bytes a message adds to a body: its JSON and a comma.
+function bodyBytes(message: PollingMessage): number {
+  const json = encodeBatch({ seq: 1, messages: [message] });
+  return utf8.encode(json).length - ENVELOPE + 15 + 1;
+}
 
 class RequestFailed extends Error {}
 
@@ -132,8 +154,12 @@ export class PollingClientConnection {
   #fetch: (input: string, init: RequestInit) => Promise<Response>;
   #max: number;
   #lastSeen = 0;
-  #out: { seq: number; message: PollingMessage }[] = [];
+  #out: { seq: number; message: PollingMessage; bytes: number }[] = [];
   #nextOut = 1;
+  // The server's sessionTimeout, as it said when the session opened.
+  #sessionTimeout: number;
+  // The largest body the server takes.
+  #maxBody: number;
   #room: (() => void)[] = [];
   #sending = false;
   #flushed: (() => void)[] = [];
@@ -147,8 +173,19 @@ export class PollingClientConnection {
   #onAbort: (() => void) | undefined;
 
   /** @internal Made by {@linkcode connectPolling}. */
-  constructor(url: string, id: string, options: PollingClientOptions) {
+  constructor(
+    url: string,
+    id: string,
+    options: PollingClientOptions,
+    server: { sessionTimeout?: number; maxBodySize?: number } = {},
+  ) {
     this.#url = url;
+    this.#sessionTimeout = server.sessionTimeout ?? 30_000;
+    // The option, but never past what the server said it takes.
+    this.#maxBody = Math.min(
+      options.maxBodySize ?? Infinity,
+      server.maxBodySize ?? DEFAULT_MAX_BODY_SIZE,
+    );
     this.id = id;
     this.#options = options;
     this.#fetch = options.fetch ?? ((input, init) => fetch(input, init));
@@ -241,7 +278,15 @@ export class PollingClientConnection {
         `Cannot send: the session is ${this.#done ? "closed" : "closing"}`,
       );
     }
-    this.#out.push({ seq: this.#nextOut++, message });
+    const bytes = bodyBytes(message);
+    const limit = this.#maxBody;
+    if (ENVELOPE + bytes > limit) {
+      throw new WebSocketError(
+        `Cannot send: the message takes ${bytes} bytes of JSON, and a body holds at most ${limit} (maxBodySize)`,
+        { code: "ERR_MESSAGE_TOO_LARGE", closeCode: 1009 },
+      );
+    }
+    this.#out.push({ seq: this.#nextOut++, message, bytes });
     if (!this.#sending) this.#sendLoop();
   }
 
@@ -322,6 +367,37 @@ export class PollingClientConnection {
     return undefined;
   }
 
+  // Polling waits for the reader, but no request for sessionTimeout would
+  // end the session: every third of it, an empty POST (it pauses the
+  // session's timer and takes nothing) says the client is still here.
+  async #waitForPullAlive(): Promise<void> {
+    let pulled = false;
+    const pull = new Promise<void>((resolve) => this.#pulled = resolve)
+      .then(() => pulled = true);
+    while (!pulled && !this.#done && !this.#closing) {
+      const tick = new AbortController();
+      await Promise.race([
+        pull,
+        sleep(this.#sessionTimeout / 3, tick.signal).catch(() => {}),
+      ]);
+      tick.abort();
+      if (pulled || this.#done || this.#closing) return;
+      const seq = this.#out[0]?.seq ?? this.#nextOut;
+      try {
+        const response = await this.#request(
+          "POST",
+          "",
+          encodeBatch({ seq, messages: [] }),
+          0,
+        );
+        await response.body?.cancel();
+      } catch (error) {
+        if (!(error instanceof RequestFailed)) throw error;
+        // A lost keep-alive: the next one, or the next poll, tries again.
+      }
+    }
+  }
+
   async #pollLoop(): Promise<void> {
     const interval = this.#options.interval ?? 0;
     const hold = interval > 0 ? 0 : this.#options.hold ?? 25_000;
@@ -329,7 +405,7 @@ export class PollingClientConnection {
       while (!this.#done && !this.#closing) {
         // Backpressure: poll only while the readable wants more.
         if ((this.#reader.desiredSize ?? 0) <= 0) {
-          await new Promise<void>((resolve) => this.#pulled = resolve);
+          await this.#waitForPullAlive();
           continue;
         }
         const batch = await this.#retrying(async () => {
@@ -368,10 +444,20 @@ export class PollingClientConnection {
     this.#sending = true;
     try {
       while (this.#out.length > 0 && !this.#done) {
+        // One body under the server's maxBodySize (a larger one gets 413
+        // on every retry); what does not fit goes in the next.
+        const limit = this.#maxBody;
+        let count = 0;
+        let size = ENVELOPE;
+        for (const entry of this.#out) {
+          if (count > 0 && size + entry.bytes > limit) break;
+          size += entry.bytes;
+          count++;
+        }
         const first = this.#out[0]!.seq;
         const body = encodeBatch({
           seq: first,
-          messages: this.#out.map((entry) => entry.message),
+          messages: this.#out.slice(0, count).map((entry) => entry.message),
         });
         const ack = await this.#retrying(async () => {
           const response = await this.#request("POST", "", body, 0);
@@ -460,9 +546,15 @@ export async function connectPolling(
         signal: options.signal,
       });
       if (response.ok) {
-        const { session } = await response.json() as { session?: unknown };
-        if (typeof session === "string") {
-          return new PollingClientConnection(href, session, options);
+        const opened = await response.json() as Record<string, unknown>;
+        if (typeof opened.session === "string") {
+          // What the server says of itself (an older one says nothing).
+          const positive = (value: unknown) =>
+            typeof value === "number" && value > 0 ? value : undefined;
+          return new PollingClientConnection(href, opened.session, options, {
+            sessionTimeout: positive(opened.sessionTimeout),
+            maxBodySize: positive(opened.maxBodySize),
+          });
         }
       } else {
         await response.body?.cancel();

@@ -68,6 +68,10 @@ export interface PollingServerOptions {
   maxSessions?: number;
 }
 
+// Sessions that ended cleanly and still answer a retried request with
+// their close; the oldest is forgotten first.
+const MAX_TOMBSTONES = 1024;
+
 const OPTIONS: Rules = [
   ["holdTimeout", { min: 0, max: 2 ** 31 - 1, unit: "milliseconds" }],
   ["sessionTimeout", { min: 1, max: 2 ** 31 - 1, unit: "milliseconds" }],
@@ -259,7 +263,9 @@ class Session implements PollingConnection {
     if (this.#done) return;
     this.#done = true;
     clearTimeout(this.#timer);
-    this.#server._forget(this.id);
+    // A clean end leaves a tombstone: a retried poll whose answer (the
+    // `closed: true`) was lost gets it again rather than a 404.
+    this.#server._forget(this.id, error ? undefined : this.#nextOut);
     this.#wake?.();
     for (const waiter of this.#room.splice(0)) {
       waiter.reject(
@@ -362,7 +368,10 @@ class Session implements PollingConnection {
  * `onConnection`, with the shape of a WebSocket connection.
  *
  * The protocol (see `wire.ts` for the JSON):
- * - `POST` with no `session` parameter opens a session: `{"session": id}`.
+ * - `POST` with no `session` parameter opens a session:
+ *   `{"session": id, "sessionTimeout": ms, "maxBodySize": bytes}`; the
+ *   client cuts its batches to `maxBodySize`, and one whose reader holds
+ *   back its polls sends an empty batch more often than `sessionTimeout`.
  * - `GET ?session=<id>&ack=<n>&wait=<ms>` acknowledges every message up to
  *   sequence number `n` (they are dropped), then answers every message not
  *   acknowledged, at once if there is one, else after a message arrives or
@@ -374,7 +383,9 @@ class Session implements PollingConnection {
  *   with a sequence number already taken are skipped (a resent POST), and
  *   the answer acknowledges the last taken.
  * - `DELETE ?session=<id>` ends the session.
- * - An unknown session answers 404.
+ * - An unknown session answers 404; one that ended cleanly (among the last
+ *   1024) answers a GET with `closed: true` again, so that a lost close is
+ *   not a failure.
  *
  * @example Serve polling and talk to it with the client
  * ```ts
@@ -401,6 +412,8 @@ export class PollingServer {
   readonly fetch: (request: Request) => Promise<Response>;
 
   #sessions = new Map<string, Session>();
+  // Sessions that ended cleanly, oldest first: id → next sequence number.
+  #tombstones = new Map<string, number>();
   #options: Required<PollingServerOptions>;
   #onConnection: (connection: PollingConnection) => void;
 
@@ -450,9 +463,17 @@ export class PollingServer {
     for (const session of [...this.#sessions.values()]) session.shutdown();
   }
 
-  /** @internal A session that ended. */
-  _forget(id: string): void {
+  /**
+   * @internal A session that ended; `seq`, for a clean end, its next
+   * sequence number, kept in a bounded tombstone.
+   */
+  _forget(id: string, seq?: number): void {
     this.#sessions.delete(id);
+    if (seq === undefined) return;
+    this.#tombstones.set(id, seq);
+    if (this.#tombstones.size > MAX_TOMBSTONES) {
+      this.#tombstones.delete(this.#tombstones.keys().next().value!);
+    }
   }
 
   async #handle(request: Request): Promise<Response> {
@@ -469,11 +490,27 @@ export class PollingServer {
       const session = new Session(crypto.randomUUID(), this, this.#options);
       this.#sessions.set(session.id, session);
       this.#onConnection(session);
-      return json(JSON.stringify({ session: session.id }));
+      // sessionTimeout: a client held back by its reader keeps the
+      // session alive with requests that often; maxBodySize: the client
+      // cuts its batches to fit.
+      return json(
+        JSON.stringify({
+          session: session.id,
+          sessionTimeout: this.#options.sessionTimeout,
+          maxBodySize: this.#options.maxBodySize,
+        }),
+      );
     }
     const session = this.#sessions.get(id);
     if (!session) {
       await request.body?.cancel();
+      const seq = this.#tombstones.get(id);
+      if (seq !== undefined && request.method === "GET") {
+        return json(encodeBatch({ seq, messages: [], closed: true }));
+      }
+      if (seq !== undefined && request.method === "DELETE") {
+        return json(JSON.stringify({ closed: true }));
+      }
       return problem(404, "unknown session");
     }
     switch (request.method) {

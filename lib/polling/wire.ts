@@ -10,7 +10,8 @@
  *   A poll response may add `"closed": true`: the server has ended the
  *   session and every message was acknowledged.
  * - A POST's answer is `{"ack": <last sequence number taken>}`.
- * - Opening a session answers `{"session": "<id>"}`.
+ * - Opening a session answers
+ *   `{"session": "<id>", "sessionTimeout": <ms>, "maxBodySize": <bytes>}`.
  *
  * @module
  */

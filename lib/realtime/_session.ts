@@ -12,9 +12,13 @@
  *   request (a stream, or a poll) says the last id it has (`ack`); the
  *   session drops what is acknowledged and sends the rest. Sent messages
  *   stay in a replay window (`maxReplayBytes`) until acknowledged, so that
- *   a stream that breaks or a poll answer that is lost is sent again; a
- *   client whose ack is older than the window has lost messages, and the
- *   session fails rather than skip them.
+ *   a stream that breaks or a poll answer that is lost is sent again (a
+ *   poll answer holds at most what fits the window). A request whose ack is
+ *   older than the window asks for messages that are gone: rather than skip
+ *   them it gets a 410 (a stream: a close item, 1006), and the client fails
+ *   with `ERR_SESSION_CLOSED`. The session itself goes on (that request may
+ *   be a stale retry of a client that is fine) until the client closes it
+ *   or `sessionTimeout` passes.
  * - **Bounds**: writes wait while the unsent messages pass
  *   `writableHighWaterMark`, for at most `sendTimeout`; a session no
  *   request has touched for `sessionTimeout` (while no stream or poll is open)
@@ -217,6 +221,9 @@ export class CometSession implements RealtimeConnection {
     while (this.#replay.length > 0 && this.#replay[0]!.id <= ack) {
       this.#replayBytes -= this.#replay.shift()!.size;
     }
+    // Messages after `ack` left the window. The request gets "lost" (the
+    // client fails on it); the session goes on, since a stale request (a
+    // delayed retry) must not end the live downstream of the same client.
     if (ack < this.#replayFloor) return "lost";
     // What was sent but not acknowledged goes out again, first.
     if (this.#replay.length > 0) {
@@ -240,11 +247,18 @@ export class CometSession implements RealtimeConnection {
   }
 
   /**
-   * Waits up to `wait` ms for messages, then hands out everything unsent.
-   * `done` says the close item went out, or another downstream replaced
-   * this one.
+   * Waits up to `wait` ms for messages, then hands out what is unsent:
+   * everything for a stream; for a poll (`fit`), what fits the replay
+   * window (at least one item), so that a lost answer can be sent again
+   * whole. `done` says the close item went out, or another downstream
+   * replaced this one.
    */
-  async take(token: number, wait: number, signal?: AbortSignal): Promise<Take> {
+  async take(
+    token: number,
+    wait: number,
+    signal?: AbortSignal,
+    fit = false,
+  ): Promise<Take> {
     if (this.#pending.length === 0 && wait > 0 && !this.#ended) {
       await new Promise<void>((resolve) => {
         const wakeBefore = this.#wake;
@@ -264,15 +278,27 @@ export class CometSession implements RealtimeConnection {
     }
     const items: WireItem[] = [];
     let done = false;
+    let count = 0;
     for (const entry of this.#pending) {
+      if (
+        fit && count > 0 &&
+        this.#replayBytes + entry.size > this.#limits.maxReplayBytes
+      ) break;
+      count++;
       items.push(entry.item);
       if ("c" in entry.item) done = true;
       this.#replay.push(entry);
       this.#replayBytes += entry.size;
     }
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#drained?.();
+    for (const entry of this.#pending.splice(0, count)) {
+      this.#pendingBytes -= entry.size;
+    }
+    // The client takes messages: a waiting write goes on (sendTimeout is
+    // for a client that takes none).
+    if (count > 0 || this.#pendingBytes <= this.#limits.writableHighWaterMark) {
+      this.#drained?.();
+    }
+    // A stream has no ack until it reconnects: the window keeps the newest.
     while (
       this.#replayBytes > this.#limits.maxReplayBytes && this.#replay.length > 1
     ) {
@@ -289,7 +315,12 @@ export class CometSession implements RealtimeConnection {
   }
 
   #push(item: WireItem, size = 16): void {
-    this.#pending.push({ item, id: "i" in item ? item.i : 0, size });
+    // The close item takes the next id too, though the wire does not carry
+    // it: the client's ack (its last message's id) never reaches it, so it
+    // stays in the replay window and a lost answer that carried it is
+    // answered with it again. With id 0 every ack "acknowledged" it.
+    const id = "i" in item ? item.i : this.#nextId++;
+    this.#pending.push({ item, id, size });
     this.#pendingBytes += size;
     this.#wake?.();
   }

@@ -70,9 +70,21 @@ export interface ConnectRealtimeOptions {
    */
   writableHighWaterMark?: number;
   /**
+   * The largest POST body the Comet transports send, in bytes of JSON: a
+   * batch of messages is cut to fit; a single message that cannot fit
+   * fails its write with `ERR_MESSAGE_TOO_LARGE`. The server's
+   * `maxRequestBytes`, which it sends when the session opens, caps it.
+   *
+   * @default {the server's maxRequestBytes (1048576 if it does not say)}
+   */
+  maxRequestBytes?: number;
+  /**
    * Bytes of received messages that may wait unread in `readable`. The
    * Comet transports stop asking for more past it; a WebSocket (the
    * browser's, which cannot pause) fails with 1008 `ERR_INBOUND_QUEUE_FULL`.
+   * The SSE transport reads events of up to 6 × this many characters (a
+   * message as JSON, escapes included); a longer one fails it with
+   * `ERR_EVENT_TOO_LARGE`.
    *
    * @default {16777216}
    */
@@ -92,9 +104,11 @@ const OPTIONS: Rules = [
   ["maxRetries", { min: 0 }],
   ["writableHighWaterMark", { min: 0 }],
   ["maxQueuedBytes", { min: 1 }],
+  ["maxRequestBytes", { min: 64 }],
 ];
-// One POST carries at most this many characters of messages.
-const MAX_BATCH = 256 * 1024;
+// `{"seq":<up to 16 digits>,"m":[]}`: a body's bytes besides its messages'.
+const ENVELOPE = JSON.stringify({ seq: 1, m: [] }).length + 15;
+const utf8 = new TextEncoder();
 
 /**
  * Connects to a `realtime()` handler at `url` (its `path`, e.g.
@@ -345,6 +359,8 @@ function pageDocument(): PageDocument | undefined {
 interface Outgoing {
   message: WireMessage;
   size: number;
+  // Its bytes in a POST body: its JSON and a comma.
+  bytes: number;
 }
 
 /** A Comet connection on the client: a session, a downstream, POSTs up. */
@@ -356,6 +372,11 @@ class CometClient implements RealtimeConnection {
 
   #href: string;
   #sid = "";
+  // The server's sessionTimeout (older servers do not say: their default).
+  #sessionTimeout = 30_000;
+  // The largest request body the server takes (it says so when the session
+  // opens); the option caps it.
+  #maxRequest: number;
   #options: ConnectRealtimeOptions;
   #controller!: ReadableStreamDefaultController<string | Uint8Array>;
   #lastId = 0;
@@ -363,6 +384,8 @@ class CometClient implements RealtimeConnection {
   #outbox: Outgoing[] = [];
   #outboxBytes = 0;
   #sending = false;
+  // close() waits on these until the outbox is empty (or the client ended).
+  #flushed: (() => void)[] = [];
   #drained: (() => void) | undefined;
   #room: (() => void) | undefined;
   #stop = new AbortController();
@@ -383,6 +406,7 @@ class CometClient implements RealtimeConnection {
     this.#href = href;
     this.transport = transport;
     this.#options = options;
+    this.#maxRequest = options.maxRequestBytes ?? 1 << 20;
     this.closed = new Promise((resolve, reject) => {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
@@ -431,7 +455,20 @@ class CometClient implements RealtimeConnection {
           { code: "ERR_HANDSHAKE" },
         );
       }
-      client.#sid = (await response.json()).sid;
+      const opened = await response.json();
+      client.#sid = opened.sid;
+      // What the server says of itself (an older one says nothing).
+      if (Number.isFinite(opened.sessionTimeout) && opened.sessionTimeout > 0) {
+        client.#sessionTimeout = opened.sessionTimeout;
+      }
+      if (
+        Number.isFinite(opened.maxRequestBytes) && opened.maxRequestBytes > 0
+      ) {
+        client.#maxRequest = Math.min(
+          options.maxRequestBytes ?? Infinity,
+          opened.maxRequestBytes,
+        );
+      }
       const hello = new Promise<void>((resolve) => client.#hello = resolve);
       client.#run();
       await Promise.race([hello, aborted(signal), client.closed]);
@@ -448,7 +485,17 @@ class CometClient implements RealtimeConnection {
     const { closeCode, reason } = closeBodyFor(options);
     if (this.#closing || this.#ended) return;
     this.#closing = true;
-    this.#post(ENDPOINTS.close, { c: closeCode ?? 1005, r: reason })
+    // Like WebSocket's close(), what was written first is delivered first:
+    // the /close must not overtake the /send carrying the outbox, or the
+    // server ends the session and that /send gets 404 (as connectPolling).
+    const flushed = this.#outbox.length === 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => this.#flushed.push(resolve));
+    flushed
+      .then(() => {
+        if (this.#ended) return;
+        return this.#post(ENDPOINTS.close, { c: closeCode ?? 1005, r: reason });
+      })
       .then(
         () => this.#finish({ closeCode: closeCode ?? 1005, reason }),
         (error) => this.#fail(error),
@@ -476,7 +523,7 @@ class CometClient implements RealtimeConnection {
     // The first poll is answered at once: it shows the transport works.
     let first = true;
     while (!this.#ended) {
-      await this.#waitForRoom();
+      await this.#waitForRoomAlive();
       let response: Response;
       try {
         response = await fetch(
@@ -513,6 +560,10 @@ class CometClient implements RealtimeConnection {
       signal: this.#stop.signal,
       maxRetries: this.#options.maxRetries ?? 4,
       retry: 250,
+      // An event is one message as JSON: up to 6 characters for each of
+      // its own (a control character is \u00XX), so every message the
+      // readable can hold fits, as it does on the other transports.
+      maxEventSize: 6 * (this.#options.maxQueuedBytes ?? 1 << 24) + 64,
     });
     this.#sse = client;
     for await (const event of client.readable) {
@@ -627,6 +678,23 @@ class CometClient implements RealtimeConnection {
     await sleep(250 * 2 ** (failures - 1), this.#stop.signal);
   }
 
+  // A poll loop waits for its reader, but no request for sessionTimeout
+  // would end the session: every third of it, an empty /send (it touches
+  // the session, takes nothing) says the client is still here.
+  async #waitForRoomAlive(): Promise<void> {
+    const room = this.#waitForRoom();
+    let ready = false;
+    room.then(() => ready = true);
+    while (!ready && !this.#ended) {
+      const tick = new AbortController();
+      await Promise.race([room, sleep(this.#sessionTimeout / 3, tick.signal)]);
+      tick.abort();
+      if (ready || this.#ended) return;
+      await this.#post(ENDPOINTS.send, { seq: this.#seq, m: [] })
+        .catch(() => {/* the next poll finds out */});
+    }
+  }
+
   #waitForRoom(): Promise<void> {
     if ((this.#controller.desiredSize ?? 1) > 0 || this.#ended) {
       return Promise.resolve();
@@ -683,7 +751,15 @@ class CometClient implements RealtimeConnection {
       );
     }
     const size = wireSize(message);
-    this.#outbox.push({ message, size });
+    const bytes = utf8.encode(JSON.stringify(message)).length + 1;
+    const limit = this.#maxRequest;
+    if (ENVELOPE + bytes > limit) {
+      throw new WebSocketError(
+        `Cannot send: the message takes ${bytes} bytes of JSON, and a request holds at most ${limit} (maxRequestBytes)`,
+        { code: "ERR_MESSAGE_TOO_LARGE", closeCode: 1009 },
+      );
+    }
+    this.#outbox.push({ message, size, bytes });
     this.#outboxBytes += size;
     this.#flush();
     if (this.#outboxBytes > (this.#options.writableHighWaterMark ?? 1 << 20)) {
@@ -700,11 +776,14 @@ class CometClient implements RealtimeConnection {
     try {
       while (this.#outbox.length > 0 && !this.#ended) {
         const batch: WireMessage[] = [];
-        let size = 0;
+        // One body under the server's maxRequestBytes (a larger one gets
+        // 413 on every retry); what does not fit goes in the next.
+        const limit = this.#maxRequest;
+        let size = ENVELOPE;
         for (const item of this.#outbox) {
-          if (batch.length > 0 && size + item.size > MAX_BATCH) break;
+          if (batch.length > 0 && size + item.bytes > limit) break;
           batch.push(item.message);
-          size += item.size;
+          size += item.bytes;
         }
         let ack: number;
         try {
@@ -739,6 +818,9 @@ class CometClient implements RealtimeConnection {
       this.#fail(error);
     } finally {
       this.#sending = false;
+      if (this.#outbox.length === 0 || this.#ended) {
+        for (const resolve of this.#flushed.splice(0)) resolve();
+      }
     }
   }
 
@@ -790,5 +872,6 @@ class CometClient implements RealtimeConnection {
     this.#iframe?.remove();
     this.#drained?.();
     this.#room?.();
+    for (const resolve of this.#flushed.splice(0)) resolve();
   }
 }

@@ -85,7 +85,8 @@ export interface RealtimeOptions {
   maxQueuedBytes?: number;
   /**
    * Bytes of sent, unacknowledged messages kept to send again after a
-   * broken stream or a lost poll answer.
+   * broken stream or a lost poll answer; a poll answer carries at most this
+   * much (or one message), so a lost one can always be sent again.
    *
    * @default {1048576}
    */
@@ -347,7 +348,15 @@ export function realtime(
       );
       sessions.set(id, session);
       call(session, { transport, request });
-      return json({ sid: id, pollTimeout });
+      // sessionTimeout: a client held back by its reader keeps the session
+      // alive with requests that often; maxRequestBytes: the client cuts
+      // its batches to fit.
+      return json({
+        sid: id,
+        pollTimeout,
+        sessionTimeout: limits.sessionTimeout,
+        maxRequestBytes,
+      });
     }
     const id = url.searchParams.get("sid") ?? "";
     const session = sessions.get(id);
@@ -401,7 +410,7 @@ export function realtime(
           // Not request.signal: Deno.serve aborts it after every response.
           // A poll whose client left ends at pollTimeout, or when the next
           // poll replaces it.
-          const taken = await session.take(token, wait);
+          const taken = await session.take(token, wait, undefined, true);
           return json({ items: taken === "lost" ? [] : taken.items });
         } finally {
           session.detach();
