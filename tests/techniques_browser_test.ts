@@ -78,11 +78,12 @@ Deno.test({
         await page.waitForFunction(
           () => {
             const state = (globalThis as unknown as {
-              techniques: Record<
+              techniques?: Record<
                 string,
                 { received: number; broadcasts: number } | undefined
               >;
-            }).techniques;
+            }).techniques ?? {};
+            // Until page.js has run, there is no state yet: keep waiting.
             return ["websocket", "sse", "long-polling", "polling", "iframe"]
               .every((t) =>
                 (state[t]?.received ?? 0) >= 8 &&
@@ -155,8 +156,8 @@ Deno.test({
         await page.goto(`http://127.0.0.1:${server.addr.port}/`);
         await page.waitForFunction(
           () =>
-            (globalThis as unknown as { techniques: { auto: unknown } })
-              .techniques.auto !== null,
+            (globalThis as unknown as { techniques?: { auto: unknown } })
+              .techniques?.auto != null,
           undefined,
           { timeout: 60_000 },
         );
