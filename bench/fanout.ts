@@ -2,10 +2,12 @@
  * Fan-out: one publisher to many subscribers, in deliveries per second and
  * the server's CPU per delivery; `Topics` (encode once) against the usual
  * loop over Deno's native sockets (`Deno.upgradeWebSocket`, one `send` per
- * socket). The server runs in its own process; the subscribers are raw TCP
- * sockets here that count bytes and parse nothing.
+ * socket) and the same loop over npm:ws 8 on Node (`wss.clients`; ws is
+ * installed with npm into bench/.cache/node, as bench/e2e does, and its row
+ * is skipped if that fails). The server runs in its own process; the
+ * subscribers are raw TCP sockets here that count bytes and parse nothing.
  *
- * `deno run -A bench/fanout.ts [--subscribers 1000] [--messages 200] [--size 64] [--ours-only | --native-only]`
+ * `deno run -A bench/fanout.ts [--subscribers 1000] [--messages 200] [--size 64] [--ours-only | --native-only | --ws-only]`
  *
  * @module
  */
@@ -56,17 +58,52 @@ async function subscriber(port: number) {
   };
 }
 
-async function run(mode: "ours" | "native") {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./fanout/server.ts", import.meta.url).pathname,
-      mode,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+type Mode = "ours" | "native" | "ws";
+
+/** Installs ws for Node into bench/.cache/node; its server script's path. */
+async function wsServer(): Promise<string | undefined> {
+  const dir = new URL("./.cache/node/", import.meta.url).pathname;
+  try {
+    Deno.statSync(`${dir}node_modules/ws/package.json`);
+  } catch {
+    Deno.mkdirSync(dir, { recursive: true });
+    const { success } = await new Deno.Command("npm", {
+      args: [
+        "install",
+        "--prefix",
+        dir,
+        "--no-audit",
+        "--no-fund",
+        "ws@8.23.0",
+      ],
+      stdout: "null",
+      stderr: "inherit",
+    }).output();
+    if (!success) return undefined;
+  }
+  Deno.copyFileSync(
+    new URL("./fanout/ws_server.mjs", import.meta.url).pathname,
+    `${dir}fanout_ws_server.mjs`,
+  );
+  return `${dir}fanout_ws_server.mjs`;
+}
+
+async function run(mode: Mode) {
+  const script = mode === "ws" ? await wsServer() : undefined;
+  if (mode === "ws" && script === undefined) return undefined;
+  const child = new Deno.Command(
+    mode === "ws" ? "node" : Deno.execPath(),
+    {
+      args: mode === "ws" ? [script!] : [
+        "run",
+        "-A",
+        new URL("./fanout/server.ts", import.meta.url).pathname,
+        mode,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    },
+  ).spawn();
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   while (!text.includes("\n")) text += (await lines.read()).value ?? "";
@@ -101,17 +138,28 @@ if (import.meta.main) {
   );
   console.log("| server | deliveries/s | server CPU per delivery |");
   console.log("| --- | ---: | ---: |");
-  const only = Deno.args.includes("--native-only")
-    ? ["native"] as const
+  const only: Mode[] = Deno.args.includes("--native-only")
+    ? ["native"]
     : Deno.args.includes("--ours-only")
-    ? ["ours"] as const
-    : ["ours", "native"] as const;
+    ? ["ours"]
+    : Deno.args.includes("--ws-only")
+    ? ["ws"]
+    : ["ours", "native", "ws"];
+  const names = {
+    ours: "Topics.publish",
+    native: "native loop (Deno)",
+    ws: "ws loop (Node)",
+  };
   for (const mode of only) {
     const r = await run(mode);
+    if (r === undefined) {
+      console.log(`| ${names[mode]} | skipped: npm install ws failed | |`);
+      continue;
+    }
     console.log(
-      `| ${mode === "ours" ? "Topics.publish" : "native loop"} | ${
-        r.deliveriesPerSecond.toLocaleString("en")
-      } | ${r.cpuMicrosPerDelivery.toFixed(2)} µs |`,
+      `| ${names[mode]} | ${r.deliveriesPerSecond.toLocaleString("en")} | ${
+        r.cpuMicrosPerDelivery.toFixed(2)
+      } µs |`,
     );
   }
 }
