@@ -9,17 +9,14 @@ import type { ByteDuplex } from "../mod.ts";
 import {
   type FrameHeader,
   frameHeaderLength,
+  Opcode,
   parseFrameHeader,
 } from "../lib/codec/mod.ts";
 
-const OPCODES: Record<number, string> = {
-  0x0: "continuation",
-  0x1: "text",
-  0x2: "binary",
-  0x8: "close",
-  0x9: "ping",
-  0xa: "pong",
-};
+// Each opcode's name, lower-cased, from the codec's own table.
+const OPCODES: Record<number, string> = Object.fromEntries(
+  Object.entries(Opcode).map(([name, code]) => [code, name.toLowerCase()]),
+);
 // The payload length's extended forms (RFC 6455 §5.2: 7+16 or 7+64 bits).
 const EXTENDED: Record<number, string> = { 2: " (16-bit)", 8: " (64-bit)" };
 const CR = 0x0d;

@@ -9,17 +9,14 @@ import {
   encodeFrame,
   encodeMessage,
   type Frame,
+  Opcode,
   parseFrameHeader,
 } from "../lib/codec/mod.ts";
 
-const OPCODES: Record<number, string> = {
-  0x0: "continuation",
-  0x1: "text",
-  0x2: "binary",
-  0x8: "close",
-  0x9: "ping",
-  0xa: "pong",
-};
+// Each opcode's name, lower-cased, from the codec's own table.
+const OPCODES: Record<number, string> = Object.fromEntries(
+  Object.entries(Opcode).map(([name, code]) => [code, name.toLowerCase()]),
+);
 
 function hex(bytes: Uint8Array, max = 16): string {
   const shown = Array.from(
