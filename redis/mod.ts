@@ -113,6 +113,18 @@ const READ_COUNT = 1000;
 
 function ignore(): void {}
 
+/**
+ * Resolves when `client` has ended for good: ioredis emits "end" once its
+ * socket is closed and it will not reconnect. A client waiting to reconnect
+ * has no socket, and disconnect() ends it without an "end" from the socket.
+ */
+function whenEnded(client: Redis): Promise<void> {
+  if (client.status === "end" || client.status === "reconnecting") {
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => client.once("end", () => resolve()));
+}
+
 /** A copy that owns its bytes: the parser's buffers are not ours. */
 function own(buffer: Uint8Array): Uint8Array {
   return Uint8Array.prototype.slice.call(buffer);
@@ -162,6 +174,7 @@ export class RedisBackplane implements Backplane {
   #readerId: number | undefined;
   #reading: Promise<void> | undefined;
   #wake: (() => void) | undefined;
+  #finished = Promise.withResolvers<void>();
 
   /**
    * Connects to Redis (in the background: commands wait for the
@@ -341,13 +354,22 @@ export class RedisBackplane implements Backplane {
     this.#listeners.clear();
     this.#lastIds.clear();
     this.#wake?.();
+    // disconnect() only ends each socket; ioredis closes it once Redis
+    // closes its side (or destroys it after 2 s). Wait for both, so that a
+    // caller who awaits `finished` and exits leaves nothing open.
+    const ended = [this.#command, this.#listen].map(whenEnded);
     this.#command.disconnect();
     this.#listen.disconnect();
+    Promise.all([this.#reading, ...ended]).then(() => this.#finished.resolve());
   }
 
-  /** Resolves once the reader loop has ended, after {@linkcode close}. */
+  /**
+   * Resolves after {@linkcode close}, once the reader loop has ended and
+   * both connections to Redis are closed (ioredis destroys a socket that
+   * Redis leaves open for 2 s).
+   */
   get finished(): Promise<void> {
-    return this.#reading ?? Promise.resolve();
+    return this.#finished.promise;
   }
 
   #unsubscribe(topic: string, listener: Listener): void {

@@ -28,6 +28,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** Starts it again on the same port, empty. */
   start(): Promise<void>;
+  /** Freezes it (SIGSTOP): its sockets stay open, and nothing answers. */
+  pause(): void;
+  /** Thaws it (SIGCONT) after {@linkcode RedisServer.pause}. */
+  resume(): void;
 }
 
 /** Starts redis-server on a free port, and waits until it answers. */
@@ -70,6 +74,12 @@ export async function startRedis(): Promise<RedisServer> {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       throw new Error(`redis-server did not answer on port ${port}`);
+    },
+    pause() {
+      child?.kill("SIGSTOP");
+    },
+    resume() {
+      child?.kill("SIGCONT");
     },
     async stop() {
       if (!child) return;

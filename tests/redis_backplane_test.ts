@@ -91,3 +91,71 @@ Deno.test({
     }
   },
 });
+
+// close() only asks the clients to disconnect: ioredis ends each socket and
+// keeps a timer (2 s) that destroys it if the server never closes its side.
+// `finished` must wait for both sockets, or a caller that awaits it and
+// exits leaves them, and that timer, behind (a leak the sanitizers caught
+// on a loaded CI machine). A frozen server does not answer the FIN, so
+// while it is frozen `finished` must stay pending; once it is thawed and
+// `finished` resolves, the server has no client of ours left.
+Deno.test({
+  name: "finished waits until Redis has closed both connections",
+  ignore: !hasRedis,
+  async fn(t) {
+    const redis = await startRedis();
+    try {
+      for (const mode of ["pubsub", "streams"] as const) {
+        await t.step(mode, async () => {
+          const backplane = new RedisBackplane({ url: redis.url, mode });
+          const got = Promise.withResolvers<void>();
+          const stop = await backplane.subscribe("room", () => got.resolve());
+          await backplane.publish("room", new Uint8Array([1]));
+          await got.promise;
+          stop();
+          assertEquals(await clientCount(redis.port), 2);
+          redis.pause();
+          let settled = false;
+          try {
+            backplane.close();
+            backplane.finished.then(() => settled = true);
+            // A window, not a timing: ioredis destroys the sockets after 2 s.
+            await new Promise((r) => setTimeout(r, 300));
+          } finally {
+            redis.resume();
+          }
+          assertEquals(settled, false, "finished resolved with sockets open");
+          await backplane.finished;
+          assertEquals(await clientCount(redis.port), 0);
+        });
+      }
+    } finally {
+      await redis.stop();
+    }
+  },
+});
+
+/** How many clients redis-server has, not counting the one that asks. */
+async function clientCount(port: number): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode("CLIENT LIST\r\n"));
+    // A bulk string: "$<length>\r\n<lines>\r\n".
+    let text = "";
+    const buffer = new Uint8Array(65536);
+    while (true) {
+      const n = await conn.read(buffer);
+      if (n === null) throw new Error("redis-server closed the connection");
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+      const head = text.indexOf("\r\n");
+      if (head < 0) continue;
+      const length = Number(text.slice(1, head));
+      if (text.length >= head + 2 + length) {
+        const body = text.slice(head + 2, head + 2 + length);
+        return body.split("\n").filter((line) => line.trim()).length - 1;
+      }
+    }
+  } finally {
+    conn.close();
+  }
+}
