@@ -2,8 +2,9 @@
  * Private: the write side of a connection. It takes the frames that the
  * engine queued in its outbox and writes them to the transport: one flush
  * per turn for all the frames written in it, one write in flight at a time,
- * backpressure through `drained()`, and a watchdog for a peer that takes
- * nothing.
+ * backpressure through `drained()`, a watchdog for a peer that takes
+ * nothing, and no more socket writes started per turn of the event loop
+ * than the runtime polls at once (_turns.ts).
  *
  * Buffer ownership: a block leaves the outbox with `outbox.next()` and is
  * then this writer's until its write settles; only then does it go back to
@@ -17,6 +18,14 @@ import { releaseBlock } from "../_pools.ts";
 import type { Outbox } from "../codec/_outbox.ts";
 import { WebSocketError } from "../errors.ts";
 import type { Transport } from "./_transport.ts";
+import {
+  leaveTurn,
+  mayWrite,
+  opSettled,
+  opStarted,
+  type TurnWaiter,
+  waitTurn,
+} from "./_turns.ts";
 
 // How many microtasks a flush may wait for the application's answers.
 const MAX_FLUSH_DEFERRALS = 64;
@@ -38,7 +47,7 @@ export interface WriterHost {
 }
 
 /** Writes an outbox to a transport; see the module doc. */
-export class OutboxWriter {
+export class OutboxWriter implements TurnWaiter {
   #outbox: Outbox;
   #transport: Transport;
   #host: WriterHost;
@@ -64,6 +73,10 @@ export class OutboxWriter {
   #sendTimer: ReturnType<typeof setTimeout> | undefined;
   #writesSettled = 0;
   #watchedAt = 0;
+  // The write in flight's mark (see _turns.ts), and whether the next one
+  // waits for room in a turn of the event loop.
+  #opMark = 0;
+  #waitsForTurn = false;
 
   constructor(
     outbox: Outbox,
@@ -189,8 +202,29 @@ export class OutboxWriter {
   }
 
   #writeMore(bytes: Uint8Array): void {
+    // Past this turn's share of the runtime's op budget, the write would
+    // wait unpolled for as long as other connections keep the event loop
+    // busy (see _turns.ts): it waits for a turn with room instead.
+    if (!mayWrite()) {
+      this.#waitsForTurn = true;
+      waitTurn(this);
+      return;
+    }
+    this.#startWrite(bytes);
+  }
+
+  /** See `TurnWaiter`: the write that waited starts now. */
+  resumeTurn(): void {
+    // One stopped meanwhile (by another's write failing) left the queue.
+    if (!this.#waitsForTurn) return;
+    this.#waitsForTurn = false;
+    this.#startWrite(this.#writing!.subarray(this.#written));
+  }
+
+  #startWrite(bytes: Uint8Array): void {
     if (this.#sendTimer === undefined) this.#watchSend();
     let pending: Promise<number>;
+    this.#opMark = opStarted(true);
     try {
       pending = this.#transport.writeSome(bytes);
     } catch (cause) {
@@ -204,6 +238,7 @@ export class OutboxWriter {
   }
 
   #onWritten(n: number): void {
+    opSettled(this.#opMark);
     this.#writesSettled++;
     const bytes = this.#writing!;
     const length = bytes.length;
@@ -235,6 +270,7 @@ export class OutboxWriter {
   #writeFailed(cause: unknown): void {
     // The block stays out of the pool: a failed write may still hold it.
     this.#writing = this.#writingBlock = undefined;
+    opSettled(this.#opMark);
     this.#writesSettled++;
     if (!this.#stopped) {
       this.#host.writeFailed(
@@ -295,6 +331,10 @@ export class OutboxWriter {
     if (this.#stopped) return;
     this.#stopped = true;
     clearTimeout(this.#sendTimer);
+    if (this.#waitsForTurn) {
+      this.#waitsForTurn = false;
+      leaveTurn(this);
+    }
     this.#outbox.clear(this.#writing);
     for (const resolve of this.#drainWaiters?.splice(0) ?? []) resolve();
     // A write that never settles must not hold `flushed()` (and so a

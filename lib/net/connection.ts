@@ -15,6 +15,7 @@ import { checkConnectionOptions, checkNegotiatedDeflate } from "../_options.ts";
 import { messageSize, WRITE_QUEUE_BYTES } from "./_message_size.ts";
 import type { Outbox } from "../codec/_outbox.ts";
 import { OutboxWriter, type WriterHost } from "./_writer.ts";
+import { opSettled, opStarted } from "./_turns.ts";
 import {
   type ByteDuplex,
   ConnTransport,
@@ -706,9 +707,14 @@ export class TransportWebSocket implements WebSocketConnection {
           else if (this.#bigReads) buffer = pooled = takeReadBuffer();
           else buffer = this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE);
           let n: number | null;
+          // A read that settles late shows the writers where this turn of
+          // the event loop began (see _turns.ts).
+          const mark = opStarted(false);
           try {
             n = await this.#transport.read(buffer);
+            opSettled(mark);
           } catch (cause) {
+            opSettled(mark);
             if (!isConnectionGone(cause)) {
               this.#fail(this.#abnormal(cause), true);
               return;
