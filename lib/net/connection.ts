@@ -712,9 +712,7 @@ export class TransportWebSocket implements WebSocketConnection {
           const mark = opStarted(false);
           try {
             n = await this.#transport.read(buffer);
-            opSettled(mark);
           } catch (cause) {
-            opSettled(mark);
             if (!isConnectionGone(cause)) {
               this.#fail(this.#abnormal(cause), true);
               return;
@@ -722,6 +720,7 @@ export class TransportWebSocket implements WebSocketConnection {
             // A reset peer, or our own close racing the read: EOF.
             n = null;
           }
+          opSettled(mark);
           if (n === null) {
             this.#onEnd();
             return;
