@@ -776,3 +776,70 @@ Deno.test("sse: a message past the SSE parser's default maxEventSize arrives who
   await server.shutdown();
   assertEquals(outcome, "got 1100000");
 });
+
+// A poll answer whose connection breaks in the middle of its body is a lost
+// answer, like one that never came: the client polls again with the same
+// ack, and the server sends the same messages again.
+for (const transport of ["long-polling", "polling"] as const) {
+  Deno.test(`${transport}: a poll answer cut off in its body is asked for again; nothing is lost or repeated`, async () => {
+    const handler = realtime(
+      { transports: [transport], sessionTimeout: 10_000 },
+      async (connection) => {
+        const writer = connection.writable.getWriter();
+        for (let i = 0; i < 20; i++) {
+          await writer.write(`m${i}`);
+          if (i % 5 === 4) await new Promise((r) => setTimeout(r, 20));
+        }
+        writer.releaseLock();
+      },
+    );
+    let cut = 0;
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (request) => {
+        const response = await handler(request);
+        const url = new URL(request.url);
+        if (!url.pathname.endsWith("/poll") || response.status !== 200) {
+          return response;
+        }
+        const bytes = new Uint8Array(await response.arrayBuffer());
+        // Every other answer with messages in it breaks half way.
+        if (bytes.length < 30 || cut++ % 2 === 1) {
+          return new Response(bytes, response);
+        }
+        return new Response(
+          new ReadableStream({
+            start(controller) {
+              controller.enqueue(bytes.subarray(0, bytes.length >> 1));
+            },
+            pull(controller) {
+              controller.error(new Error("the connection broke"));
+            },
+          }),
+          { status: 200, headers: response.headers },
+        );
+      },
+    );
+    const client = await connectRealtime(
+      `http://127.0.0.1:${server.addr.port}/rt`,
+      { transports: [transport], pollInterval: 10 },
+    );
+    try {
+      const got: unknown[] = [];
+      const reader = client.readable.getReader();
+      while (got.length < 20) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        got.push(value);
+      }
+      reader.releaseLock();
+      assertEquals(got, Array.from({ length: 20 }, (_, i) => `m${i}`));
+      assert(cut >= 2, `only ${cut} answers were cut`);
+    } finally {
+      client.close();
+      await client.closed.catch(() => {});
+      handler.close();
+      await server.shutdown();
+    }
+  });
+}

@@ -544,8 +544,17 @@ class CometClient implements RealtimeConnection {
         continue;
       }
       this.#check(response);
+      let items: WireItem[];
+      try {
+        ({ items } = await response.json() as { items: WireItem[] });
+      } catch (error) {
+        // A body cut short is a lost answer: the same ack asks the server
+        // for the same messages again (it drops only acknowledged ones).
+        if (this.#ended) return;
+        await this.#retry(++failures, error);
+        continue;
+      }
       failures = 0;
-      const { items } = await response.json() as { items: WireItem[] };
       this.#hello?.();
       first = false;
       for (const item of items) this.#deliver(item);
