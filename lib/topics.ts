@@ -161,6 +161,14 @@ export interface TopicsOptions {
    * @default {1000}
    */
   maxReplay?: number;
+  /**
+   * The most topics one connection may be in at once: a `subscribe()` to
+   * one more throws a `RangeError` (the application decides what the client
+   * hears). Each topic a connection is in costs the server an entry for it.
+   *
+   * @default {1024}
+   */
+  maxTopicsPerConnection?: number;
 }
 
 /** Options for {@linkcode Topics.publish}. */
@@ -222,6 +230,7 @@ const ENVELOPE_HEADER = 2 + ORIGIN_BYTES + 4;
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 const DEFAULT_MAX_REPLAY = 1000;
+const DEFAULT_MAX_TOPICS_PER_CONNECTION = 1024;
 // How often a replay looks whether its subscriber's queue has room: a
 // connection has no drain event for shared frames.
 const REPLAY_POLL = 10;
@@ -296,6 +305,7 @@ export class Topics {
   #onError: (error: unknown) => void;
   #stamp: TopicsOptions["stamp"];
   #maxReplay: number;
+  #maxTopics: number;
   #origin = crypto.getRandomValues(new Uint8Array(ORIGIN_BYTES));
   #topics = new Map<string, TopicState>();
   #subscribers = new Map<WebSocketConnection, Subscriber>();
@@ -319,7 +329,8 @@ export class Topics {
    *
    * @param options The slow-subscriber bound and policy, and the backplane.
    * @throws {RangeError} For a `maxBufferedAmount` that is not a positive
-   * number, or another close code.
+   * number, a `maxReplay` or `maxTopicsPerConnection` that is not a
+   * positive integer, or another close code.
    * @throws {TypeError} For an unknown `slowSubscriber` policy.
    */
   constructor(options: TopicsOptions = {}) {
@@ -351,6 +362,22 @@ export class Topics {
     this.#onError = options.onError ?? console.error;
     this.#stamp = options.stamp;
     this.#maxReplay = options.maxReplay ?? DEFAULT_MAX_REPLAY;
+    if (!Number.isInteger(this.#maxReplay) || this.#maxReplay < 1) {
+      throw new RangeError(
+        `Cannot create topics: maxReplay must be a positive integer, not ${
+          String(options.maxReplay)
+        }`,
+      );
+    }
+    this.#maxTopics = options.maxTopicsPerConnection ??
+      DEFAULT_MAX_TOPICS_PER_CONNECTION;
+    if (!Number.isInteger(this.#maxTopics) || this.#maxTopics < 1) {
+      throw new RangeError(
+        `Cannot create topics: maxTopicsPerConnection must be a positive integer, not ${
+          String(options.maxTopicsPerConnection)
+        }`,
+      );
+    }
   }
 
   /**
@@ -377,7 +404,8 @@ export class Topics {
    * topic's next subscribe() asks the backplane again), and,
    * with `since`, once the missed messages are queued.
    * @throws {TypeError} For a client-side connection, or something else.
-   * @throws {RangeError} For an empty or too long topic.
+   * @throws {RangeError} For an empty or too long topic, or one more than
+   * `maxTopicsPerConnection` for this connection.
    * @throws {TypeError} For `since` without a backplane that keeps a
    * history.
    */
@@ -402,6 +430,14 @@ export class Topics {
       );
     }
     let subscriber = this.#subscribers.get(connection);
+    if (
+      subscriber !== undefined && !subscriber.topics.has(topic) &&
+      subscriber.topics.size >= this.#maxTopics
+    ) {
+      throw new RangeError(
+        `Cannot subscribe: the connection is in ${subscriber.topics.size} topics already (maxTopicsPerConnection)`,
+      );
+    }
     if (subscriber === undefined) {
       const target = sharedFrameTarget(connection as TransportWebSocket);
       if (target.role !== "server") {
@@ -505,7 +541,8 @@ export class Topics {
    * taken it (it is delivered when it comes back).
    * @throws {TypeError} For a message that is not a string, an
    * `ArrayBuffer` or a view, or once closed.
-   * @throws {RangeError} For an empty or too long topic.
+   * @throws {RangeError} For an empty or too long topic, or one more than
+   * `maxTopicsPerConnection` for this connection.
    */
   publish(
     topic: string,

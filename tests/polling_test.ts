@@ -290,6 +290,13 @@ Deno.test("polling: the signal fails the client; options and batches are checked
     () => connectPolling(s.url, { interval: NaN }),
     RangeError,
   );
+  for (const closeTimeout of [0, NaN]) {
+    await assertRejects(
+      () => connectPolling(s.url, { closeTimeout }),
+      RangeError,
+      "closeTimeout",
+    );
+  }
   assertThrows(() => decodeBatch('{"seq":0,"messages":[]}'), TypeError);
   assertThrows(() => decodeBatch('{"seq":1,"messages":[1]}'), TypeError);
   assertThrows(
@@ -392,4 +399,29 @@ Deno.test("polling: a client that pauses reading longer than sessionTimeout keep
   await server.shutdown();
   assertEquals(state, "open");
   assertEquals(got, ["m0", "m1", "m2"]);
+});
+
+// close() sends what was written before it, but a server whose application
+// reads nothing takes nothing (each retry gets the same ack): closeTimeout
+// bounds the wait, the session still ends on the server, and `closed` says
+// what was lost.
+Deno.test("polling: close() with messages the server never takes ends after closeTimeout", async () => {
+  await using s = setup({ maxQueuedMessages: 2 });
+  const client = await connectPolling(s.url, { retry: 20, closeTimeout: 300 });
+  const server = await s.next();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await writeAll(client.writable, messages(5, "up"));
+    client.close();
+    const outcome = await Promise.race([
+      client.closed.then(() => "resolved", (error) => error),
+      new Promise((r) => timer = setTimeout(() => r("still open"), 10_000)),
+    ]);
+    assert(outcome instanceof WebSocketError, String(outcome));
+    assertEquals(outcome.code, "ERR_CLOSE_TIMEOUT");
+    // The server heard the close: its side of the session ends.
+    assertEquals(await server.closed, { closeCode: 1000, reason: "" });
+  } finally {
+    clearTimeout(timer);
+  }
 });

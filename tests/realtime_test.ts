@@ -397,6 +397,13 @@ Deno.test("realtime() and connectRealtime() check their arguments", async () => 
     () => connectRealtime("http://127.0.0.1:1/rt", { timeout: 0 }),
     RangeError,
   );
+  for (const closeTimeout of [0, NaN, -5]) {
+    await assertRejects(
+      () => connectRealtime("http://127.0.0.1:1/rt", { closeTimeout }),
+      RangeError,
+      "closeTimeout",
+    );
+  }
   await assertRejects(
     () => connectRealtime("not a url"),
     TypeError,
@@ -775,4 +782,159 @@ Deno.test("sse: a message past the SSE parser's default maxEventSize arrives who
   handler.close();
   await server.shutdown();
   assertEquals(outcome, "got 1100000");
+});
+
+// A poll answer whose connection breaks in the middle of its body is a lost
+// answer, like one that never came: the client polls again with the same
+// ack, and the server sends the same messages again.
+for (const transport of ["long-polling", "polling"] as const) {
+  Deno.test(`${transport}: a poll answer cut off in its body is asked for again; nothing is lost or repeated`, async () => {
+    const handler = realtime(
+      { transports: [transport], sessionTimeout: 10_000 },
+      async (connection) => {
+        const writer = connection.writable.getWriter();
+        for (let i = 0; i < 20; i++) {
+          await writer.write(`m${i}`);
+          if (i % 5 === 4) await new Promise((r) => setTimeout(r, 20));
+        }
+        writer.releaseLock();
+      },
+    );
+    let cut = 0;
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (request) => {
+        const response = await handler(request);
+        const url = new URL(request.url);
+        if (!url.pathname.endsWith("/poll") || response.status !== 200) {
+          return response;
+        }
+        const bytes = new Uint8Array(await response.arrayBuffer());
+        // Every other answer with messages in it breaks half way.
+        if (bytes.length < 30 || cut++ % 2 === 1) {
+          return new Response(bytes, response);
+        }
+        return new Response(
+          new ReadableStream({
+            start(controller) {
+              controller.enqueue(bytes.subarray(0, bytes.length >> 1));
+            },
+            pull(controller) {
+              controller.error(new Error("the connection broke"));
+            },
+          }),
+          { status: 200, headers: response.headers },
+        );
+      },
+    );
+    const client = await connectRealtime(
+      `http://127.0.0.1:${server.addr.port}/rt`,
+      { transports: [transport], pollInterval: 10 },
+    );
+    try {
+      const got: unknown[] = [];
+      const reader = client.readable.getReader();
+      while (got.length < 20) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        got.push(value);
+      }
+      reader.releaseLock();
+      assertEquals(got, Array.from({ length: 20 }, (_, i) => `m${i}`));
+      assert(cut >= 2, `only ${cut} answers were cut`);
+    } finally {
+      client.close();
+      await client.closed.catch(() => {});
+      handler.close();
+      await server.shutdown();
+    }
+  });
+}
+
+// While the server's queue is full it takes nothing, and each attempt sends
+// the whole batch again: the client waits longer after each one that took
+// nothing (50 ms doubling, at most 1 s), not 50 ms every time.
+Deno.test("long-polling: a client whose server takes nothing backs off, then delivers everything once", async () => {
+  let readable: ReadableStream<string | Uint8Array> | undefined;
+  const handler = realtime(
+    { transports: ["long-polling"], maxQueuedBytes: 250 },
+    (connection) => {
+      readable = connection.readable;
+    },
+  );
+  let sends = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      if (new URL(request.url).pathname.endsWith("/send")) sends++;
+      return handler(request);
+    },
+  );
+  const client = await connectRealtime(
+    `http://127.0.0.1:${server.addr.port}/rt`,
+    { transports: ["long-polling"] },
+  );
+  try {
+    const messages = Array.from({ length: 10 }, (_, i) => `${i}`.repeat(100));
+    const writer = client.writable.getWriter();
+    for (const m of messages) await writer.write(m);
+    writer.releaseLock();
+    // The application reads nothing for 3 s: at a fixed 50 ms the client
+    // would send about 60 times; backing off, about 8.
+    await new Promise((r) => setTimeout(r, 3000));
+    assert(sends <= 15, `${sends} sends while the server took nothing`);
+    const reader = readable!.getReader();
+    const received: unknown[] = [];
+    while (received.length < messages.length) {
+      received.push((await reader.read()).value);
+    }
+    reader.releaseLock();
+    assertEquals(received, messages);
+  } finally {
+    client.close();
+    await client.closed.catch(() => {});
+    handler.close();
+    await server.shutdown();
+  }
+});
+
+// close() delivers what was written before it, but a server whose
+// application reads nothing takes nothing: closeTimeout bounds the wait,
+// the session still ends on the server, and `closed` says what was lost.
+Deno.test("long-polling: close() with messages the server never takes ends after closeTimeout", async () => {
+  let serverSide: RealtimeConnection | undefined;
+  const handler = realtime(
+    { transports: ["long-polling"], maxQueuedBytes: 250 },
+    (connection) => {
+      serverSide = connection;
+    },
+  );
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  const client = await connectRealtime(
+    `http://127.0.0.1:${server.addr.port}/rt`,
+    { transports: ["long-polling"], closeTimeout: 300 },
+  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const writer = client.writable.getWriter();
+    for (let i = 0; i < 10; i++) await writer.write(`${i}`.repeat(100));
+    writer.releaseLock();
+    client.close({ closeCode: 1000 });
+    const outcome = await Promise.race([
+      client.closed.then(() => "resolved", (error) => error),
+      new Promise((r) => timer = setTimeout(() => r("still open"), 10_000)),
+    ]);
+    assert(outcome instanceof WebSocketError, String(outcome));
+    assertEquals(outcome.code, "ERR_CLOSE_TIMEOUT");
+    // The server heard the close: its side of the session ends.
+    const info = await serverSide!.closed.catch((error) => error);
+    assertEquals(info.closeCode, 1000);
+  } finally {
+    clearTimeout(timer);
+    handler.close();
+    await server.shutdown();
+  }
 });

@@ -2,67 +2,28 @@
 // 64 KiB, seeded) through our serve()'s echo, half of them with
 // permessage-deflate. Each message carries its sequence number and a
 // checksum: every one must come back exactly once, intact and in order on
-// its connection. Afterwards the sanitizers see no resource or op left
-// open, and the heap is back within a bound of where it started.
+// its connection (tests/soak/_clients.ts). Afterwards the sanitizers see no
+// resource or op left open in the server's process, and its heap is back
+// within a bound of where it started.
 //
 // SOAK_CLIENTS × SOAK_MESSAGES: 50 × 100 in CI; `deno task soak` runs
 // 1,000 × 1,000 and prints the messages, the duration and the peak RSS.
+// SOAK_PROCESSES (default 2) child processes run the clients, as a server
+// meets them; 0 runs them in this process, beside the server, where both
+// ends of every connection share one event loop (see the README's limits:
+// past ~128 socket operations started in one turn, Deno 2.9 may hold the
+// rest for seconds).
 
 import { assert, assertEquals } from "@std/assert";
-import { connect, serve } from "../mod.ts";
-import { prng, randInt } from "./_helpers.ts";
+import { serve } from "../mod.ts";
+import { QUEUES, runClients } from "./soak/_clients.ts";
 
 const CLIENTS = Number(Deno.env.get("SOAK_CLIENTS") ?? 50);
 const MESSAGES = Number(Deno.env.get("SOAK_MESSAGES") ?? 100);
+const PROCESSES = Number(Deno.env.get("SOAK_PROCESSES") ?? 2);
 // SOAK_DEFLATE=0 turns compression off on every client.
 const DEFLATE = Deno.env.get("SOAK_DEFLATE") !== "0";
 const MiB = 1 << 20;
-// Smaller queues than the 1 MiB defaults: with a thousand connections in
-// one process (both ends), the defaults would let gigabytes wait. The soak
-// checks what arrives, not how fast: on a loaded machine, with every end in
-// this one event loop, a close handshake took up to 5.5 s at 200 clients,
-// past the 5 s default closeTimeout.
-const QUEUES = {
-  closeTimeout: 30_000,
-  readableHighWaterMark: 256 * 1024,
-  writableHighWaterMark: 64 * 1024,
-};
-
-/** FNV-1a over bytes. */
-function checksum(bytes: Uint8Array, from: number): number {
-  let h = 0x811c9dc5;
-  for (let i = from; i < bytes.length; i++) {
-    h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** Mostly small; now and then up to 64 KiB. At least the 8-byte header. */
-function size(random: () => number): number {
-  const r = random();
-  if (r < 0.9) return 8 + randInt(random, 1017);
-  if (r < 0.99) return 8 + randInt(random, 8185);
-  return 8 + randInt(random, 65529);
-}
-
-/** Seeded bytes that messages are cut from. */
-const POOL = (() => {
-  const random = prng(6455);
-  const bytes = new Uint8Array(256 * 1024);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = randInt(random, 256);
-  return bytes;
-})();
-
-/** Message `seq` of a client: seq, checksum, then seeded bytes. */
-function message(random: () => number, seq: number): Uint8Array {
-  const bytes = new Uint8Array(size(random));
-  const from = randInt(random, POOL.length - bytes.length);
-  bytes.set(POOL.subarray(from, from + bytes.length - 8), 8);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, seq);
-  view.setUint32(4, checksum(bytes, 8));
-  return bytes;
-}
 
 function peakRss(): number {
   try {
@@ -83,6 +44,39 @@ async function settledHeap(): Promise<number> {
   return Deno.memoryUsage().heapUsed;
 }
 
+/** Runs clients [from, from + count) in a child process; their bytes. */
+async function childClients(
+  url: string,
+  from: number,
+  count: number,
+): Promise<number> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      new URL("./soak/client.ts", import.meta.url).pathname,
+      url,
+      String(from),
+      String(count),
+      String(MESSAGES),
+      DEFLATE ? "1" : "0",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(output.stdout);
+  if (!output.success) {
+    throw new Error(
+      `clients ${from}–${from + count - 1} failed:\n${
+        new TextDecoder().decode(output.stderr)
+      }${text}`,
+    );
+  }
+  return (JSON.parse(text) as { bytes: number }).bytes;
+}
+
 Deno.test(`soak: ${CLIENTS} clients × ${MESSAGES} messages echo exactly once, in order, intact`, async () => {
   const heapBefore = await settledHeap();
   const server = serve(
@@ -94,69 +88,45 @@ Deno.test(`soak: ${CLIENTS} clients × ${MESSAGES} messages echo exactly once, i
   const url = `ws://127.0.0.1:${server.addr.port}/`;
   const started = performance.now();
   let bytes = 0;
-
-  // All connect first: a handshake then never waits behind traffic.
-  const connections = await Promise.all(
-    Array.from(
-      { length: CLIENTS },
-      (_, id) =>
-        connect(url, { perMessageDeflate: DEFLATE && id % 2 === 0, ...QUEUES }),
-    ),
-  );
-  const client = async (id: number) => {
-    const connection = connections[id]!;
-    assertEquals(connection.extensions !== "", DEFLATE && id % 2 === 0);
-    const writer = connection.writable.getWriter();
-    const reader = connection.readable.getReader();
-    const sending = (async () => {
-      const random = prng(id + 1);
-      for (let seq = 0; seq < MESSAGES; seq++) {
-        const m = message(random, seq);
-        bytes += m.length;
-        await writer.write(m);
-        // A write under the high-water mark resolves at once: yield now
-        // and then, so that the clients share the event loop.
-        if (seq % 16 === 15) await new Promise((r) => setTimeout(r, 0));
-      }
-    })();
-    // Awaited below; a failure of the reads comes first then.
-    sending.catch(() => {});
-    for (let seq = 0; seq < MESSAGES; seq++) {
-      const { value, done } = await reader.read();
-      assert(!done, `client ${id}: ended after ${seq} messages`);
-      if (!(value instanceof Uint8Array)) {
-        throw new Error(`client ${id}: message ${seq} is not bytes`);
-      }
-      const view = new DataView(value.buffer, value.byteOffset);
-      assertEquals(view.getUint32(0), seq, `client ${id}: out of order`);
-      assertEquals(
-        view.getUint32(4),
-        checksum(value, 8),
-        `client ${id}: message ${seq} changed`,
+  try {
+    if (PROCESSES <= 0) {
+      bytes = await runClients({
+        url,
+        from: 0,
+        count: CLIENTS,
+        messages: MESSAGES,
+        deflate: DEFLATE,
+      });
+    } else {
+      const slice = Math.ceil(CLIENTS / PROCESSES);
+      const counts = await Promise.all(
+        Array.from({ length: PROCESSES }, (_, p) => {
+          const from = p * slice;
+          const count = Math.min(slice, CLIENTS - from);
+          return count > 0 ? childClients(url, from, count) : 0;
+        }),
       );
+      bytes = counts.reduce((a, b) => a + b, 0);
     }
-    await sending;
-    reader.releaseLock();
-    writer.releaseLock();
-    connection.close({ closeCode: 1000 });
-    const info = await connection.closed;
-    assertEquals(info.closeCode, 1000);
-  };
-
-  await Promise.all(Array.from({ length: CLIENTS }, (_, id) => client(id)));
+    // Every client closed its connection, and the server saw each go.
+    assertEquals(server.connections, 0);
+  } finally {
+    // On a failure too: nothing may be left open.
+    await server.shutdown();
+  }
   const seconds = (performance.now() - started) / 1000;
-  assertEquals(server.connections, 0);
-  await server.shutdown();
 
   const heapAfter = await settledHeap();
   console.log(
     `soak: ${CLIENTS * MESSAGES} messages (${
       (bytes / MiB).toFixed(1)
-    } MiB each way) over ${CLIENTS} connections in ${
-      seconds.toFixed(1)
-    } s; peak RSS ${(peakRss() / MiB).toFixed(0)} MiB; heap ${
-      (heapBefore / MiB).toFixed(1)
-    } → ${(heapAfter / MiB).toFixed(1)} MiB${gc ? "" : " (no --expose-gc)"}`,
+    } MiB each way) over ${CLIENTS} connections ${
+      PROCESSES > 0 ? `from ${PROCESSES} client processes` : "in one process"
+    } in ${seconds.toFixed(1)} s; server's peak RSS ${
+      (peakRss() / MiB).toFixed(0)
+    } MiB; heap ${(heapBefore / MiB).toFixed(1)} → ${
+      (heapAfter / MiB).toFixed(1)
+    } MiB${gc ? "" : " (no --expose-gc)"}`,
   );
   // Pools and caches that live for the process (read buffers, outbox
   // blocks, zlib streams) stay; connections do not. Without gc() the heap

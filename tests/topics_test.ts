@@ -505,3 +505,46 @@ Deno.test("publish after close throws, and a connection closing is skipped", asy
   await r.stop();
   assertThrows(() => r.topics.publish("z", "x"), TypeError, "closed");
 });
+
+// A connection's topics are a set the server keeps for it: without a bound,
+// a client that asks to join topic after topic grows it without end.
+Deno.test("maxTopicsPerConnection bounds the topics one connection is in", async () => {
+  const r = room({ maxTopicsPerConnection: 2 });
+  try {
+    const client = await connect(`${r.url}?t=a,b`);
+    await until(() => r.topics.subscribers("b") === 1, "subscribers");
+    const connection = r.connections[0]!;
+    // Again, a topic it is in already: nothing new, no error.
+    await r.topics.subscribe(connection, "a");
+    assertThrows(
+      () => r.topics.subscribe(connection, "c"),
+      RangeError,
+      "Cannot subscribe: the connection is in 2 topics already (maxTopicsPerConnection)",
+    );
+    assertEquals(r.topics.subscribers("c"), 0);
+    // Leaving one makes room.
+    r.topics.unsubscribe(connection, "a");
+    await r.topics.subscribe(connection, "c");
+    await r.topics.publish("c", "in c");
+    const reader = client.readable.getReader();
+    assertEquals(await take(reader, 1), ["in c"]);
+    reader.releaseLock();
+    for (const bad of [0, -1, NaN, 1.5]) {
+      assertThrows(
+        () => new Topics({ maxTopicsPerConnection: bad }),
+        RangeError,
+        "maxTopicsPerConnection",
+      );
+      // NaN held live messages for a resuming subscriber without bound.
+      assertThrows(
+        () => new Topics({ maxReplay: bad }),
+        RangeError,
+        "maxReplay",
+      );
+    }
+    client.close();
+    await client.closed;
+  } finally {
+    await r.stop();
+  }
+});

@@ -94,6 +94,15 @@ export interface PollingClientOptions {
    */
   signal?: AbortSignal;
   /**
+   * Milliseconds `close()` waits for the server to take what was written
+   * before it (a server whose application reads nothing takes nothing).
+   * Past it the session is ended anyway, and `closed` rejects with
+   * `ERR_CLOSE_TIMEOUT`: the messages not taken are lost.
+   *
+   * @default {5000}
+   */
+  closeTimeout?: number;
+  /**
    * The `fetch` to use.
    *
    * @default {globalThis.fetch}
@@ -111,6 +120,7 @@ const OPTIONS: Rules = [
   ["maxRetries", { min: 0, infinity: true }],
   ["maxQueuedMessages", { min: 1 }],
   ["maxBodySize", { min: 64 }],
+  ["closeTimeout", { ...DELAY, min: 1 }],
 ];
 
 // `{"seq":<up to 16 digits>,"messages":[]}`: a body's bytes besides its
@@ -230,17 +240,39 @@ export class PollingClientConnection {
   }
 
   async #closeAsync(): Promise<void> {
+    // A server whose application reads nothing takes nothing, and would
+    // hold this wait forever: closeTimeout bounds it, as it bounds a
+    // WebSocket's closing handshake.
+    const limit = this.#options.closeTimeout ?? 5000;
+    let lost: WebSocketError | undefined;
     try {
       if (this.#out.length > 0) {
-        await new Promise<void>((resolve) => this.#flushed.push(resolve));
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const delivered = await Promise.race([
+          new Promise<boolean>((resolve) =>
+            this.#flushed.push(() => resolve(true))
+          ),
+          new Promise<boolean>((resolve) =>
+            timer = setTimeout(() => resolve(false), limit)
+          ),
+        ]);
+        clearTimeout(timer);
+        if (!delivered) {
+          lost = new WebSocketError(
+            `Cannot close cleanly: the server took none of the last ${this.#out.length} messages for ${limit} ms (closeTimeout)`,
+            { code: "ERR_CLOSE_TIMEOUT" },
+          );
+        }
       }
       if (this.#done) return;
+      // Ended anyway, so that the server does not wait out its
+      // sessionTimeout.
       const response = await this.#request("DELETE", "", undefined, 0);
       await response.body?.cancel();
     } catch {
       // The server times the session out in the end.
     }
-    this.#end();
+    this.#end(lost);
   }
 
   #end(error?: unknown): void {

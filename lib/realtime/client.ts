@@ -90,6 +90,15 @@ export interface ConnectRealtimeOptions {
    */
   maxQueuedBytes?: number;
   /**
+   * Milliseconds `close()` waits for the Comet transports to deliver what
+   * was written before it (a server whose application reads nothing takes
+   * nothing). Past it the client ends the session anyway, and `closed`
+   * rejects with `ERR_CLOSE_TIMEOUT`: the undelivered messages are lost.
+   *
+   * @default {5000}
+   */
+  closeTimeout?: number;
+  /**
    * Aborting it stops the attempts, or closes the connection.
    *
    * @default {undefined}
@@ -100,6 +109,7 @@ export interface ConnectRealtimeOptions {
 const DELAY = { min: 1, max: 2 ** 31 - 1, unit: "milliseconds" } as const;
 const OPTIONS: Rules = [
   ["timeout", DELAY],
+  ["closeTimeout", DELAY],
   ["pollInterval", { ...DELAY, min: 0 }],
   ["maxRetries", { min: 0 }],
   ["writableHighWaterMark", { min: 0 }],
@@ -488,13 +498,35 @@ class CometClient implements RealtimeConnection {
     // Like WebSocket's close(), what was written first is delivered first:
     // the /close must not overtake the /send carrying the outbox, or the
     // server ends the session and that /send gets 404 (as connectPolling).
+    // A server that takes nothing (its application reads nothing) would
+    // hold that wait forever: closeTimeout bounds it, as it bounds a
+    // WebSocket's closing handshake.
+    const limit = this.#options.closeTimeout ?? 5000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const flushed = this.#outbox.length === 0
-      ? Promise.resolve()
-      : new Promise<void>((resolve) => this.#flushed.push(resolve));
+      ? Promise.resolve(true)
+      : Promise.race([
+        new Promise<boolean>((resolve) =>
+          this.#flushed.push(() => resolve(true))
+        ),
+        new Promise<boolean>((resolve) =>
+          timer = setTimeout(() => resolve(false), limit)
+        ),
+      ]);
     flushed
-      .then(() => {
+      .then(async (delivered) => {
+        clearTimeout(timer);
         if (this.#ended) return;
-        return this.#post(ENDPOINTS.close, { c: closeCode ?? 1005, r: reason });
+        const unsent = this.#outbox.length;
+        // Ended anyway, so that the server does not wait out its
+        // sessionTimeout; the outbox goes with the session.
+        await this.#post(ENDPOINTS.close, { c: closeCode ?? 1005, r: reason });
+        if (!delivered) {
+          throw new WebSocketError(
+            `Cannot close cleanly: the server took none of the last ${unsent} messages for ${limit} ms (closeTimeout)`,
+            { code: "ERR_CLOSE_TIMEOUT" },
+          );
+        }
       })
       .then(
         () => this.#finish({ closeCode: closeCode ?? 1005, reason }),
@@ -544,8 +576,17 @@ class CometClient implements RealtimeConnection {
         continue;
       }
       this.#check(response);
+      let items: WireItem[];
+      try {
+        ({ items } = await response.json() as { items: WireItem[] });
+      } catch (error) {
+        // A body cut short is a lost answer: the same ack asks the server
+        // for the same messages again (it drops only acknowledged ones).
+        if (this.#ended) return;
+        await this.#retry(++failures, error);
+        continue;
+      }
       failures = 0;
-      const { items } = await response.json() as { items: WireItem[] };
       this.#hello?.();
       first = false;
       for (const item of items) this.#deliver(item);
@@ -773,6 +814,8 @@ class CometClient implements RealtimeConnection {
     if (this.#sending) return;
     this.#sending = true;
     let failures = 0;
+    // Answers in a row that took nothing.
+    let idle = 0;
     try {
       while (this.#outbox.length > 0 && !this.#ended) {
         const batch: WireMessage[] = [];
@@ -785,6 +828,7 @@ class CometClient implements RealtimeConnection {
           batch.push(item.message);
           size += item.bytes;
         }
+        const taken = this.#seq;
         let ack: number;
         try {
           const answer = await this.#post(ENDPOINTS.send, {
@@ -803,10 +847,12 @@ class CometClient implements RealtimeConnection {
           this.#outboxBytes -= this.#outbox.shift()!.size;
           this.#seq++;
         }
-        // Nothing taken: the server's queue is full; give it time.
-        if (ack < this.#seq + 1 && this.#outbox.length > 0) {
-          await sleep(50, this.#stop.signal);
-        }
+        // Nothing taken: the server's queue is full. The next attempt sends
+        // the whole batch again, so wait longer after each that took
+        // nothing (50 ms doubling, at most 1 s); any progress resets it.
+        if (ack <= taken && this.#outbox.length > 0) {
+          await sleep(Math.min(1000, 50 * 2 ** idle++), this.#stop.signal);
+        } else idle = 0;
         if (
           this.#outboxBytes <= (this.#options.writableHighWaterMark ?? 1 << 20)
         ) {
