@@ -30,15 +30,29 @@ export interface Transport {
   close(): void;
   /** The peer's address, where the transport knows it. */
   readonly remoteAddr?: Deno.Addr;
+  /**
+   * Whether its reads and writes are Deno ops, each polled under the
+   * runtime's budget of polls per event-loop turn: only such writes count
+   * against, and wait for, a turn's share (see _turns.ts). A byte pair's
+   * writes run in JavaScript, and capping them would only slow them.
+   */
+  readonly polledOps?: boolean;
 }
 
 /** A Deno TCP or TLS connection. */
 export class ConnTransport implements Transport {
+  readonly polledOps: boolean;
   #conn: Deno.Conn;
   #closed = false;
 
-  constructor(conn: Deno.Conn) {
+  /**
+   * @param conn The connection.
+   * @param polledOps False for a stand-in whose reads and writes are not
+   * Deno ops (bench/pipeline.ts): see {@linkcode Transport.polledOps}.
+   */
+  constructor(conn: Deno.Conn, polledOps = true) {
     this.#conn = conn;
+    this.polledOps = polledOps;
   }
 
   get remoteAddr(): Deno.Addr {

@@ -119,6 +119,11 @@ export function opSettled(mark: number): void {
   if (waiting.length > 0) resume();
 }
 
+/** The socket writes counted so far, ever (for the tests). */
+export function writesCounted(): number {
+  return started;
+}
+
 /** Whether a socket write may start now: room in the turn, none waiting. */
 export function mayWrite(): boolean {
   return waiting.length === 0 && started - turnFrom < PER_TURN;

@@ -77,6 +77,8 @@ export class OutboxWriter implements TurnWaiter {
   // waits for room in a turn of the event loop.
   #opMark = 0;
   #waitsForTurn = false;
+  // Whether the transport's writes are Deno ops, counted per turn.
+  #capped: boolean;
 
   constructor(
     outbox: Outbox,
@@ -90,6 +92,7 @@ export class OutboxWriter implements TurnWaiter {
     this.#host = host;
     this.#highWaterMark = highWaterMark;
     this.#sendTimeout = sendTimeout;
+    this.#capped = transport.polledOps === true;
   }
 
   /**
@@ -205,7 +208,7 @@ export class OutboxWriter implements TurnWaiter {
     // Past this turn's share of the runtime's op budget, the write would
     // wait unpolled for as long as other connections keep the event loop
     // busy (see _turns.ts): it waits for a turn with room instead.
-    if (!mayWrite()) {
+    if (this.#capped && !mayWrite()) {
       this.#waitsForTurn = true;
       waitTurn(this);
       return;
@@ -218,13 +221,19 @@ export class OutboxWriter implements TurnWaiter {
     // One stopped meanwhile (by another's write failing) left the queue.
     if (!this.#waitsForTurn) return;
     this.#waitsForTurn = false;
-    this.#startWrite(this.#writing!.subarray(this.#written));
+    try {
+      this.#startWrite(this.#writing!.subarray(this.#written));
+    } catch (cause) {
+      // Not expected; but called from another connection's read loop, it
+      // must neither fail that one nor strand the writers after this one.
+      this.#writeFailed(cause);
+    }
   }
 
   #startWrite(bytes: Uint8Array): void {
     if (this.#sendTimer === undefined) this.#watchSend();
     let pending: Promise<number>;
-    this.#opMark = opStarted(true);
+    if (this.#capped) this.#opMark = opStarted(true);
     try {
       pending = this.#transport.writeSome(bytes);
     } catch (cause) {
@@ -238,7 +247,7 @@ export class OutboxWriter implements TurnWaiter {
   }
 
   #onWritten(n: number): void {
-    opSettled(this.#opMark);
+    if (this.#capped) opSettled(this.#opMark);
     this.#writesSettled++;
     const bytes = this.#writing!;
     const length = bytes.length;
@@ -270,7 +279,7 @@ export class OutboxWriter implements TurnWaiter {
   #writeFailed(cause: unknown): void {
     // The block stays out of the pool: a failed write may still hold it.
     this.#writing = this.#writingBlock = undefined;
-    opSettled(this.#opMark);
+    if (this.#capped) opSettled(this.#opMark);
     this.#writesSettled++;
     if (!this.#stopped) {
       this.#host.writeFailed(
@@ -304,7 +313,8 @@ export class OutboxWriter implements TurnWaiter {
   static #sendWatched(writer: OutboxWriter): void {
     writer.#sendTimer = undefined;
     if (writer.#stopped || writer.#writing === undefined) return;
-    if (writer.#writesSettled !== writer.#watchedAt) {
+    // Waiting for a turn of the event loop is not the peer taking nothing.
+    if (writer.#writesSettled !== writer.#watchedAt || writer.#waitsForTurn) {
       writer.#watchSend();
       return;
     }

@@ -707,9 +707,9 @@ export class TransportWebSocket implements WebSocketConnection {
           else if (this.#bigReads) buffer = pooled = takeReadBuffer();
           else buffer = this.#smallBuffer ??= new Uint8Array(SMALL_READ_SIZE);
           let n: number | null;
-          // A read that settles late shows the writers where this turn of
-          // the event loop began (see _turns.ts).
-          const mark = opStarted(false);
+          // A read (a Deno op) that settles late shows the writers where
+          // this turn of the event loop began (see _turns.ts).
+          const mark = this.#transport.polledOps ? opStarted(false) : -1;
           try {
             n = await this.#transport.read(buffer);
           } catch (cause) {
@@ -720,7 +720,7 @@ export class TransportWebSocket implements WebSocketConnection {
             // A reset peer, or our own close racing the read: EOF.
             n = null;
           }
-          opSettled(mark);
+          if (mark >= 0) opSettled(mark);
           if (n === null) {
             this.#onEnd();
             return;
