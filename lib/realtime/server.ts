@@ -15,7 +15,7 @@ import {
 import type { MessageData } from "../codec/message.ts";
 import { sseResponse } from "../sse/response.ts";
 import type { ServerSentEvent } from "../sse/event.ts";
-import { CometSession, type SessionLimits } from "./_session.ts";
+import { RealtimeSession, type SessionLimits } from "./_session.ts";
 import { CALLBACK_NAME, ENDPOINTS, type WireItem } from "./_wire.ts";
 import { iframeResponse } from "./iframe.ts";
 import {
@@ -279,11 +279,11 @@ export function realtime(
   const maxRequestBytes = options.maxRequestBytes ?? 1 << 20;
   const iframeStreamBytes = options.iframeStreamBytes ?? 256 * 1024;
   const keepAlive = options.keepAlive ?? 15_000;
-  const sessions = new Map<string, CometSession>();
+  const sessions = new Map<string, RealtimeSession>();
   const tombstones = new Map<string, WireItem>();
   let closing = false;
 
-  const onEnd = (session: CometSession) => {
+  const onEnd = (session: RealtimeSession) => {
     sessions.delete(session.id);
     session.closed.then(
       (info) => bury(session.id, { c: info.closeCode, r: info.reason }),
@@ -339,7 +339,7 @@ export function realtime(
       }
       if (closing || sessions.size >= maxSessions) return status(503);
       const id = crypto.randomUUID();
-      const session = new CometSession(
+      const session = new RealtimeSession(
         id,
         transport,
         request.url,
@@ -413,7 +413,7 @@ export function realtime(
           const taken = await session.take(token, wait, undefined, true);
           return json({ items: taken === "lost" ? [] : taken.items });
         } finally {
-          session.detach();
+          session.release();
         }
       }
       case ENDPOINTS.send: {
@@ -444,7 +444,7 @@ export function realtime(
   // The items after `ack` as a pull-based stream, for SSE and iframe; it
   // ends after the close item, or after `maxBytes` (the client reconnects).
   function downstream(
-    session: CometSession | undefined,
+    session: RealtimeSession | undefined,
     tombstone: WireItem | undefined,
     ack: number,
     maxBytes: number,
@@ -458,7 +458,7 @@ export function realtime(
     const detach = () => {
       if (detached) return;
       detached = true;
-      session.detach();
+      session.release();
     };
     return new ReadableStream<WireItem>({
       start(controller) {
