@@ -7,6 +7,7 @@
 
 import { CometSession } from "../_comet_session.ts";
 import { checkOptions, type Rules } from "../_options.ts";
+import { readBody } from "../_request_body.ts";
 import { WebSocketError } from "../errors.ts";
 import type { MessageData } from "../codec/message.ts";
 import type { WebSocketCloseInfo } from "../net/connection_options.ts";
@@ -120,32 +121,6 @@ function json(body: string, status = 200): Response {
 
 function problem(status: number, error: string): Response {
   return json(JSON.stringify({ error }), status);
-}
-
-async function readBounded(
-  request: Request,
-  max: number,
-): Promise<string | undefined> {
-  const length = Number(request.headers.get("content-length") ?? 0);
-  if (length > max) {
-    await request.body?.cancel();
-    return undefined;
-  }
-  if (!request.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.length;
-    if (size > max) return undefined; // leaving the loop cancels the body
-    chunks.push(chunk);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return new TextDecoder().decode(bytes);
 }
 
 function integerParam(url: URL, name: string): number | undefined {
@@ -457,7 +432,7 @@ export class PollingServer {
       }
       case "POST":
         return session.request(async () => {
-          const text = await readBounded(request, this.#options.maxBodySize);
+          const text = await readBody(request, this.#options.maxBodySize);
           if (text === undefined) {
             return problem(
               413,

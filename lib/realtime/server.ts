@@ -6,6 +6,7 @@
  */
 
 import { checkOptions, type Rules, show } from "../_options.ts";
+import { readBody } from "../_request_body.ts";
 import { WebSocketError } from "../errors.ts";
 import { isUpgradeRequest } from "../handshake/server.ts";
 import {
@@ -543,27 +544,10 @@ async function readJson(
   request: Request,
   max: number,
 ): Promise<unknown | typeof TOO_LARGE> {
-  const length = Number(request.headers.get("content-length") ?? 0);
-  if (length > max) {
-    await request.body?.cancel();
-    return TOO_LARGE;
-  }
-  if (!request.body) return undefined;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.length;
-    if (size > max) return TOO_LARGE;
-    chunks.push(chunk);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
+  const text = await readBody(request, max);
+  if (text === undefined) return TOO_LARGE;
   try {
-    return JSON.parse(new TextDecoder().decode(bytes));
+    return JSON.parse(text);
   } catch {
     return undefined;
   }
