@@ -425,3 +425,58 @@ Deno.test("polling: close() with messages the server never takes ends after clos
     clearTimeout(timer);
   }
 });
+
+// The session engine settles every waiter when a session ends: a write
+// waiting for room (never queued) fails with the session's error, and
+// `closed` and `readable` say why; the sanitizers check that no timer is
+// left behind.
+Deno.test("polling: a write waiting for room fails when the session times out", async () => {
+  await using s = setup({ sessionTimeout: 200, maxQueuedMessages: 1 });
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  const writer = connection.writable.getWriter();
+  await writer.write("queued");
+  const waiting = writer.write("waits for room");
+  const error = await assertRejects(() => waiting, WebSocketError);
+  assertEquals(error.code, "ERR_SESSION_TIMEOUT");
+  await assertRejects(() => connection.closed, WebSocketError);
+  assertEquals(s.polling.size, 0);
+  // No tombstone for a failed session: its client learns it with a 404.
+  const late = await fetch(`${s.url}?session=${session}&ack=0&wait=0`);
+  assertEquals(late.status, 404);
+  await late.body?.cancel();
+});
+
+// A held poll is the client's only way to hear the server's close: the
+// close answers it at once, with `closed: true` after the messages.
+Deno.test("polling: the server's close answers a held poll", async () => {
+  await using s = setup({ holdTimeout: 60_000 });
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  const held = fetch(`${s.url}?session=${session}&ack=0&wait=60000`).then(
+    async (response) => decodeBatch(await response.text()),
+  );
+  // Let the poll reach the server and be held.
+  await new Promise((r) => setTimeout(r, 100));
+  connection.close();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const answer = await Promise.race([
+      held,
+      new Promise((r) => timer = setTimeout(() => r("still held"), 30_000)),
+    ]);
+    assertEquals(answer, { seq: 1, messages: [], closed: true });
+  } finally {
+    clearTimeout(timer);
+  }
+  assertEquals(await connection.closed, { closeCode: 1000, reason: "" });
+  // A retry of that poll (its answer lost) gets the close again.
+  const retry = await fetch(`${s.url}?session=${session}&ack=0&wait=0`);
+  assertEquals(decodeBatch(await retry.text()), {
+    seq: 1,
+    messages: [],
+    closed: true,
+  });
+});
