@@ -100,6 +100,9 @@ export abstract class CometSession<M> {
   readonly closed: Promise<{ closeCode: number; reason: string }>;
 
   #limits: CometLimits;
+  // The measure of `readable`'s queue: polling counts messages, realtime
+  // their length.
+  #inboundSize: (message: string | Uint8Array) => number;
   #inbound!: ReadableStreamDefaultController<string | Uint8Array>;
   #inboundOpen = true;
   // After stopReading(): new messages are acknowledged and dropped.
@@ -137,6 +140,7 @@ export abstract class CometSession<M> {
   ) {
     this.id = id;
     this.#limits = limits;
+    this.#inboundSize = inboundSize;
     this.closed = new Promise((resolve, reject) => {
       this.#resolveClosed = resolve;
       this.#rejectClosed = reject;
@@ -247,7 +251,7 @@ export abstract class CometSession<M> {
       // bound (a single message always fits an empty queue).
       const room = this.#inbound.desiredSize ?? 0;
       const empty = room === this.#limits.maxInbound;
-      if (!empty && room < Math.max(1, message.length)) break;
+      if (!empty && room < this.#inboundSize(message)) break;
       this.#inbound.enqueue(message);
       this.#expectedSeq++;
     }

@@ -256,6 +256,38 @@ Deno.test("polling: a full inbound queue acknowledges only what fits, and a rese
   assertEquals(await connection.closed, { closeCode: 1000, reason: "" });
 });
 
+// maxQueuedMessages counts messages inbound too, whatever their length: a
+// POST takes as many as there is room for, not as many characters.
+Deno.test("polling: a full inbound queue counts messages, not their length", async () => {
+  await using s = setup({ maxQueuedMessages: 4 });
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  const send = async (seq: number, items: string[]) => {
+    const response = await fetch(`${s.url}?session=${session}`, {
+      method: "POST",
+      body: encodeBatch({ seq, messages: items }),
+    });
+    return (await response.json()).ack;
+  };
+  // Nobody reads: all three fit the four places.
+  assertEquals(await send(1, ["hello", "hello", "hello"]), 3);
+  // One place left: one long message takes it, the next waits.
+  const long = "x".repeat(2048);
+  assertEquals(await send(4, [long, long]), 4);
+  assertEquals(await take(connection.readable, 4), [
+    "hello",
+    "hello",
+    "hello",
+    long,
+  ]);
+  assertEquals(await send(5, [long]), 5);
+  assertEquals(await take(connection.readable, 1), [long]);
+  const end = await fetch(`${s.url}?session=${session}`, { method: "DELETE" });
+  await end.body?.cancel();
+  assertEquals(await connection.closed, { closeCode: 1000, reason: "" });
+});
+
 Deno.test("polling: the server's close delivers what is queued, then ends the client cleanly", async () => {
   await using s = setup();
   const client = await connectPolling(s.url, { retry: 5 });
