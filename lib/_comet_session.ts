@@ -89,9 +89,12 @@ export type Take<M> = { items: CometItem<M>[]; done: boolean } | "lost";
 const CLOSE_SIZE = 16;
 
 /**
- * One client's session: the connection the application holds (`readable`,
+ * One client's session: the streams of the connection (`readable`,
  * `writable`, `closed`), and the queues a face's requests read and write.
- * `M` is the face's wire form of an outbound message.
+ * `M` is the face's wire form of an outbound message. The application never
+ * holds this object: each face hands it a facade with only the documented
+ * connection shape, since the methods here (acknowledge, hold, sendAll, …)
+ * are its requests' and would break the rules above if called from outside.
  */
 export abstract class CometSession<M> {
   readonly id: string;
@@ -184,11 +187,6 @@ export abstract class CometSession<M> {
   /** Whether the session is over. */
   get isEnded(): boolean {
     return this.#ended;
-  }
-
-  /** The bytes (in `encode`'s sizes) of items queued and not yet sent. */
-  get unsentSize(): number {
-    return this.#unsentBytes;
   }
 
   /** How many items are not acknowledged, sent or not. */
@@ -384,13 +382,14 @@ export abstract class CometSession<M> {
 
   /**
    * Marks every unacknowledged item sent and returns them, oldest first:
-   * a poll answers all of them, so that a lost answer is sent again.
+   * a poll answers all of them, so that a lost answer is sent again. A
+   * copy: the log stays the engine's.
    */
-  sendAll(): readonly CometEntry<M>[] {
+  sendAll(): CometEntry<M>[] {
     this.#sentBytes += this.#unsentBytes;
     this.#unsentBytes = 0;
     this.#cursor = this.#log.length;
-    return this.#log;
+    return this.#log.slice();
   }
 
   /**

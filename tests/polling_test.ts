@@ -288,6 +288,52 @@ Deno.test("polling: a full inbound queue counts messages, not their length", asy
   assertEquals(await connection.closed, { closeCode: 1000, reason: "" });
 });
 
+// The session engine's methods (acknowledge, hold, sendAll, …) break its
+// invariants when called from outside: the application holds a connection
+// with only the documented shape, never the engine.
+const ENGINE_METHODS = [
+  "acknowledge",
+  "attach",
+  "closeReceived",
+  "fail",
+  "hold",
+  "interrupt",
+  "receive",
+  "release",
+  "sendAll",
+  "sendClose",
+  "stopReading",
+  "take",
+  "touch",
+  "wait",
+];
+
+Deno.test("polling: the connection the application holds has the connection's shape and no engine methods", async () => {
+  await using s = setup();
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  assertEquals(Object.getPrototypeOf(connection), Object.prototype);
+  assertEquals(Object.keys(connection).sort(), [
+    "close",
+    "closed",
+    "id",
+    "readable",
+    "writable",
+  ]);
+  assertEquals(ENGINE_METHODS.filter((name) => name in connection), []);
+  assertEquals(connection.id, session);
+  // It is the session: its close is the client's.
+  connection.close();
+  const poll = await fetch(`${s.url}?session=${session}&ack=0&wait=0`);
+  assertEquals(decodeBatch(await poll.text()), {
+    seq: 1,
+    messages: [],
+    closed: true,
+  });
+  assertEquals(await connection.closed, { closeCode: 1000, reason: "" });
+});
+
 Deno.test("polling: the server's close delivers what is queued, then ends the client cleanly", async () => {
   await using s = setup();
   const client = await connectPolling(s.url, { retry: 5 });

@@ -137,9 +137,12 @@ function integerParam(url: URL, name: string): number | undefined {
 // the session ends once the client has acknowledged everything before
 // our close. Sequence numbers on the wire start at 1; the engine's
 // inbound seq at 0, so a batch's `seq - 1` goes in and the engine's next
-// expected seq is the wire's last one taken, the `ack`.
-class Session extends CometSession<PollingMessage>
-  implements PollingConnection {
+// expected seq is the wire's last one taken, the `ack`. The application
+// holds `connection`, never the engine: its methods (acknowledge, hold,
+// sendAll, …) are the requests', and would break its rules from outside.
+class Session extends CometSession<PollingMessage> {
+  /** What the application holds: the documented shape, nothing more. */
+  readonly connection: PollingConnection;
   #server: PollingServer;
   #sessionTimeout: number;
 
@@ -159,6 +162,13 @@ class Session extends CometSession<PollingMessage>
     }, () => 1);
     this.#server = server;
     this.#sessionTimeout = options.sessionTimeout;
+    this.connection = {
+      id,
+      readable: this.readable,
+      writable: this.writable,
+      closed: this.closed,
+      close: () => this.close(),
+    };
   }
 
   override close(): void {
@@ -397,7 +407,7 @@ export class PollingServer {
       }
       const session = new Session(crypto.randomUUID(), this, this.#options);
       this.#sessions.set(session.id, session);
-      this.#onConnection(session);
+      this.#onConnection(session.connection);
       // sessionTimeout: a client held back by its reader keeps the
       // session alive with requests that often; maxBodySize: the client
       // cuts its batches to fit.

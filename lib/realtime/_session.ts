@@ -44,13 +44,15 @@ export interface SessionLimits {
 }
 
 /**
- * One client's session: the connection the application holds, and the
- * queues the transports read and write.
+ * One client's session: the queues the transports read and write, and
+ * `connection`, what the application holds (never the engine: its methods,
+ * acknowledge, hold, sendAll, …, are the transports', and would break its
+ * rules from outside).
  */
-export class RealtimeSession extends CometSession<WireMessage>
-  implements RealtimeConnection {
+export class RealtimeSession extends CometSession<WireMessage> {
   readonly transport: RealtimeTransport;
-  readonly url: string;
+  /** What the application holds: the documented shape, nothing more. */
+  readonly connection: RealtimeConnection;
 
   #sessionTimeout: number;
   #onEnd: (session: RealtimeSession) => void;
@@ -58,7 +60,6 @@ export class RealtimeSession extends CometSession<WireMessage>
   constructor(
     id: string,
     transport: RealtimeTransport,
-    url: string,
     limits: SessionLimits,
     onEnd: (session: RealtimeSession) => void,
   ) {
@@ -72,14 +73,15 @@ export class RealtimeSession extends CometSession<WireMessage>
       closeTimeout: limits.closeTimeout,
     }, (chunk) => Math.max(1, chunk.length));
     this.transport = transport;
-    this.url = url;
+    this.connection = {
+      readable: this.readable,
+      writable: this.writable,
+      closed: this.closed,
+      transport,
+      close: (options) => this.close(options),
+    };
     this.#sessionTimeout = limits.sessionTimeout;
     this.#onEnd = onEnd;
-  }
-
-  /** The bytes of messages written and not yet sent. */
-  get bufferedAmount(): number {
-    return this.unsentSize;
   }
 
   override close(options: { closeCode?: number; reason?: string } = {}): void {

@@ -343,12 +343,11 @@ export function realtime(
       const session = new RealtimeSession(
         id,
         transport,
-        request.url,
         limits,
         onEnd,
       );
       sessions.set(id, session);
-      call(session, { transport, request });
+      call(session.connection, { transport, request });
       // sessionTimeout: a client held back by its reader keeps the session
       // alive with requests that often; maxRequestBytes: the client cuts
       // its batches to fit.
