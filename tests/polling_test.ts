@@ -256,6 +256,84 @@ Deno.test("polling: a full inbound queue acknowledges only what fits, and a rese
   assertEquals(await connection.closed, { closeCode: 1000, reason: "" });
 });
 
+// maxQueuedMessages counts messages inbound too, whatever their length: a
+// POST takes as many as there is room for, not as many characters.
+Deno.test("polling: a full inbound queue counts messages, not their length", async () => {
+  await using s = setup({ maxQueuedMessages: 4 });
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  const send = async (seq: number, items: string[]) => {
+    const response = await fetch(`${s.url}?session=${session}`, {
+      method: "POST",
+      body: encodeBatch({ seq, messages: items }),
+    });
+    return (await response.json()).ack;
+  };
+  // Nobody reads: all three fit the four places.
+  assertEquals(await send(1, ["hello", "hello", "hello"]), 3);
+  // One place left: one long message takes it, the next waits.
+  const long = "x".repeat(2048);
+  assertEquals(await send(4, [long, long]), 4);
+  assertEquals(await take(connection.readable, 4), [
+    "hello",
+    "hello",
+    "hello",
+    long,
+  ]);
+  assertEquals(await send(5, [long]), 5);
+  assertEquals(await take(connection.readable, 1), [long]);
+  const end = await fetch(`${s.url}?session=${session}`, { method: "DELETE" });
+  await end.body?.cancel();
+  assertEquals(await connection.closed, { closeCode: 1000, reason: "" });
+});
+
+// The session engine's methods (acknowledge, hold, sendAll, …) break its
+// invariants when called from outside: the application holds a connection
+// with only the documented shape, never the engine.
+const ENGINE_METHODS = [
+  "acknowledge",
+  "attach",
+  "closeReceived",
+  "fail",
+  "hold",
+  "interrupt",
+  "receive",
+  "release",
+  "sendAll",
+  "sendClose",
+  "stopReading",
+  "take",
+  "touch",
+  "wait",
+];
+
+Deno.test("polling: the connection the application holds has the connection's shape and no engine methods", async () => {
+  await using s = setup();
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  assertEquals(Object.getPrototypeOf(connection), Object.prototype);
+  assertEquals(Object.keys(connection).sort(), [
+    "close",
+    "closed",
+    "id",
+    "readable",
+    "writable",
+  ]);
+  assertEquals(ENGINE_METHODS.filter((name) => name in connection), []);
+  assertEquals(connection.id, session);
+  // It is the session: its close is the client's.
+  connection.close();
+  const poll = await fetch(`${s.url}?session=${session}&ack=0&wait=0`);
+  assertEquals(decodeBatch(await poll.text()), {
+    seq: 1,
+    messages: [],
+    closed: true,
+  });
+  assertEquals(await connection.closed, { closeCode: 1000, reason: "" });
+});
+
 Deno.test("polling: the server's close delivers what is queued, then ends the client cleanly", async () => {
   await using s = setup();
   const client = await connectPolling(s.url, { retry: 5 });
@@ -424,4 +502,59 @@ Deno.test("polling: close() with messages the server never takes ends after clos
   } finally {
     clearTimeout(timer);
   }
+});
+
+// The session engine settles every waiter when a session ends: a write
+// waiting for room (never queued) fails with the session's error, and
+// `closed` and `readable` say why; the sanitizers check that no timer is
+// left behind.
+Deno.test("polling: a write waiting for room fails when the session times out", async () => {
+  await using s = setup({ sessionTimeout: 200, maxQueuedMessages: 1 });
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  const writer = connection.writable.getWriter();
+  await writer.write("queued");
+  const waiting = writer.write("waits for room");
+  const error = await assertRejects(() => waiting, WebSocketError);
+  assertEquals(error.code, "ERR_SESSION_TIMEOUT");
+  await assertRejects(() => connection.closed, WebSocketError);
+  assertEquals(s.polling.size, 0);
+  // No tombstone for a failed session: its client learns it with a 404.
+  const late = await fetch(`${s.url}?session=${session}&ack=0&wait=0`);
+  assertEquals(late.status, 404);
+  await late.body?.cancel();
+});
+
+// A held poll is the client's only way to hear the server's close: the
+// close answers it at once, with `closed: true` after the messages.
+Deno.test("polling: the server's close answers a held poll", async () => {
+  await using s = setup({ holdTimeout: 60_000 });
+  const opened = await fetch(s.url, { method: "POST" });
+  const { session } = await opened.json();
+  const connection = await s.next();
+  const held = fetch(`${s.url}?session=${session}&ack=0&wait=60000`).then(
+    async (response) => decodeBatch(await response.text()),
+  );
+  // Let the poll reach the server and be held.
+  await new Promise((r) => setTimeout(r, 100));
+  connection.close();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const answer = await Promise.race([
+      held,
+      new Promise((r) => timer = setTimeout(() => r("still held"), 30_000)),
+    ]);
+    assertEquals(answer, { seq: 1, messages: [], closed: true });
+  } finally {
+    clearTimeout(timer);
+  }
+  assertEquals(await connection.closed, { closeCode: 1000, reason: "" });
+  // A retry of that poll (its answer lost) gets the close again.
+  const retry = await fetch(`${s.url}?session=${session}&ack=0&wait=0`);
+  assertEquals(decodeBatch(await retry.text()), {
+    seq: 1,
+    messages: [],
+    closed: true,
+  });
 });

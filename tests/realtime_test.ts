@@ -647,6 +647,54 @@ Deno.test("a lost poll answer that carried the server's close: the retry gets th
   handler.close();
 });
 
+// The session engine's methods (acknowledge, hold, sendAll, …) break its
+// invariants when called from outside (sendAll() would hide messages from a
+// live event stream): the application holds a connection with only the
+// documented shape, never the engine.
+const ENGINE_METHODS = [
+  "acknowledge",
+  "attach",
+  "closeReceived",
+  "fail",
+  "hold",
+  "interrupt",
+  "receive",
+  "release",
+  "sendAll",
+  "sendClose",
+  "stopReading",
+  "take",
+  "touch",
+  "wait",
+];
+
+Deno.test("a Comet connection the application holds has the connection's shape and no engine methods", async () => {
+  const conns: RealtimeConnection[] = [];
+  const handler = realtime({ path: "/rt" }, (c) => conns.push(c));
+  for (const transport of TRANSPORTS.filter((t) => t !== "websocket")) {
+    const r = await handler(
+      new Request(`http://x/rt/session?transport=${transport}`, {
+        method: "POST",
+      }),
+    );
+    await r.body?.cancel();
+    const conn = conns.at(-1)!;
+    assertEquals(conn.transport, transport);
+    assertEquals(Object.getPrototypeOf(conn), Object.prototype);
+    assertEquals(Object.keys(conn).sort(), [
+      "close",
+      "closed",
+      "readable",
+      "transport",
+      "writable",
+    ]);
+    assertEquals(ENGINE_METHODS.filter((name) => name in conn), []);
+  }
+  assertEquals(conns.length, 4);
+  handler.close();
+  for (const conn of conns) await conn.closed.catch(() => {});
+});
+
 Deno.test("a poll answer bigger than maxReplayBytes is cut to the window, so a lost one can be asked for again", async () => {
   const { handler, conn, poll } = await openHandlerSession({
     maxReplayBytes: 100,

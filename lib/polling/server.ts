@@ -5,7 +5,9 @@
  * @module
  */
 
+import { CometSession } from "../_comet_session.ts";
 import { checkOptions, type Rules } from "../_options.ts";
+import { readBody } from "../_request_body.ts";
 import { WebSocketError } from "../errors.ts";
 import type { MessageData } from "../codec/message.ts";
 import type { WebSocketCloseInfo } from "../net/connection_options.ts";
@@ -121,243 +123,159 @@ function problem(status: number, error: string): Response {
   return json(JSON.stringify({ error }), status);
 }
 
-async function readBounded(
-  request: Request,
-  max: number,
-): Promise<string | undefined> {
-  const length = Number(request.headers.get("content-length") ?? 0);
-  if (length > max) {
-    await request.body?.cancel();
-    return undefined;
-  }
-  if (!request.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.length;
-    if (size > max) return undefined; // leaving the loop cancels the body
-    chunks.push(chunk);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return new TextDecoder().decode(bytes);
-}
-
 function integerParam(url: URL, name: string): number | undefined {
   const text = url.searchParams.get(name);
   if (text === null || !/^[0-9]{1,15}$/.test(text)) return undefined;
   return Number(text);
 }
 
-class Session implements PollingConnection {
-  readonly id: string;
-  readonly readable: ReadableStream<PollingMessage>;
-  readonly writable: WritableStream<MessageData>;
-  readonly closed: Promise<WebSocketCloseInfo>;
-
+// A polling session is the Comet session engine (`../_comet_session.ts`)
+// with these knobs: a write waits, unqueued, while `maxQueuedMessages`
+// are unacknowledged, with no timeout (`admit: "unacknowledged"`); every
+// unacknowledged message is kept and answered again on each poll (no
+// replay bound); the inbound queue counts messages; no close handshake:
+// the session ends once the client has acknowledged everything before
+// our close. Sequence numbers on the wire start at 1; the engine's
+// inbound seq at 0, so a batch's `seq - 1` goes in and the engine's next
+// expected seq is the wire's last one taken, the `ack`. The application
+// holds `connection`, never the engine: its methods (acknowledge, hold,
+// sendAll, …) are the requests', and would break its rules from outside.
+class Session extends CometSession<PollingMessage> {
+  /** What the application holds: the documented shape, nothing more. */
+  readonly connection: PollingConnection;
   #server: PollingServer;
-  #options: Required<PollingServerOptions>;
-  // Outbound: every message not yet acknowledged, oldest first.
-  #out: { seq: number; message: PollingMessage }[] = [];
-  #nextOut = 1;
-  // Inbound: the next sequence number the client's POSTs must carry.
-  #nextIn = 1;
-  #reader!: ReadableStreamDefaultController<PollingMessage>;
-  #readableOpen = true;
-  #wake: (() => void) | undefined;
-  #room: { resolve(): void; reject(error: unknown): void }[] = [];
-  #inFlight = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #closing = false;
-  #done = false;
-  #resolveClosed!: (info: WebSocketCloseInfo) => void;
-  #rejectClosed!: (error: unknown) => void;
+  #sessionTimeout: number;
 
   constructor(
     id: string,
     server: PollingServer,
     options: Required<PollingServerOptions>,
   ) {
-    this.id = id;
+    super(id, {
+      sessionTimeout: options.sessionTimeout,
+      admit: "unacknowledged",
+      maxOutbound: options.maxQueuedMessages,
+      sendTimeout: Infinity,
+      maxReplay: Infinity,
+      maxInbound: options.maxQueuedMessages,
+      closeTimeout: Infinity,
+    }, () => 1);
     this.#server = server;
-    this.#options = options;
-    this.closed = new Promise((resolve, reject) => {
-      this.#resolveClosed = resolve;
-      this.#rejectClosed = reject;
-    });
-    // Read or not, a rejection here is the application's to see.
-    this.closed.catch(() => {});
-    this.readable = new ReadableStream<PollingMessage>({
-      start: (controller) => {
-        this.#reader = controller;
-      },
-      cancel: () => {
-        this.#readableOpen = false;
-      },
-    }, new CountQueuingStrategy({ highWaterMark: options.maxQueuedMessages }));
-    this.writable = new WritableStream<MessageData>({
-      write: (data) => this.#send(data),
+    this.#sessionTimeout = options.sessionTimeout;
+    this.connection = {
+      id,
+      readable: this.readable,
+      writable: this.writable,
+      closed: this.closed,
       close: () => this.close(),
-      abort: () => this.close(),
-    });
-    this.#idle();
+    };
   }
 
-  close(): void {
-    if (this.#closing || this.#done) return;
-    this.#closing = true;
-    this.#closeReadable();
-    for (const waiter of this.#room.splice(0)) {
-      waiter.reject(new TypeError("Cannot send: the session is closing"));
-    }
-    this.#wake?.();
+  override close(): void {
+    if (this.closing) return;
+    this.sendClose(1000, "");
+    this.stopReading();
   }
 
-  async #send(data: MessageData): Promise<void> {
-    const message = toPollingMessage("send", data);
-    while (true) {
-      if (this.#closing || this.#done) {
-        throw new TypeError(
-          `Cannot send: the session is ${this.#done ? "closed" : "closing"}`,
-        );
-      }
-      if (this.#out.length < this.#options.maxQueuedMessages) break;
-      await new Promise<void>((resolve, reject) => {
-        this.#room.push({ resolve, reject });
-      });
-    }
-    this.#out.push({ seq: this.#nextOut++, message });
-    this.#wake?.();
+  protected override encode(
+    data: MessageData,
+  ): { message: PollingMessage; size: number } {
+    return { message: toPollingMessage("send", data), size: 1 };
   }
 
-  #closeReadable(): void {
-    if (!this.#readableOpen) return;
-    this.#readableOpen = false;
-    this.#reader.close();
+  // decodeBatch has made every value a message already.
+  protected override decode(value: unknown): PollingMessage {
+    return value as PollingMessage;
   }
 
-  // No request in flight: the session times out unless one comes.
-  #idle(): void {
-    if (this.#done) return;
-    this.#timer = setTimeout(
-      () => this.#timedOut(),
-      this.#options.sessionTimeout,
+  protected override sendError(ended: boolean): Error {
+    return new TypeError(
+      `Cannot send: the session is ${ended ? "closed" : "closing"}`,
     );
   }
 
-  #timedOut(): void {
-    this.#finish(
-      new WebSocketError(
-        `Cannot keep polling session: no request came for ${this.#options.sessionTimeout} ms`,
-        { code: "ERR_SESSION_TIMEOUT" },
-      ),
+  protected override idleError(): WebSocketError {
+    return new WebSocketError(
+      `Cannot keep polling session: no request came for ${this.#sessionTimeout} ms`,
+      { code: "ERR_SESSION_TIMEOUT" },
     );
   }
 
-  /** Ends the session: cleanly with no error. */
-  #finish(error?: WebSocketError): void {
-    if (this.#done) return;
-    this.#done = true;
-    clearTimeout(this.#timer);
+  protected override readableCancelled(): void {
+    this.stopReading();
+  }
+
+  protected override ended(error: WebSocketError | undefined): void {
     // A clean end leaves a tombstone: a retried poll whose answer (the
     // `closed: true`) was lost gets it again rather than a 404.
-    this.#server._forget(this.id, error ? undefined : this.#nextOut);
-    this.#wake?.();
-    for (const waiter of this.#room.splice(0)) {
-      waiter.reject(
-        error ?? new TypeError("Cannot send: the session is closed"),
-      );
-    }
-    this.#out = [];
-    if (error) {
-      if (this.#readableOpen) this.#reader.error(error);
-      this.#readableOpen = false;
-      this.#rejectClosed(error);
-    } else {
-      this.#closeReadable();
-      this.#resolveClosed({ closeCode: 1000, reason: "" });
-    }
+    this.#server._forget(this.id, error ? undefined : this.nextMessageId);
   }
 
   /** Runs one request of this session, with the session timer paused. */
   async request(run: () => Promise<Response>): Promise<Response> {
-    clearTimeout(this.#timer);
-    this.#inFlight++;
+    this.hold();
     try {
       return await run();
     } finally {
-      if (--this.#inFlight === 0) this.#idle();
+      this.release();
     }
   }
 
-  #acknowledge(ack: number): void {
-    let n = 0;
-    while (n < this.#out.length && this.#out[n]!.seq <= ack) n++;
-    if (n === 0) return;
-    this.#out.splice(0, n);
-    for (const waiter of this.#room.splice(0, n)) waiter.resolve();
-  }
-
-  async poll(ack: number, wait: number): Promise<Response> {
-    this.#acknowledge(ack);
+  async answerPoll(ack: number, wait: number): Promise<Response> {
+    this.acknowledge(ack);
     // A newer poll answers the one held before it: the client has given up
     // on that one. (A client that went away is not watched for: Deno warns
     // on request.signal listeners, and the hold ends by itself.)
-    this.#wake?.();
-    if (this.#out.length === 0 && !this.#closing && !this.#done && wait > 0) {
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          clearTimeout(timer);
-          if (this.#wake === wake) this.#wake = undefined;
-          resolve();
-        };
-        const timer = setTimeout(wake, wait);
-        this.#wake = wake;
-      });
+    this.interrupt();
+    if (this.unacknowledged === 0 && !this.closing && wait > 0) {
+      await this.wait(wait);
+    }
+    if (this.isEnded) {
+      return json(
+        encodeBatch({ seq: this.nextMessageId, messages: [], closed: true }),
+      );
     }
     // Every unacknowledged message, so that a response that was lost is
     // sent again; the client drops what it already has by sequence number.
-    const messages = this.#out.map((entry) => entry.message);
-    const seq = this.#out[0]?.seq ?? this.#nextOut;
-    const closed = (this.#closing || this.#done) && messages.length === 0;
-    if (closed) this.#finish();
+    const messages: PollingMessage[] = [];
+    let seq = this.nextMessageId;
+    for (const { item } of this.sendAll()) {
+      if (!("i" in item)) continue;
+      if (messages.length === 0) seq = item.i;
+      messages.push(item.m);
+    }
+    const closed = this.closing && messages.length === 0;
+    if (closed) this.closeReceived(1000, "");
     return json(encodeBatch({ seq, messages, closed }));
   }
 
-  receive(text: string): Response {
+  answerSend(text: string): Response {
     let batch;
     try {
       batch = decodeBatch(text);
     } catch (error) {
       return problem(400, (error as Error).message);
     }
-    if (batch.seq > this.#nextIn) {
-      return problem(409, `expected sequence number ${this.#nextIn} or lower`);
+    if (batch.seq - 1 > this.expectedSeq) {
+      return problem(
+        409,
+        `expected sequence number ${this.expectedSeq + 1} or lower`,
+      );
     }
-    for (let i = 0; i < batch.messages.length; i++) {
-      const seq = batch.seq + i;
-      if (seq < this.#nextIn) continue; // a resent message: taken already
-      if (this.#readableOpen) {
-        // Full: acknowledge what fits; the client sends the rest again.
-        if ((this.#reader.desiredSize ?? 0) <= 0) break;
-        this.#reader.enqueue(batch.messages[i]!);
-      }
-      this.#nextIn = seq + 1;
-    }
-    return json(JSON.stringify({ ack: this.#nextIn - 1 }));
+    // After the end, what comes is acknowledged and dropped.
+    if (this.isEnded) this.stopReading();
+    return json(
+      JSON.stringify({ ack: this.receive(batch.seq - 1, batch.messages) }),
+    );
   }
 
-  end(): Response {
-    this.#finish();
+  answerEnd(): Response {
+    this.closeReceived(1000, "");
     return json(JSON.stringify({ closed: true }));
   }
 
   shutdown(): void {
-    this.#finish();
+    this.closeReceived(1000, "");
   }
 }
 
@@ -489,7 +407,7 @@ export class PollingServer {
       }
       const session = new Session(crypto.randomUUID(), this, this.#options);
       this.#sessions.set(session.id, session);
-      this.#onConnection(session);
+      this.#onConnection(session.connection);
       // sessionTimeout: a client held back by its reader keeps the
       // session alive with requests that often; maxBodySize: the client
       // cuts its batches to fit.
@@ -520,22 +438,22 @@ export class PollingServer {
           integerParam(url, "wait") ?? this.#options.holdTimeout,
           this.#options.holdTimeout,
         );
-        return session.request(() => session.poll(ack, wait));
+        return session.request(() => session.answerPoll(ack, wait));
       }
       case "POST":
         return session.request(async () => {
-          const text = await readBounded(request, this.#options.maxBodySize);
+          const text = await readBody(request, this.#options.maxBodySize);
           if (text === undefined) {
             return problem(
               413,
               `a body is at most ${this.#options.maxBodySize} bytes`,
             );
           }
-          return session.receive(text);
+          return session.answerSend(text);
         });
       case "DELETE":
         await request.body?.cancel();
-        return session.end();
+        return session.answerEnd();
       default:
         await request.body?.cancel();
         return problem(405, `method ${request.method} not allowed`);

@@ -6,6 +6,7 @@
  */
 
 import { checkOptions, type Rules, show } from "../_options.ts";
+import { readBody } from "../_request_body.ts";
 import { WebSocketError } from "../errors.ts";
 import { isUpgradeRequest } from "../handshake/server.ts";
 import {
@@ -15,7 +16,7 @@ import {
 import type { MessageData } from "../codec/message.ts";
 import { sseResponse } from "../sse/response.ts";
 import type { ServerSentEvent } from "../sse/event.ts";
-import { CometSession, type SessionLimits } from "./_session.ts";
+import { RealtimeSession, type SessionLimits } from "./_session.ts";
 import { CALLBACK_NAME, ENDPOINTS, type WireItem } from "./_wire.ts";
 import { iframeResponse } from "./iframe.ts";
 import {
@@ -279,11 +280,11 @@ export function realtime(
   const maxRequestBytes = options.maxRequestBytes ?? 1 << 20;
   const iframeStreamBytes = options.iframeStreamBytes ?? 256 * 1024;
   const keepAlive = options.keepAlive ?? 15_000;
-  const sessions = new Map<string, CometSession>();
+  const sessions = new Map<string, RealtimeSession>();
   const tombstones = new Map<string, WireItem>();
   let closing = false;
 
-  const onEnd = (session: CometSession) => {
+  const onEnd = (session: RealtimeSession) => {
     sessions.delete(session.id);
     session.closed.then(
       (info) => bury(session.id, { c: info.closeCode, r: info.reason }),
@@ -339,15 +340,14 @@ export function realtime(
       }
       if (closing || sessions.size >= maxSessions) return status(503);
       const id = crypto.randomUUID();
-      const session = new CometSession(
+      const session = new RealtimeSession(
         id,
         transport,
-        request.url,
         limits,
         onEnd,
       );
       sessions.set(id, session);
-      call(session, { transport, request });
+      call(session.connection, { transport, request });
       // sessionTimeout: a client held back by its reader keeps the session
       // alive with requests that often; maxRequestBytes: the client cuts
       // its batches to fit.
@@ -413,7 +413,7 @@ export function realtime(
           const taken = await session.take(token, wait, undefined, true);
           return json({ items: taken === "lost" ? [] : taken.items });
         } finally {
-          session.detach();
+          session.release();
         }
       }
       case ENDPOINTS.send: {
@@ -444,7 +444,7 @@ export function realtime(
   // The items after `ack` as a pull-based stream, for SSE and iframe; it
   // ends after the close item, or after `maxBytes` (the client reconnects).
   function downstream(
-    session: CometSession | undefined,
+    session: RealtimeSession | undefined,
     tombstone: WireItem | undefined,
     ack: number,
     maxBytes: number,
@@ -458,7 +458,7 @@ export function realtime(
     const detach = () => {
       if (detached) return;
       detached = true;
-      session.detach();
+      session.release();
     };
     return new ReadableStream<WireItem>({
       start(controller) {
@@ -543,27 +543,10 @@ async function readJson(
   request: Request,
   max: number,
 ): Promise<unknown | typeof TOO_LARGE> {
-  const length = Number(request.headers.get("content-length") ?? 0);
-  if (length > max) {
-    await request.body?.cancel();
-    return TOO_LARGE;
-  }
-  if (!request.body) return undefined;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.length;
-    if (size > max) return TOO_LARGE;
-    chunks.push(chunk);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
+  const text = await readBody(request, max);
+  if (text === undefined) return TOO_LARGE;
   try {
-    return JSON.parse(new TextDecoder().decode(bytes));
+    return JSON.parse(text);
   } catch {
     return undefined;
   }
