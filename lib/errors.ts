@@ -39,7 +39,7 @@ import { truncateUtf8 } from "./codec/utf8.ts";
  * | `ERR_UPGRADE_REQUIRED` | 1006 | `upgradeWebSocket`: the request is not a WebSocket upgrade; a {@linkcode WebSocketHandshakeError} whose `toResponse()` is the 426 to answer with |
  * | `ERR_ABORTED` | 1006 | the caller's `AbortSignal` ended the connection attempt |
  * | `ERR_ABNORMAL_CLOSURE` | 1006 | the transport ended without a close handshake |
- * | `ERR_CLOSE_TIMEOUT` | 1006 | the peer did not finish the close handshake in `closeTimeout`; `connectRealtime()` and `connectPolling()`: the server took none of the last messages written before `close()` in `closeTimeout` |
+ * | `ERR_CLOSE_TIMEOUT` | 1006 | the peer did not finish the close handshake in `closeTimeout`; `connectRealtime()` and `connectPolling()`: the server had not taken all that was written before `close()` within `closeTimeout` |
  * | `ERR_HEARTBEAT_TIMEOUT` | 1006 | the peer did not answer a heartbeat ping in time |
  * | `ERR_SEND_TIMEOUT` | 1006 | the transport took none of our bytes for `sendTimeout` (a peer that stops reading) |
  * | `ERR_INVALID_MESSAGE` | 1011 | the application wrote a value that is not a message (a string, an `ArrayBuffer` or a view) |

@@ -259,7 +259,7 @@ export class PollingClientConnection {
         clearTimeout(timer);
         if (!delivered) {
           lost = new WebSocketError(
-            `Cannot close cleanly: the server took none of the last ${this.#out.length} messages for ${limit} ms (closeTimeout)`,
+            `Cannot close cleanly: the server had not taken the last ${this.#out.length} messages written before close() after ${limit} ms (closeTimeout)`,
             { code: "ERR_CLOSE_TIMEOUT" },
           );
         }

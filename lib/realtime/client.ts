@@ -523,7 +523,7 @@ class CometClient implements RealtimeConnection {
         await this.#post(ENDPOINTS.close, { c: closeCode ?? 1005, r: reason });
         if (!delivered) {
           throw new WebSocketError(
-            `Cannot close cleanly: the server took none of the last ${unsent} messages for ${limit} ms (closeTimeout)`,
+            `Cannot close cleanly: the server had not taken the last ${unsent} messages written before close() after ${limit} ms (closeTimeout)`,
             { code: "ERR_CLOSE_TIMEOUT" },
           );
         }
