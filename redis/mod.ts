@@ -113,14 +113,24 @@ const READ_COUNT = 1000;
 
 function ignore(): void {}
 
+// How long ioredis waits, after ending a socket on close(), for Redis to
+// close its side before it destroys the socket (its own default is 2 s).
+const DISCONNECT_TIMEOUT = 500;
+// What a wait raced with close() gives when close() came first.
+const CLOSED: unique symbol = Symbol("closed");
+
 /**
  * Resolves when `client` has ended for good: ioredis emits "end" once its
  * socket is closed and it will not reconnect. A client waiting to reconnect
- * has no socket, and disconnect() ends it without an "end" from the socket.
+ * (Redis is gone) gets no "end" from disconnect(), which still starts its
+ * destroy timer on the dead socket: the wait outlasts that timer.
  */
 function whenEnded(client: Redis): Promise<void> {
-  if (client.status === "end" || client.status === "reconnecting") {
-    return Promise.resolve();
+  if (client.status === "end") return Promise.resolve();
+  if (client.status === "reconnecting") {
+    return new Promise((resolve) =>
+      setTimeout(resolve, DISCONNECT_TIMEOUT + 50)
+    );
   }
   return new Promise((resolve) => client.once("end", () => resolve()));
 }
@@ -175,6 +185,9 @@ export class RedisBackplane implements Backplane {
   #reading: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #finished = Promise.withResolvers<void>();
+  // Resolved by close(): the reader's waits race it, since a command sent
+  // while Redis is gone never settles once the client is disconnected.
+  #closing = Promise.withResolvers<typeof CLOSED>();
 
   /**
    * Connects to Redis (in the background: commands wait for the
@@ -215,6 +228,7 @@ export class RedisBackplane implements Backplane {
       : undefined;
     const settings = {
       maxRetriesPerRequest: options.maxRetriesPerRequest ?? 20,
+      disconnectTimeout: DISCONNECT_TIMEOUT,
     };
     this.#command = new Redis(options.url, settings);
     this.#listen = new Redis(options.url, {
@@ -355,18 +369,21 @@ export class RedisBackplane implements Backplane {
     this.#lastIds.clear();
     this.#wake?.();
     // disconnect() only ends each socket; ioredis closes it once Redis
-    // closes its side (or destroys it after 2 s). Wait for both, so that a
-    // caller who awaits `finished` and exits leaves nothing open.
+    // closes its side (or destroys it after DISCONNECT_TIMEOUT). Wait for
+    // both, so that a caller who awaits `finished` and exits leaves nothing
+    // open.
     const ended = [this.#command, this.#listen].map(whenEnded);
     this.#command.disconnect();
     this.#listen.disconnect();
-    Promise.all([this.#reading, ...ended]).then(() => this.#finished.resolve());
+    this.#closing.resolve(CLOSED);
+    const done = () => this.#finished.resolve();
+    Promise.all([this.#reading, ...ended]).then(done, done);
   }
 
   /**
    * Resolves after {@linkcode close}, once the reader loop has ended and
    * both connections to Redis are closed (ioredis destroys a socket that
-   * Redis leaves open for 2 s).
+   * Redis leaves open for 0.5 s).
    */
   get finished(): Promise<void> {
     return this.#finished.promise;
@@ -419,13 +436,17 @@ export class RedisBackplane implements Backplane {
         continue;
       }
       try {
-        this.#readerId ??= await this.#listen.client("ID") as number;
+        if (this.#readerId === undefined) {
+          const id = await this.#untilClosed(this.#listen.client("ID"));
+          if (id === CLOSED) break;
+          this.#readerId = id as number;
+        }
         // The topics are read once the id is known: a topic subscribed
         // before it could not interrupt the XREAD (CLIENT UNBLOCK needs the
         // id), so it must be in this one.
         const topics = [...this.#lastIds.keys()];
         if (topics.length === 0) continue;
-        const result = await this.#listen.xreadBuffer(
+        const result = await this.#untilClosed(this.#listen.xreadBuffer(
           "COUNT",
           READ_COUNT,
           "BLOCK",
@@ -433,7 +454,8 @@ export class RedisBackplane implements Backplane {
           "STREAMS",
           ...topics.map((topic) => this.#prefix + topic),
           ...topics.map((topic) => this.#lastIds.get(topic)!),
-        );
+        ));
+        if (result === CLOSED) break;
         for (const [key, entries] of result ?? []) {
           const topic = Buffer.from(key).toString().slice(this.#prefix.length);
           for (const [rawId, fields] of entries) {
@@ -449,8 +471,19 @@ export class RedisBackplane implements Backplane {
       } catch (error) {
         if (this.#closed) break;
         this.#onError(error);
-        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY));
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await this.#untilClosed(
+          new Promise((resolve) => timer = setTimeout(resolve, RETRY_DELAY)),
+        );
+        clearTimeout(timer);
       }
     }
+  }
+
+  /** `promise`, or CLOSED once close() is called, whichever comes first. */
+  #untilClosed<T>(promise: Promise<T>): Promise<T | typeof CLOSED> {
+    // Settling after close(), it has no one to hear it.
+    promise.catch(ignore);
+    return Promise.race([promise, this.#closing.promise]);
   }
 }
