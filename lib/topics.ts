@@ -541,8 +541,7 @@ export class Topics {
    * taken it (it is delivered when it comes back).
    * @throws {TypeError} For a message that is not a string, an
    * `ArrayBuffer` or a view, or once closed.
-   * @throws {RangeError} For an empty or too long topic, or one more than
-   * `maxTopicsPerConnection` for this connection.
+   * @throws {RangeError} For an empty or too long topic.
    */
   publish(
     topic: string,

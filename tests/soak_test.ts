@@ -15,6 +15,7 @@
 // started at most 100 socket writes a turn (lib/net/_turns.ts).
 
 import { assert, assertEquals } from "@std/assert";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { serve } from "../mod.ts";
 import { QUEUES, runClients } from "./soak/_clients.ts";
 
@@ -44,37 +45,59 @@ async function settledHeap(): Promise<number> {
   return Deno.memoryUsage().heapUsed;
 }
 
+// A child's own deadline (it then names the clients still waiting), and
+// the parent's, a little later, should the child not even manage that:
+// generous, since a loaded machine is slow, but a lost message fails the
+// test instead of hanging it.
+const DEADLINE = 60_000 + CLIENTS * MESSAGES / 5;
+
 /** Runs clients [from, from + count) in a child process; their bytes. */
 async function childClients(
   url: string,
   from: number,
   count: number,
 ): Promise<number> {
-  const output = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       "--config",
-      new URL("../deno.json", import.meta.url).pathname,
-      new URL("./soak/client.ts", import.meta.url).pathname,
+      fromFileUrl(new URL("../deno.json", import.meta.url)),
+      "--lock",
+      fromFileUrl(new URL("../deno.lock", import.meta.url)),
+      fromFileUrl(new URL("./soak/client.ts", import.meta.url)),
       url,
       String(from),
       String(count),
       String(MESSAGES),
       DEFLATE ? "1" : "0",
+      String(DEADLINE),
     ],
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    child.kill("SIGKILL");
+  }, DEADLINE + 10_000);
+  const output = await child.output();
+  clearTimeout(timer);
   const text = new TextDecoder().decode(output.stdout);
   if (!output.success) {
     throw new Error(
-      `clients ${from}–${from + count - 1} failed:\n${
-        new TextDecoder().decode(output.stderr)
-      }${text}`,
+      `clients ${from}–${from + count - 1} failed${
+        killed ? " (killed past the deadline)" : ""
+      }:\n${new TextDecoder().decode(output.stderr)}${text}`,
     );
   }
-  return (JSON.parse(text) as { bytes: number }).bytes;
+  try {
+    return (JSON.parse(text) as { bytes: number }).bytes;
+  } catch {
+    throw new Error(
+      `clients ${from}–${from + count - 1} printed no result: ${text}`,
+    );
+  }
 }
 
 Deno.test(`soak: ${CLIENTS} clients × ${MESSAGES} messages echo exactly once, in order, intact`, async () => {

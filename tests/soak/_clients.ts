@@ -68,6 +68,11 @@ export interface ClientsOptions {
   messages: number;
   /** Whether even-numbered clients negotiate permessage-deflate. */
   deflate: boolean;
+  /**
+   * Filled in as messages come back: entry i is how many client `from + i`
+   * has had (a lost message shows as a client stuck short of `messages`).
+   */
+  progress?: Int32Array;
 }
 
 /**
@@ -78,7 +83,7 @@ export interface ClientsOptions {
  * @returns The bytes each way.
  */
 export async function runClients(options: ClientsOptions): Promise<number> {
-  const { url, from, count, messages, deflate } = options;
+  const { url, from, count, messages, deflate, progress } = options;
   let bytes = 0;
   const connections = await Promise.all(
     Array.from({ length: count }, (_, i) =>
@@ -119,6 +124,7 @@ export async function runClients(options: ClientsOptions): Promise<number> {
         checksum(value, 8),
         `client ${id}: message ${seq} changed`,
       );
+      if (progress) progress[i] = seq + 1;
     }
     await sending;
     reader.releaseLock();
