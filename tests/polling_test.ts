@@ -660,3 +660,25 @@ Deno.test("polling: a close the server never answers ends after closeTimeout", a
     await server.shutdown();
   }
 });
+
+// An older client's DELETE has no ack: it is answered with every message
+// not acknowledged (the client drops the body), and the session ends.
+Deno.test("polling: a DELETE without ack answers what is unacknowledged and ends the session", async () => {
+  let conn!: PollingConnection;
+  const polling = new PollingServer((c) => (conn = c), { holdTimeout: 0 });
+  const open = await polling.fetch(
+    new Request("http://x/", { method: "POST" }),
+  );
+  const { session } = await open.json();
+  await writeAll(conn.writable, ["a", "b"]);
+  const answer = await polling.fetch(
+    new Request(`http://x/?session=${session}`, { method: "DELETE" }),
+  );
+  assertEquals(decodeBatch(await answer.text()), {
+    seq: 1,
+    messages: ["a", "b"],
+    closed: true,
+  });
+  assertEquals(await conn.closed, { closeCode: 1000, reason: "" });
+  assertEquals(polling.size, 0);
+});
