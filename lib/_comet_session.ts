@@ -448,7 +448,11 @@ export abstract class CometSession<M> {
   closeRequested(closeCode: number, reason: string): void {
     this.touch();
     if (this.#ended) return;
-    if (this.#closeOut) {
+    // Our close already went out (this answers it), or nothing is owed:
+    // the close needs no answer but the one the ended session gives a
+    // later downstream. A client whose downstream is gone (a page
+    // unloading) would otherwise fail the session after closeTimeout.
+    if (this.#closeOut || this.#log.length === 0) {
       this.closeReceived(closeCode, reason);
       return;
     }

@@ -682,3 +682,35 @@ Deno.test("polling: a DELETE without ack answers what is unacknowledged and ends
   assertEquals(await conn.closed, { closeCode: 1000, reason: "" });
   assertEquals(polling.size, 0);
 });
+
+// The DELETE's answer carries what the server had not yet delivered: when
+// it is lost, so may those messages be, and the session is gone, so no
+// retry can fetch them. The close is then not clean.
+Deno.test("polling: a lost answer to the client's close fails the close, not a clean end", async () => {
+  const connections: PollingConnection[] = [];
+  const polling = new PollingServer((c) => void connections.push(c));
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      const response = await polling.fetch(request);
+      if (request.method !== "DELETE") return response;
+      await response.body?.cancel();
+      return new Response("bad gateway", { status: 502 });
+    },
+  );
+  try {
+    const client = await connectPolling(
+      `http://127.0.0.1:${server.addr.port}/`,
+      { retry: 5 },
+    );
+    await writeAll(connections[0]!.writable, ["x", "y"]);
+    client.close();
+    const outcome = await client.closed.then((info) => info, (error) => error);
+    assert(outcome instanceof WebSocketError, String(outcome));
+    assertEquals(outcome.code, "ERR_ABNORMAL_CLOSURE");
+    await client.readable.cancel().catch(() => {});
+  } finally {
+    polling.close();
+    await server.shutdown();
+  }
+});

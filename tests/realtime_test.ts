@@ -1132,3 +1132,45 @@ Deno.test("a client's close with w: 1 waits for the downstream, bounded by close
     handler.close();
   }
 });
+
+// A client whose downstream is gone (a page unloading, a proxy cutting the
+// stream) and that is owed nothing: its close needs no answer but the one a
+// later downstream would get from the ended session. The session ends
+// cleanly at once, not with ERR_CLOSE_TIMEOUT after closeTimeout.
+Deno.test("sse: a client close with nothing owed and no downstream ends the session cleanly at once", async () => {
+  let conn: RealtimeConnection | undefined;
+  const handler = realtime(
+    { transports: ["sse"], closeTimeout: 10_000, keepAlive: 0 },
+    (c) => conn = c,
+  );
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  const base = `http://127.0.0.1:${server.addr.port}/rt`;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const opened = await fetch(`${base}/session?transport=sse`, {
+      method: "POST",
+    });
+    const { sid } = await opened.json();
+    const sse = await fetch(`${base}/sse?sid=${sid}`);
+    const reader = sse.body!.getReader();
+    await reader.read();
+    await reader.cancel(); // the browser closed its EventSource
+    const close = await fetch(`${base}/close?sid=${sid}`, {
+      method: "POST",
+      body: JSON.stringify({ c: 1000, r: "", w: 1 }),
+    });
+    await close.body?.cancel();
+    const outcome = await Promise.race([
+      conn!.closed.then((info) => info, (error) => error),
+      new Promise((r) => timer = setTimeout(() => r("still open"), 5000)),
+    ]);
+    assertEquals(outcome, { closeCode: 1000, reason: "" });
+  } finally {
+    clearTimeout(timer);
+    handler.close();
+    await server.shutdown();
+  }
+});

@@ -283,8 +283,17 @@ export class PollingClientConnection {
       } else {
         lost = await this.#closeHandshake(limit - (Date.now() - started));
       }
-    } catch {
-      // The server times the session out in the end.
+    } catch (error) {
+      // The server times the session out in the end. But the answer to our
+      // close carried what the server had not delivered yet, and the
+      // session is gone: lost with it, those messages make this no clean
+      // end (a 404, a session the server had ended already, stays one).
+      if (!lost && error instanceof RequestFailed) {
+        lost = new WebSocketError(
+          "Cannot close cleanly: the answer to the close was lost, and what the server had not yet delivered with it",
+          { code: "ERR_ABNORMAL_CLOSURE", cause: error },
+        );
+      }
     }
     this.#end(lost);
   }
@@ -309,12 +318,22 @@ export class PollingClientConnection {
         0,
         expired.signal,
       );
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (error) {
+        if (expired.signal.aborted) throw expired.signal.reason;
+        // A body cut short: the answer is lost.
+        throw new RequestFailed("close answer cut short", { cause: error });
+      }
       let batch;
       try {
-        batch = decodeBatch(await response.text());
-      } catch {
-        if (expired.signal.aborted) throw expired.signal.reason;
-        return undefined; // an older server's `{"closed": true}`
+        batch = decodeBatch(text);
+      } catch (error) {
+        // An older server's `{"closed": true}`; anything else is a lost
+        // answer.
+        if (isOlderCloseAnswer(text)) return undefined;
+        throw new RequestFailed("bad close answer", { cause: error });
       }
       this.#enqueue(batch);
       return undefined;
@@ -588,6 +607,16 @@ export class PollingClientConnection {
     } finally {
       this.#sending = false;
     }
+  }
+}
+
+/** Whether `text` is an older server's answer to a close: `{"closed": true}`. */
+function isOlderCloseAnswer(text: string): boolean {
+  try {
+    const value = JSON.parse(text) as { closed?: unknown; seq?: unknown };
+    return value?.closed === true && value.seq === undefined;
+  } catch {
+    return false;
   }
 }
 

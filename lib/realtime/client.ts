@@ -544,10 +544,13 @@ class CometClient implements RealtimeConnection {
   // The close as a WebSocket's is (RFC 6455 §1.4, §7.1.2): what the server
   // wrote before it heard the close still arrives. `/close` says `w: 1`
   // (we read on), and the downstream runs, past the reader's bound, until
-  // the server's close item, after the messages it had queued (an older
-  // server ends the session at once, and its downstream still sends what
-  // was queued, then the close). The rest of closeTimeout bounds it; past
-  // it, ERR_CLOSE_TIMEOUT.
+  // the server's close item, after the messages it had queued. An older
+  // server ends the session at once: a downstream attached then (SSE, the
+  // iframe) still gets what was queued, then the close, but a poll after
+  // it gets only the close. The session ends when the close item is handed
+  // out, not acknowledged: should that answer be lost, the retry gets the
+  // close alone, and what it carried is lost. The rest of closeTimeout
+  // bounds it; past it, ERR_CLOSE_TIMEOUT.
   async #closeHandshake(
     info: RealtimeCloseInfo,
     remaining: number,
