@@ -44,7 +44,12 @@
  * - **Close**: {@linkcode CometSession.sendClose} queues the close item
  *   after every message; the session then waits `closeTimeout` for
  *   {@linkcode CometSession.closeReceived} (`Infinity`, polling: the face
- *   ends it once the close was delivered). {@linkcode CometSession.fail}
+ *   ends it once the close was delivered). The client's close is
+ *   {@linkcode CometSession.closeReceived} (it ends the session at once) or
+ *   {@linkcode CometSession.closeRequested} (the client reads on, as after
+ *   a WebSocket's close: what was written goes out, then the close item,
+ *   and the session ends when that is taken, within `closeTimeout`).
+ *   {@linkcode CometSession.fail}
  *   ends it with an error. On every end each timer is cleared and every
  *   waiter (a held take, a waiting write) settled.
  *
@@ -132,6 +137,10 @@ export abstract class CometSession<M> {
   #idle: ReturnType<typeof setTimeout> | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #closeSent = false;
+  // The close item was handed to a downstream.
+  #closeOut = false;
+  // The client's close, while it reads on for ours (closeRequested).
+  #peerClose: { closeCode: number; reason: string } | undefined;
   #ended = false;
   #resolveClosed!: (info: { closeCode: number; reason: string }) => void;
   #rejectClosed!: (error: unknown) => void;
@@ -362,6 +371,7 @@ export abstract class CometSession<M> {
       this.#unsentBytes -= entry.size;
     }
     this.#cursor += count;
+    if (done) this.#closeTaken();
     // The client takes messages: a waiting write goes on (sendTimeout is
     // for a client that takes none).
     if (
@@ -389,7 +399,16 @@ export abstract class CometSession<M> {
     this.#sentBytes += this.#unsentBytes;
     this.#unsentBytes = 0;
     this.#cursor = this.#log.length;
-    return this.#log.slice();
+    const log = this.#log.slice();
+    if (this.#closeSent) this.#closeTaken();
+    return log;
+  }
+
+  // The close item went out: a client that asked to close has its answer.
+  #closeTaken(): void {
+    this.#closeOut = true;
+    const peer = this.#peerClose;
+    if (peer && !this.#ended) this.closeReceived(peer.closeCode, peer.reason);
   }
 
   /**
@@ -411,6 +430,50 @@ export abstract class CometSession<M> {
       this.#fail(
         new WebSocketError(
           `Cannot close: the client did not answer the close in ${this.#limits.closeTimeout} ms`,
+          { code: "ERR_CLOSE_TIMEOUT" },
+        ),
+      );
+    }, this.#limits.closeTimeout);
+  }
+
+  /**
+   * The client closes and reads on until our close comes back, as a
+   * WebSocket's closing handshake does (RFC 6455 §1.4, §7.1.2): writes fail
+   * from now on, what the application wrote is still sent, then the close
+   * item (the client's code, unless ours was queued first); the session
+   * ends cleanly once a downstream has taken that item, or fails with
+   * `ERR_CLOSE_TIMEOUT` after `closeTimeout`. If our close already went
+   * out, this is its answer: {@linkcode closeReceived}.
+   */
+  closeRequested(closeCode: number, reason: string): void {
+    this.touch();
+    if (this.#ended) return;
+    // Our close already went out (this answers it), or nothing is owed:
+    // the close needs no answer but the one the ended session gives a
+    // later downstream. A client whose downstream is gone (a page
+    // unloading) would otherwise fail the session after closeTimeout.
+    if (this.#closeOut || this.#log.length === 0) {
+      this.closeReceived(closeCode, reason);
+      return;
+    }
+    this.#peerClose = { closeCode, reason };
+    // The client flushed what it wrote before its close.
+    this.stopReading();
+    if (!this.#closeSent) {
+      this.#closeSent = true;
+      this.#closeId = this.#nextId;
+      this.#push({ c: closeCode, r: reason });
+      if (this.#limits.admit === "unacknowledged") {
+        this.#room?.reject(this.sendError(false));
+        this.#room = undefined;
+      }
+    }
+    clearTimeout(this.#closeTimer);
+    if (this.#limits.closeTimeout === Infinity) return;
+    this.#closeTimer = setTimeout(() => {
+      this.#fail(
+        new WebSocketError(
+          `Cannot close: the client did not take what was left before its close in ${this.#limits.closeTimeout} ms`,
           { code: "ERR_CLOSE_TIMEOUT" },
         ),
       );

@@ -547,3 +547,159 @@ Deno.test("polling: the server's close answers a held poll", async () => {
     closed: true,
   });
 });
+
+// A handler that passes every request to `handler` and resolves `seen`
+// once `marker` has gone by in a response body: the test knows what the
+// client has been sent.
+function watch(
+  handler: (request: Request) => Promise<Response>,
+  marker: string,
+) {
+  const { promise: seen, resolve } = Promise.withResolvers<void>();
+  const decoder = new TextDecoder();
+  const watched = async (request: Request) => {
+    const response = await handler(request);
+    if (!response.body) return response;
+    const body = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          if (decoder.decode(chunk).includes(marker)) resolve();
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    return new Response(body, response);
+  };
+  return { watched, seen };
+}
+
+// close() is a handshake, as a WebSocket's (RFC 6455 §1.4, §7.1.2): what
+// the server's application wrote before it learned of the close still
+// arrives, in order and once, then `readable` ends and `closed` resolves.
+// The first message fills the client's readable (maxQueuedMessages: 1), so
+// it polls no more: the rest still waits on the server when close() comes.
+for (const interval of [0, 5]) {
+  Deno.test(`polling (interval ${interval}): close() still delivers what the server wrote before it`, async () => {
+    const connections: PollingConnection[] = [];
+    const polling = new PollingServer((c) => connections.push(c), {
+      holdTimeout: 60_000,
+    });
+    const { watched, seen } = watch(polling.fetch, "first");
+    const http = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      watched,
+    );
+    try {
+      const client = await connectPolling(
+        `http://127.0.0.1:${http.addr.port}/`,
+        { interval, hold: 60_000, maxQueuedMessages: 1 },
+      );
+      const server = connections[0]!;
+      const rest = messages(20, "down");
+      await writeAll(server.writable, ["first"]);
+      await seen;
+      await writeAll(server.writable, rest);
+      client.close();
+      // Nothing read until the close is over: it must not need a reader.
+      assertEquals(await client.closed, { closeCode: 1000, reason: "" });
+      const got = await take(client.readable, rest.length + 2);
+      assertEquals(got, ["first", ...rest]);
+      assertEquals(await server.closed, { closeCode: 1000, reason: "" });
+      // The server's writable is closed: a write now fails.
+      await assertRejects(() => writeAll(server.writable, ["late"]), TypeError);
+    } finally {
+      polling.close();
+      await http.shutdown();
+    }
+  });
+}
+
+// The close is bounded: a server (here a proxy) that never answers the
+// DELETE ends the client after closeTimeout, with ERR_CLOSE_TIMEOUT.
+Deno.test("polling: a close the server never answers ends after closeTimeout", async () => {
+  const polling = new PollingServer(() => {});
+  const { promise: release, resolve } = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      if (request.method === "DELETE") {
+        await release;
+        return new Response(null, { status: 502 });
+      }
+      return polling.fetch(request);
+    },
+  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const client = await connectPolling(
+      `http://127.0.0.1:${server.addr.port}/`,
+      { closeTimeout: 300 },
+    );
+    client.close();
+    const outcome = await Promise.race([
+      client.closed.then(() => "resolved", (error) => error),
+      new Promise((r) => timer = setTimeout(() => r("still open"), 20_000)),
+    ]);
+    assert(outcome instanceof WebSocketError, String(outcome));
+    assertEquals(outcome.code, "ERR_CLOSE_TIMEOUT");
+  } finally {
+    clearTimeout(timer);
+    resolve();
+    polling.close();
+    await server.shutdown();
+  }
+});
+
+// An older client's DELETE has no ack: it is answered with every message
+// not acknowledged (the client drops the body), and the session ends.
+Deno.test("polling: a DELETE without ack answers what is unacknowledged and ends the session", async () => {
+  let conn!: PollingConnection;
+  const polling = new PollingServer((c) => (conn = c), { holdTimeout: 0 });
+  const open = await polling.fetch(
+    new Request("http://x/", { method: "POST" }),
+  );
+  const { session } = await open.json();
+  await writeAll(conn.writable, ["a", "b"]);
+  const answer = await polling.fetch(
+    new Request(`http://x/?session=${session}`, { method: "DELETE" }),
+  );
+  assertEquals(decodeBatch(await answer.text()), {
+    seq: 1,
+    messages: ["a", "b"],
+    closed: true,
+  });
+  assertEquals(await conn.closed, { closeCode: 1000, reason: "" });
+  assertEquals(polling.size, 0);
+});
+
+// The DELETE's answer carries what the server had not yet delivered: when
+// it is lost, so may those messages be, and the session is gone, so no
+// retry can fetch them. The close is then not clean.
+Deno.test("polling: a lost answer to the client's close fails the close, not a clean end", async () => {
+  const connections: PollingConnection[] = [];
+  const polling = new PollingServer((c) => void connections.push(c));
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      const response = await polling.fetch(request);
+      if (request.method !== "DELETE") return response;
+      await response.body?.cancel();
+      return new Response("bad gateway", { status: 502 });
+    },
+  );
+  try {
+    const client = await connectPolling(
+      `http://127.0.0.1:${server.addr.port}/`,
+      { retry: 5 },
+    );
+    await writeAll(connections[0]!.writable, ["x", "y"]);
+    client.close();
+    const outcome = await client.closed.then((info) => info, (error) => error);
+    assert(outcome instanceof WebSocketError, String(outcome));
+    assertEquals(outcome.code, "ERR_ABNORMAL_CLOSURE");
+    await client.readable.cancel().catch(() => {});
+  } finally {
+    polling.close();
+    await server.shutdown();
+  }
+});

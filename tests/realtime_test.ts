@@ -975,3 +975,191 @@ Deno.test("long-polling: close() with messages the server never takes ends after
     await server.shutdown();
   }
 });
+
+// A handler that passes every request to `handler` and resolves `seen`
+// once `marker` has gone by in a response body: the test knows what the
+// client has been sent.
+function watch(
+  handler: (request: Request) => Promise<Response>,
+  marker: string,
+) {
+  const { promise: seen, resolve } = Promise.withResolvers<void>();
+  const decoder = new TextDecoder();
+  const watched = async (request: Request) => {
+    const response = await handler(request);
+    if (!response.body) return response;
+    const body = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          if (decoder.decode(chunk).includes(marker)) resolve();
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    return new Response(body, response);
+  };
+  return { watched, seen };
+}
+
+// close() is a handshake, as a WebSocket's (RFC 6455 §1.4, §7.1.2): what
+// the server's application wrote before it learned of the close still
+// arrives, in order and once, then `readable` ends and `closed` resolves
+// with the client's own code. The first message fills the client's
+// readable (maxQueuedBytes: 8), so its downstream stops: the rest still
+// waits on the server (or in the stream) when close() comes.
+for (const transport of ["long-polling", "polling", "sse", "iframe"] as const) {
+  Deno.test(`${transport}: close() still delivers what the server wrote before it`, async () => {
+    const rest = Array.from({ length: 20 }, (_, i) => `down ${i}`);
+    const connections: RealtimeConnection[] = [];
+    const handler = realtime({ keepAlive: 0 }, (c) => connections.push(c));
+    const { watched, seen } = watch(handler, "first...");
+    const http = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      watched,
+    );
+    try {
+      const client = await connectRealtime(
+        `http://127.0.0.1:${http.addr.port}/rt`,
+        { transports: [transport], pollInterval: 20, maxQueuedBytes: 8 },
+      );
+      const server = connections[0]!;
+      const writer = server.writable.getWriter();
+      await writer.write("first...");
+      await seen;
+      for (const message of rest) await writer.write(message);
+      client.close({ closeCode: 4000, reason: "bye" });
+      // Nothing read until the close is over: it must not need a reader.
+      assertEquals(await client.closed, { closeCode: 4000, reason: "bye" });
+      const got: unknown[] = [];
+      for await (const message of client.readable) got.push(message);
+      assertEquals(got, ["first...", ...rest]);
+      assertEquals(await server.closed, { closeCode: 4000, reason: "bye" });
+      // The server's writable is closed: a write now fails.
+      await assertRejects(() => writer.write("late"));
+    } finally {
+      handler.close();
+      await http.shutdown();
+    }
+  });
+}
+
+// The close is bounded: a server (here a proxy) that never answers the
+// client's close ends the client after closeTimeout, with ERR_CLOSE_TIMEOUT.
+for (const transport of ["long-polling", "sse"] as const) {
+  Deno.test(`${transport}: a close the server never answers ends after closeTimeout`, async () => {
+    const handler = realtime({ keepAlive: 0 }, () => {});
+    const { promise: release, resolve } = Promise.withResolvers<void>();
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (request) => {
+        if (new URL(request.url).pathname.endsWith("/close")) {
+          await request.body?.cancel();
+          await release;
+          return new Response(null, { status: 502 });
+        }
+        return handler(request);
+      },
+    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const client = await connectRealtime(
+        `http://127.0.0.1:${server.addr.port}/rt`,
+        { transports: [transport], closeTimeout: 300 },
+      );
+      client.close({ closeCode: 1000 });
+      const outcome = await Promise.race([
+        client.closed.then(() => "resolved", (error) => error),
+        new Promise((r) => timer = setTimeout(() => r("still open"), 20_000)),
+      ]);
+      assert(outcome instanceof WebSocketError, String(outcome));
+      assertEquals(outcome.code, "ERR_CLOSE_TIMEOUT");
+    } finally {
+      clearTimeout(timer);
+      resolve();
+      handler.close();
+      await server.shutdown();
+    }
+  });
+}
+
+// The server's side of the handshake: a client that said it reads on
+// (`w: 1`) but takes nothing leaves the session to closeTimeout; an older
+// client (no `w`) is gone, and its close ends the session at once.
+Deno.test("a client's close with w: 1 waits for the downstream, bounded by closeTimeout; without w it ends at once", async () => {
+  const close = (
+    handler: (r: Request) => Promise<Response>,
+    sid: string,
+    body: unknown,
+  ) =>
+    handler(
+      new Request(`http://x/rt/close?sid=${sid}`, {
+        method: "POST",
+        body: JSON.stringify(body),
+      }),
+    );
+  {
+    const { handler, conn, sid } = await openHandlerSession({
+      closeTimeout: 200,
+    });
+    const w = conn.writable.getWriter();
+    await w.write("a");
+    assertEquals(
+      (await close(handler, sid, { c: 1000, r: "", w: 1 })).status,
+      204,
+    );
+    await assertRejects(() => w.write("late"));
+    const error = await assertRejects(() => conn.closed, WebSocketError);
+    assertEquals(error.code, "ERR_CLOSE_TIMEOUT");
+    handler.close();
+  }
+  {
+    const { handler, conn, sid } = await openHandlerSession({
+      closeTimeout: 60_000,
+    });
+    await close(handler, sid, { c: 4001, r: "old" });
+    assertEquals(await conn.closed, { closeCode: 4001, reason: "old" });
+    handler.close();
+  }
+});
+
+// A client whose downstream is gone (a page unloading, a proxy cutting the
+// stream) and that is owed nothing: its close needs no answer but the one a
+// later downstream would get from the ended session. The session ends
+// cleanly at once, not with ERR_CLOSE_TIMEOUT after closeTimeout.
+Deno.test("sse: a client close with nothing owed and no downstream ends the session cleanly at once", async () => {
+  let conn: RealtimeConnection | undefined;
+  const handler = realtime(
+    { transports: ["sse"], closeTimeout: 10_000, keepAlive: 0 },
+    (c) => conn = c,
+  );
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    handler,
+  );
+  const base = `http://127.0.0.1:${server.addr.port}/rt`;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const opened = await fetch(`${base}/session?transport=sse`, {
+      method: "POST",
+    });
+    const { sid } = await opened.json();
+    const sse = await fetch(`${base}/sse?sid=${sid}`);
+    const reader = sse.body!.getReader();
+    await reader.read();
+    await reader.cancel(); // the browser closed its EventSource
+    const close = await fetch(`${base}/close?sid=${sid}`, {
+      method: "POST",
+      body: JSON.stringify({ c: 1000, r: "", w: 1 }),
+    });
+    await close.body?.cancel();
+    const outcome = await Promise.race([
+      conn!.closed.then((info) => info, (error) => error),
+      new Promise((r) => timer = setTimeout(() => r("still open"), 5000)),
+    ]);
+    assertEquals(outcome, { closeCode: 1000, reason: "" });
+  } finally {
+    clearTimeout(timer);
+    handler.close();
+    await server.shutdown();
+  }
+});

@@ -14,6 +14,7 @@ import { reconnectDelay, sleep } from "../sse/_backoff.ts";
 import {
   decodeBatch,
   encodeBatch,
+  type PollingBatch,
   type PollingMessage,
   toPollingMessage,
 } from "./wire.ts";
@@ -95,9 +96,11 @@ export interface PollingClientOptions {
   signal?: AbortSignal;
   /**
    * Milliseconds `close()` waits for the server to take what was written
-   * before it (a server whose application reads nothing takes nothing).
-   * Past it the session is ended anyway, and `closed` rejects with
-   * `ERR_CLOSE_TIMEOUT`: the messages not taken are lost.
+   * before it (a server whose application reads nothing takes nothing),
+   * then for the server's answer to the close, which carries the messages
+   * the client has not had yet. Past it the session is ended anyway, and
+   * `closed` rejects with `ERR_CLOSE_TIMEOUT`: what was not taken, or not
+   * answered, is lost.
    *
    * @default {5000}
    */
@@ -178,6 +181,8 @@ export class PollingClientConnection {
   #abort = new AbortController();
   #done = false;
   #closing = false;
+  // Our DELETE went out: its answer ends the session.
+  #closeSent = false;
   #resolveClosed!: (info: WebSocketCloseInfo) => void;
   #rejectClosed!: (error: unknown) => void;
   #onAbort: (() => void) | undefined;
@@ -229,9 +234,13 @@ export class PollingClientConnection {
   }
 
   /**
-   * Ends the session: stops polling, sends what is still unacknowledged
-   * (as long as requests succeed), tells the server, and closes
-   * `readable`; `closed` then resolves. Calling it again does nothing.
+   * Ends the session, as a WebSocket's closing handshake does: stops
+   * polling, sends what is still unacknowledged (as long as requests
+   * succeed), then tells the server, whose answer carries every message
+   * its application wrote before it heard the close; those are enqueued
+   * in `readable` (in order, each once, read or not), which then ends, and
+   * `closed` resolves. `closeTimeout` bounds it all. Calling it again does
+   * nothing.
    */
   close(): void {
     if (this.#closing || this.#done) return;
@@ -244,6 +253,7 @@ export class PollingClientConnection {
     // hold this wait forever: closeTimeout bounds it, as it bounds a
     // WebSocket's closing handshake.
     const limit = this.#options.closeTimeout ?? 5000;
+    const started = Date.now();
     let lost: WebSocketError | undefined;
     try {
       if (this.#out.length > 0) {
@@ -265,14 +275,87 @@ export class PollingClientConnection {
         }
       }
       if (this.#done) return;
-      // Ended anyway, so that the server does not wait out its
-      // sessionTimeout.
-      const response = await this.#request("DELETE", "", undefined, 0);
-      await response.body?.cancel();
-    } catch {
-      // The server times the session out in the end.
+      if (lost) {
+        // Ended anyway, so that the server does not wait out its
+        // sessionTimeout.
+        const response = await this.#request("DELETE", "", undefined, 0);
+        await response.body?.cancel();
+      } else {
+        lost = await this.#closeHandshake(limit - (Date.now() - started));
+      }
+    } catch (error) {
+      // The server times the session out in the end. But the answer to our
+      // close carried what the server had not delivered yet, and the
+      // session is gone: lost with it, those messages make this no clean
+      // end (a 404, a session the server had ended already, stays one).
+      if (!lost && error instanceof RequestFailed) {
+        lost = new WebSocketError(
+          "Cannot close cleanly: the answer to the close was lost, and what the server had not yet delivered with it",
+          { code: "ERR_ABNORMAL_CLOSURE", cause: error },
+        );
+      }
     }
     this.#end(lost);
+  }
+
+  // The close as a WebSocket's is (RFC 6455 §1.4, §7.1.2): what the server
+  // wrote before it heard the close still arrives. The DELETE acknowledges
+  // what we have, and its answer is a batch of the rest with `closed:
+  // true` (an older server answers `{"closed": true}` alone). The rest of
+  // closeTimeout bounds it; past it, ERR_CLOSE_TIMEOUT.
+  async #closeHandshake(
+    remaining: number,
+  ): Promise<WebSocketError | undefined> {
+    const limit = this.#options.closeTimeout ?? 5000;
+    const expired = new AbortController();
+    const timer = setTimeout(() => expired.abort(), Math.max(0, remaining));
+    this.#closeSent = true;
+    try {
+      const response = await this.#request(
+        "DELETE",
+        `&ack=${this.#lastSeen}`,
+        undefined,
+        0,
+        expired.signal,
+      );
+      let text: string;
+      try {
+        text = await response.text();
+      } catch (error) {
+        if (expired.signal.aborted) throw expired.signal.reason;
+        // A body cut short: the answer is lost.
+        throw new RequestFailed("close answer cut short", { cause: error });
+      }
+      let batch;
+      try {
+        batch = decodeBatch(text);
+      } catch (error) {
+        // An older server's `{"closed": true}`; anything else is a lost
+        // answer.
+        if (isOlderCloseAnswer(text)) return undefined;
+        throw new RequestFailed("bad close answer", { cause: error });
+      }
+      this.#enqueue(batch);
+      return undefined;
+    } catch (error) {
+      if (!expired.signal.aborted) throw error;
+      return new WebSocketError(
+        `Cannot close cleanly: the server did not answer the close in ${limit} ms (closeTimeout)`,
+        { code: "ERR_CLOSE_TIMEOUT" },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // Enqueues the messages of a batch that were not seen yet, in order.
+  #enqueue(batch: PollingBatch): void {
+    for (let i = 0; i < batch.messages.length; i++) {
+      const seq = batch.seq + i;
+      if (seq <= this.#lastSeen) continue; // sent again: had it
+      this.#lastSeen = seq;
+      this.#reader.enqueue(batch.messages[i]!);
+    }
   }
 
   #end(error?: unknown): void {
@@ -329,6 +412,7 @@ export class PollingClientConnection {
     query: string,
     body: string | undefined,
     hold: number,
+    signal?: AbortSignal,
   ): Promise<Response> {
     const attempt = new AbortController();
     const timer = setTimeout(
@@ -346,7 +430,11 @@ export class PollingClientConnection {
           body,
           headers: this.#options.headers,
           cache: "no-store",
-          signal: AbortSignal.any([this.#abort.signal, attempt.signal]),
+          signal: AbortSignal.any([
+            this.#abort.signal,
+            attempt.signal,
+            ...(signal ? [signal] : []),
+          ]),
         },
       );
       if (response.status === 404) {
@@ -455,12 +543,10 @@ export class PollingClientConnection {
           }
         });
         if (batch === undefined || this.#done) return;
-        for (let i = 0; i < batch.messages.length; i++) {
-          const seq = batch.seq + i;
-          if (seq <= this.#lastSeen) continue; // sent again: had it
-          this.#lastSeen = seq;
-          this.#reader.enqueue(batch.messages[i]!);
-        }
+        this.#enqueue(batch);
+        // After our DELETE, a held poll's `closed` is that DELETE's doing:
+        // its answer, with the messages after this batch, ends the session.
+        if (batch.closed && this.#closeSent) return;
         if (batch.closed) {
           this.#end();
           return;
@@ -521,6 +607,16 @@ export class PollingClientConnection {
     } finally {
       this.#sending = false;
     }
+  }
+}
+
+/** Whether `text` is an older server's answer to a close: `{"closed": true}`. */
+function isOlderCloseAnswer(text: string): boolean {
+  try {
+    const value = JSON.parse(text) as { closed?: unknown; seq?: unknown };
+    return value?.closed === true && value.seq === undefined;
+  } catch {
+    return false;
   }
 }
 

@@ -133,9 +133,10 @@ function integerParam(url: URL, name: string): number | undefined {
 // with these knobs: a write waits, unqueued, while `maxQueuedMessages`
 // are unacknowledged, with no timeout (`admit: "unacknowledged"`); every
 // unacknowledged message is kept and answered again on each poll (no
-// replay bound); the inbound queue counts messages; no close handshake:
-// the session ends once the client has acknowledged everything before
-// our close. Sequence numbers on the wire start at 1; the engine's
+// replay bound); the inbound queue counts messages; no waiting on a close:
+// our close ends the session once the client has acknowledged everything
+// before it, and the client's (a DELETE) at once, its answer carrying what
+// the client had not acknowledged. Sequence numbers on the wire start at 1; the engine's
 // inbound seq at 0, so a batch's `seq - 1` goes in and the engine's next
 // expected seq is the wire's last one taken, the `ack`. The application
 // holds `connection`, never the engine: its methods (acknowledge, hold,
@@ -237,13 +238,7 @@ class Session extends CometSession<PollingMessage> {
     }
     // Every unacknowledged message, so that a response that was lost is
     // sent again; the client drops what it already has by sequence number.
-    const messages: PollingMessage[] = [];
-    let seq = this.nextMessageId;
-    for (const { item } of this.sendAll()) {
-      if (!("i" in item)) continue;
-      if (messages.length === 0) seq = item.i;
-      messages.push(item.m);
-    }
+    const { seq, messages } = this.#unacknowledged();
     const closed = this.closing && messages.length === 0;
     if (closed) this.closeReceived(1000, "");
     return json(encodeBatch({ seq, messages, closed }));
@@ -269,9 +264,27 @@ class Session extends CometSession<PollingMessage> {
     );
   }
 
-  answerEnd(): Response {
+  // The client's close, a handshake as a WebSocket's (RFC 6455 §1.4): the
+  // client has every message up to `ack` (an older client sends none), and
+  // the answer carries the rest the application wrote before this DELETE,
+  // as a poll's batch with `closed: true`; writes from now on fail.
+  answerEnd(ack: number | undefined): Response {
+    if (ack !== undefined) this.acknowledge(ack);
+    const batch = this.#unacknowledged();
     this.closeReceived(1000, "");
-    return json(JSON.stringify({ closed: true }));
+    return json(encodeBatch({ ...batch, closed: true }));
+  }
+
+  // Every unacknowledged message, now marked sent, and the seq of the first.
+  #unacknowledged(): { seq: number; messages: PollingMessage[] } {
+    const messages: PollingMessage[] = [];
+    let seq = this.nextMessageId;
+    for (const { item } of this.sendAll()) {
+      if (!("i" in item)) continue;
+      if (messages.length === 0) seq = item.i;
+      messages.push(item.m);
+    }
+    return { seq, messages };
   }
 
   shutdown(): void {
@@ -300,7 +313,11 @@ class Session extends CometSession<PollingMessage> {
  * - `POST ?session=<id>` with a batch delivers the client's messages; those
  *   with a sequence number already taken are skipped (a resent POST), and
  *   the answer acknowledges the last taken.
- * - `DELETE ?session=<id>` ends the session.
+ * - `DELETE ?session=<id>&ack=<n>` is the client's close, a handshake as a
+ *   WebSocket's (RFC 6455 §1.4): it acknowledges up to `n` as a poll does,
+ *   ends the session (the application's writes fail from then on) and
+ *   answers, as a poll's batch with `closed: true`, every message the
+ *   application wrote before it that the client has not acknowledged.
  * - An unknown session answers 404; one that ended cleanly (among the last
  *   1024) answers a GET with `closed: true` again, so that a lost close is
  *   not a failure.
@@ -427,7 +444,7 @@ export class PollingServer {
         return json(encodeBatch({ seq, messages: [], closed: true }));
       }
       if (seq !== undefined && request.method === "DELETE") {
-        return json(JSON.stringify({ closed: true }));
+        return json(encodeBatch({ seq, messages: [], closed: true }));
       }
       return problem(404, "unknown session");
     }
@@ -453,7 +470,7 @@ export class PollingServer {
         });
       case "DELETE":
         await request.body?.cancel();
-        return session.answerEnd();
+        return session.answerEnd(integerParam(url, "ack"));
       default:
         await request.body?.cancel();
         return problem(405, `method ${request.method} not allowed`);

@@ -8,7 +8,9 @@
  *   `{"seq": <first>, "messages": [<message>, ...]}`: message `i` has the
  *   sequence number `seq + i`. Sequence numbers start at 1 on each side.
  *   A poll response may add `"closed": true`: the server has ended the
- *   session and every message was acknowledged.
+ *   session and every message was acknowledged. The answer to the client's
+ *   close (`DELETE`) is such a batch too: the messages the client has not
+ *   acknowledged, then the end (an older server answers `{"closed": true}`).
  * - A POST's answer is `{"ack": <last sequence number taken>}`.
  * - Opening a session answers
  *   `{"session": "<id>", "sessionTimeout": <ms>, "maxBodySize": <bytes>}`.

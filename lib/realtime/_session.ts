@@ -22,6 +22,11 @@
  *   request has touched for `sessionTimeout` (while no stream or poll is
  *   open) ends with `ERR_SESSION_TIMEOUT`; the client answers our close
  *   within `closeTimeout`, or the session fails with `ERR_CLOSE_TIMEOUT`.
+ * - **The client's close**: `POST close` with `w: 1` (the client reads on)
+ *   is the engine's `closeRequested`: writes fail, the queued messages and
+ *   then the close item go down, and the session ends when that item is
+ *   taken (or fails after `closeTimeout`); without `w` (an older client)
+ *   it ends at once.
  *
  * @module
  */

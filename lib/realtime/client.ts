@@ -90,10 +90,13 @@ export interface ConnectRealtimeOptions {
    */
   maxQueuedBytes?: number;
   /**
-   * Milliseconds `close()` waits for the Comet transports to deliver what
-   * was written before it (a server whose application reads nothing takes
-   * nothing). Past it the client ends the session anyway, and `closed`
-   * rejects with `ERR_CLOSE_TIMEOUT`: the undelivered messages are lost.
+   * Milliseconds `close()` waits, on the Comet transports, for the server
+   * to take what was written before it (a server whose application reads
+   * nothing takes nothing), then for the server's close to come back down
+   * after the messages its application wrote before it heard ours (they
+   * are enqueued in `readable`, read or not). Past it the client ends the
+   * session anyway, and `closed` rejects with `ERR_CLOSE_TIMEOUT`: what
+   * was not delivered is lost.
    *
    * @default {5000}
    */
@@ -401,6 +404,10 @@ class CometClient implements RealtimeConnection {
   #stop = new AbortController();
   #ended = false;
   #closing = false;
+  // Our close went out (`/close` with `w: 1`): its code, and the signal
+  // that the downstream reads on past the reader's bound.
+  #closeInfo: RealtimeCloseInfo | undefined;
+  #draining = new AbortController();
   #hello: (() => void) | undefined;
   #hellos = 0;
   #resolveClosed!: (info: RealtimeCloseInfo) => void;
@@ -502,6 +509,8 @@ class CometClient implements RealtimeConnection {
     // hold that wait forever: closeTimeout bounds it, as it bounds a
     // WebSocket's closing handshake.
     const limit = this.#options.closeTimeout ?? 5000;
+    const started = Date.now();
+    const info = { closeCode: closeCode ?? 1005, reason };
     let timer: ReturnType<typeof setTimeout> | undefined;
     const flushed = this.#outbox.length === 0
       ? Promise.resolve(true)
@@ -517,21 +526,58 @@ class CometClient implements RealtimeConnection {
       .then(async (delivered) => {
         clearTimeout(timer);
         if (this.#ended) return;
+        if (delivered) {
+          return this.#closeHandshake(info, limit - (Date.now() - started));
+        }
         const unsent = this.#outbox.length;
         // Ended anyway, so that the server does not wait out its
         // sessionTimeout; the outbox goes with the session.
-        await this.#post(ENDPOINTS.close, { c: closeCode ?? 1005, r: reason });
-        if (!delivered) {
-          throw new WebSocketError(
-            `Cannot close cleanly: the server had not taken the last ${unsent} messages written before close() after ${limit} ms (closeTimeout)`,
-            { code: "ERR_CLOSE_TIMEOUT" },
-          );
-        }
+        await this.#post(ENDPOINTS.close, { c: info.closeCode, r: reason });
+        throw new WebSocketError(
+          `Cannot close cleanly: the server had not taken the last ${unsent} messages written before close() after ${limit} ms (closeTimeout)`,
+          { code: "ERR_CLOSE_TIMEOUT" },
+        );
       })
-      .then(
-        () => this.#finish({ closeCode: closeCode ?? 1005, reason }),
-        (error) => this.#fail(error),
+      .then(() => this.#finish(info), (error) => this.#fail(error));
+  }
+
+  // The close as a WebSocket's is (RFC 6455 §1.4, §7.1.2): what the server
+  // wrote before it heard the close still arrives. `/close` says `w: 1`
+  // (we read on), and the downstream runs, past the reader's bound, until
+  // the server's close item, after the messages it had queued. An older
+  // server ends the session at once: a downstream attached then (SSE, the
+  // iframe) still gets what was queued, then the close, but a poll after
+  // it gets only the close. The session ends when the close item is handed
+  // out, not acknowledged: should that answer be lost, the retry gets the
+  // close alone, and what it carried is lost. The rest of closeTimeout
+  // bounds it; past it, ERR_CLOSE_TIMEOUT.
+  async #closeHandshake(
+    info: RealtimeCloseInfo,
+    remaining: number,
+  ): Promise<void> {
+    const limit = this.#options.closeTimeout ?? 5000;
+    this.#closeInfo = info;
+    // The downstream no longer waits for the reader, nor for the next poll.
+    this.#draining.abort();
+    this.#room?.();
+    const expired = new AbortController();
+    const timer = setTimeout(() => expired.abort(), Math.max(0, remaining));
+    try {
+      await this.#post(
+        ENDPOINTS.close,
+        { c: info.closeCode, r: info.reason, w: 1 },
+        expired.signal,
       );
+      await Promise.race([this.closed, aborted(expired.signal)]);
+    } catch (error) {
+      if (!expired.signal.aborted) throw error;
+      throw new WebSocketError(
+        `Cannot close cleanly: the server did not answer the close in ${limit} ms (closeTimeout)`,
+        { code: "ERR_CLOSE_TIMEOUT" },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #url(endpoint: string, query = ""): string {
@@ -590,8 +636,11 @@ class CometClient implements RealtimeConnection {
       this.#hello?.();
       first = false;
       for (const item of items) this.#deliver(item);
-      if (!long && !this.#ended) {
-        await sleep(this.#options.pollInterval ?? 1000, this.#stop.signal);
+      if (!long && !this.#ended && !this.#draining.signal.aborted) {
+        await sleep(
+          this.#options.pollInterval ?? 1000,
+          AbortSignal.any([this.#stop.signal, this.#draining.signal]),
+        );
       }
     }
   }
@@ -736,8 +785,13 @@ class CometClient implements RealtimeConnection {
     }
   }
 
+  // After our close, what the server sends is enqueued whatever the reader
+  // takes: the server's queues bound it.
   #waitForRoom(): Promise<void> {
-    if ((this.#controller.desiredSize ?? 1) > 0 || this.#ended) {
+    if (
+      (this.#controller.desiredSize ?? 1) > 0 || this.#ended ||
+      this.#draining.signal.aborted
+    ) {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
@@ -761,7 +815,8 @@ class CometClient implements RealtimeConnection {
         this.#closing = true;
         this.#post(ENDPOINTS.close, { c: item.c, r: item.r }).catch(() => {});
       }
-      this.#finish({ closeCode: item.c, reason: item.r });
+      // After our /close, it is the answer: we end with our own code.
+      this.#finish(this.#closeInfo ?? { closeCode: item.c, reason: item.r });
       return;
     }
     if (item.i <= this.#lastId) return; // sent again after a reconnection
@@ -870,12 +925,16 @@ class CometClient implements RealtimeConnection {
     }
   }
 
-  async #post(endpoint: string, body: unknown): Promise<unknown> {
+  async #post(
+    endpoint: string,
+    body: unknown,
+    signal?: AbortSignal,
+  ): Promise<unknown> {
     const response = await fetch(this.#url(endpoint), {
       method: "POST",
       body: JSON.stringify(body),
       headers: { "content-type": "application/json" },
-      signal: endpoint === ENDPOINTS.close ? undefined : this.#stop.signal,
+      signal: endpoint === ENDPOINTS.close ? signal : this.#stop.signal,
       cache: "no-store",
     });
     if (response.status === 404 || response.status === 410) {

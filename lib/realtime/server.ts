@@ -430,11 +430,19 @@ export function realtime(
       case ENDPOINTS.close: {
         if (request.method !== "POST") return status(405);
         const body = await readJson(request, 4096);
-        const { c, r } = (body ?? {}) as { c?: unknown; r?: unknown };
-        session?.closeReceived(
-          typeof c === "number" ? c : 1005,
-          typeof r === "string" ? r : "",
-        );
+        const { c, r, w } = (body ?? {}) as {
+          c?: unknown;
+          r?: unknown;
+          w?: unknown;
+        };
+        const closeCode = typeof c === "number" ? c : 1005;
+        const reason = typeof r === "string" ? r : "";
+        // `w: 1`: the client reads on until our close item, as after a
+        // WebSocket's close (RFC 6455 §1.4): what the application wrote
+        // before this still goes down first. An older client sends no
+        // `w` and is gone: the session ends now.
+        if (w === 1) session?.closeRequested(closeCode, reason);
+        else session?.closeReceived(closeCode, reason);
         return status(204);
       }
     }
