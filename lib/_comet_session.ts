@@ -418,13 +418,7 @@ export abstract class CometSession<M> {
    */
   sendClose(closeCode: number, reason: string): void {
     if (this.#closeSent || this.#ended) return;
-    this.#closeSent = true;
-    this.#closeId = this.#nextId;
-    this.#push({ c: closeCode, r: reason });
-    if (this.#limits.admit === "unacknowledged") {
-      this.#room?.reject(this.sendError(false));
-      this.#room = undefined;
-    }
+    this.#queueClose(closeCode, reason);
     if (this.#limits.closeTimeout === Infinity) return;
     this.#closeTimer = setTimeout(() => {
       this.#fail(
@@ -434,6 +428,18 @@ export abstract class CometSession<M> {
         ),
       );
     }, this.#limits.closeTimeout);
+  }
+
+  // The close item goes after every message; a write waiting for room
+  // (polling) fails, as every later one does.
+  #queueClose(closeCode: number, reason: string): void {
+    this.#closeSent = true;
+    this.#closeId = this.#nextId;
+    this.#push({ c: closeCode, r: reason });
+    if (this.#limits.admit === "unacknowledged") {
+      this.#room?.reject(this.sendError(false));
+      this.#room = undefined;
+    }
   }
 
   /**
@@ -459,15 +465,7 @@ export abstract class CometSession<M> {
     this.#peerClose = { closeCode, reason };
     // The client flushed what it wrote before its close.
     this.stopReading();
-    if (!this.#closeSent) {
-      this.#closeSent = true;
-      this.#closeId = this.#nextId;
-      this.#push({ c: closeCode, r: reason });
-      if (this.#limits.admit === "unacknowledged") {
-        this.#room?.reject(this.sendError(false));
-        this.#room = undefined;
-      }
-    }
+    if (!this.#closeSent) this.#queueClose(closeCode, reason);
     clearTimeout(this.#closeTimer);
     if (this.#limits.closeTimeout === Infinity) return;
     this.#closeTimer = setTimeout(() => {

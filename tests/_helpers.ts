@@ -374,3 +374,28 @@ export async function readUntilClose(
     frames.push(buffer.subarray(0, n));
   }
 }
+
+// A handler that passes every request to `handler` and resolves `seen`
+// once `marker` has gone by in a response body: the test knows what the
+// client has been sent.
+export function watch(
+  handler: (request: Request) => Promise<Response>,
+  marker: string,
+) {
+  const { promise: seen, resolve } = Promise.withResolvers<void>();
+  const decoder = new TextDecoder();
+  const watched = async (request: Request) => {
+    const response = await handler(request);
+    if (!response.body) return response;
+    const body = response.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          if (decoder.decode(chunk).includes(marker)) resolve();
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    return new Response(body, response);
+  };
+  return { watched, seen };
+}

@@ -3,6 +3,7 @@
 // for every transport, and the iframe escaping as a page's parser sees it.
 
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { watch } from "./_helpers.ts";
 import { CometSession } from "../lib/_comet_session.ts";
 import {
   connectRealtime,
@@ -975,31 +976,6 @@ Deno.test("long-polling: close() with messages the server never takes ends after
     await server.shutdown();
   }
 });
-
-// A handler that passes every request to `handler` and resolves `seen`
-// once `marker` has gone by in a response body: the test knows what the
-// client has been sent.
-function watch(
-  handler: (request: Request) => Promise<Response>,
-  marker: string,
-) {
-  const { promise: seen, resolve } = Promise.withResolvers<void>();
-  const decoder = new TextDecoder();
-  const watched = async (request: Request) => {
-    const response = await handler(request);
-    if (!response.body) return response;
-    const body = response.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          if (decoder.decode(chunk).includes(marker)) resolve();
-          controller.enqueue(chunk);
-        },
-      }),
-    );
-    return new Response(body, response);
-  };
-  return { watched, seen };
-}
 
 // close() is a handshake, as a WebSocket's (RFC 6455 §1.4, §7.1.2): what
 // the server's application wrote before it learned of the close still
