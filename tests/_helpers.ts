@@ -399,3 +399,23 @@ export function watch(
   };
   return { watched, seen };
 }
+
+/**
+ * How `closed` settles within `ms`: "resolved", the rejection's error, or
+ * "still open" (so that a close that hangs fails its test, not the run).
+ */
+export async function settleWithin(
+  closed: Promise<unknown>,
+  ms = 20_000,
+  // deno-lint-ignore no-explicit-any
+): Promise<any> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      closed.then(() => "resolved", (error) => error),
+      new Promise((r) => timer = setTimeout(() => r("still open"), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

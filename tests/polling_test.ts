@@ -4,7 +4,7 @@
 // timeout; a full queue in each direction; both ends closing.
 
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { watch } from "./_helpers.ts";
+import { settleWithin, watch } from "./_helpers.ts";
 import { CometSession } from "../lib/_comet_session.ts";
 import {
   connectPolling,
@@ -477,21 +477,13 @@ Deno.test("polling: close() with messages the server never takes ends after clos
   await using s = setup({ maxQueuedMessages: 2 });
   const client = await connectPolling(s.url, { retry: 20, closeTimeout: 300 });
   const server = await s.next();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await writeAll(client.writable, messages(5, "up"));
-    client.close();
-    const outcome = await Promise.race([
-      client.closed.then(() => "resolved", (error) => error),
-      new Promise((r) => timer = setTimeout(() => r("still open"), 10_000)),
-    ]);
-    assert(outcome instanceof WebSocketError, String(outcome));
-    assertEquals(outcome.code, "ERR_CLOSE_TIMEOUT");
-    // The server heard the close: its side of the session ends.
-    assertEquals(await server.closed, { closeCode: 1000, reason: "" });
-  } finally {
-    clearTimeout(timer);
-  }
+  await writeAll(client.writable, messages(5, "up"));
+  client.close();
+  const outcome = await settleWithin(client.closed, 10_000);
+  assert(outcome instanceof WebSocketError, String(outcome));
+  assertEquals(outcome.code, "ERR_CLOSE_TIMEOUT");
+  // The server heard the close: its side of the session ends.
+  assertEquals(await server.closed, { closeCode: 1000, reason: "" });
 });
 
 // The session engine settles every waiter when a session ends: a write
@@ -605,21 +597,16 @@ Deno.test("polling: a close the server never answers ends after closeTimeout", a
       return polling.fetch(request);
     },
   );
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const client = await connectPolling(
       `http://127.0.0.1:${server.addr.port}/`,
       { closeTimeout: 300 },
     );
     client.close();
-    const outcome = await Promise.race([
-      client.closed.then(() => "resolved", (error) => error),
-      new Promise((r) => timer = setTimeout(() => r("still open"), 20_000)),
-    ]);
+    const outcome = await settleWithin(client.closed, 20_000);
     assert(outcome instanceof WebSocketError, String(outcome));
     assertEquals(outcome.code, "ERR_CLOSE_TIMEOUT");
   } finally {
-    clearTimeout(timer);
     resolve();
     polling.close();
     await server.shutdown();

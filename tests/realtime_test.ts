@@ -3,7 +3,7 @@
 // for every transport, and the iframe escaping as a page's parser sees it.
 
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { watch } from "./_helpers.ts";
+import { settleWithin, watch } from "./_helpers.ts";
 import { CometSession } from "../lib/_comet_session.ts";
 import {
   connectRealtime,
@@ -955,23 +955,18 @@ Deno.test("long-polling: close() with messages the server never takes ends after
     `http://127.0.0.1:${server.addr.port}/rt`,
     { transports: ["long-polling"], closeTimeout: 300 },
   );
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const writer = client.writable.getWriter();
     for (let i = 0; i < 10; i++) await writer.write(`${i}`.repeat(100));
     writer.releaseLock();
     client.close({ closeCode: 1000 });
-    const outcome = await Promise.race([
-      client.closed.then(() => "resolved", (error) => error),
-      new Promise((r) => timer = setTimeout(() => r("still open"), 10_000)),
-    ]);
+    const outcome = await settleWithin(client.closed, 10_000);
     assert(outcome instanceof WebSocketError, String(outcome));
     assertEquals(outcome.code, "ERR_CLOSE_TIMEOUT");
     // The server heard the close: its side of the session ends.
     const info = await serverSide!.closed.catch((error) => error);
     assertEquals(info.closeCode, 1000);
   } finally {
-    clearTimeout(timer);
     handler.close();
     await server.shutdown();
   }
@@ -1036,21 +1031,16 @@ for (const transport of ["long-polling", "sse"] as const) {
         return handler(request);
       },
     );
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const client = await connectRealtime(
         `http://127.0.0.1:${server.addr.port}/rt`,
         { transports: [transport], closeTimeout: 300 },
       );
       client.close({ closeCode: 1000 });
-      const outcome = await Promise.race([
-        client.closed.then(() => "resolved", (error) => error),
-        new Promise((r) => timer = setTimeout(() => r("still open"), 20_000)),
-      ]);
+      const outcome = await settleWithin(client.closed, 20_000);
       assert(outcome instanceof WebSocketError, String(outcome));
       assertEquals(outcome.code, "ERR_CLOSE_TIMEOUT");
     } finally {
-      clearTimeout(timer);
       resolve();
       handler.close();
       await server.shutdown();
