@@ -1129,3 +1129,34 @@ Deno.test("sse: a client close with nothing owed and no downstream ends the sess
     await server.shutdown();
   }
 });
+
+// The client answers the server's close with its own (`POST close`), as a
+// WebSocket echoes a close frame. `closed` resolves once that answer is
+// through: resolved before, it let a caller end (a test, a process) with the
+// request still in flight, and the server wait out its closeTimeout.
+for (const transport of ["sse", "long-polling", "polling", "iframe"] as const) {
+  Deno.test(`${transport}: closed resolves after the client's answer to the server's close is through`, async () => {
+    const handler = realtime({ transports: [transport] }, (connection) => {
+      connection.close({ closeCode: 4001, reason: "bye" });
+    });
+    let answers = 0;
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      (request) => {
+        if (new URL(request.url).pathname.endsWith("/close")) answers++;
+        return handler(request);
+      },
+    );
+    try {
+      const client = await connectRealtime(
+        `http://127.0.0.1:${server.addr.port}/rt`,
+        { transports: [transport], pollInterval: 20 },
+      );
+      assertEquals(await settleWithin(client.closed), "resolved");
+      assertEquals(answers, 1);
+    } finally {
+      handler.close();
+      await server.shutdown();
+    }
+  });
+}

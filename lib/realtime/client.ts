@@ -810,10 +810,24 @@ class CometClient implements RealtimeConnection {
       return;
     }
     if ("c" in item) {
-      // The server's close (or its failure): answer it, then end.
+      // The server's close (or its failure): answer it, then end. `closed`
+      // resolves once the answer is through (or closeTimeout has passed),
+      // so that no request outlives it, as a WebSocket's close frame is
+      // echoed before the connection counts as closed.
       if (!this.#closing) {
         this.#closing = true;
-        this.#post(ENDPOINTS.close, { c: item.c, r: item.r }).catch(() => {});
+        const expired = new AbortController();
+        const timer = setTimeout(
+          () => expired.abort(),
+          this.#options.closeTimeout ?? 5000,
+        );
+        const answered = this.#post(
+          ENDPOINTS.close,
+          { c: item.c, r: item.r },
+          expired.signal,
+        ).catch(() => {}).finally(() => clearTimeout(timer));
+        this.#finish({ closeCode: item.c, reason: item.r }, answered);
+        return;
       }
       // After our /close, it is the answer: we end with our own code.
       this.#finish(this.#closeInfo ?? { closeCode: item.c, reason: item.r });
@@ -951,13 +965,19 @@ class CometClient implements RealtimeConnection {
     return response.status === 204 ? undefined : await response.json();
   }
 
-  #finish(info: RealtimeCloseInfo): void {
+  /**
+   * Ends cleanly: the downstream stops and `readable` closes at once;
+   * `closed` resolves with `info` once `answered` (our answer to the
+   * server's close) has settled.
+   */
+  #finish(info: RealtimeCloseInfo, answered?: Promise<unknown>): void {
     if (this.#ended) return;
     this.#shutdown();
     try {
       this.#controller.close();
     } catch { /* cancelled */ }
-    this.#resolveClosed(info);
+    if (answered) answered.then(() => this.#resolveClosed(info));
+    else this.#resolveClosed(info);
   }
 
   #fail(error: unknown): void {
