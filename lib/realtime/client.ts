@@ -523,20 +523,24 @@ class CometClient implements RealtimeConnection {
         ),
       ]);
     flushed
-      .then(async (delivered) => {
+      .then((delivered): Promise<void> | undefined => {
         clearTimeout(timer);
         if (this.#ended) return;
         if (delivered) {
           return this.#closeHandshake(info, limit - (Date.now() - started));
         }
-        const unsent = this.#outbox.length;
         // Ended anyway, so that the server does not wait out its
-        // sessionTimeout; the outbox goes with the session.
-        await this.#post(ENDPOINTS.close, { c: info.closeCode, r: reason });
-        throw new WebSocketError(
-          `Cannot close cleanly: the server had not taken the last ${unsent} messages written before close() after ${limit} ms (closeTimeout)`,
-          { code: "ERR_CLOSE_TIMEOUT" },
+        // sessionTimeout; the outbox goes with the session. The downstream
+        // stops now (a close item it brings changes nothing), and `closed`
+        // rejects once the server has the close.
+        this.#fail(
+          new WebSocketError(
+            `Cannot close cleanly: the server had not taken the last ${this.#outbox.length} messages written before close() after ${limit} ms (closeTimeout)`,
+            { code: "ERR_CLOSE_TIMEOUT" },
+          ),
+          this.#answer({ c: info.closeCode, r: reason }),
         );
+        return undefined;
       })
       .then(() => this.#finish(info), (error) => this.#fail(error));
   }
@@ -816,17 +820,10 @@ class CometClient implements RealtimeConnection {
       // echoed before the connection counts as closed.
       if (!this.#closing) {
         this.#closing = true;
-        const expired = new AbortController();
-        const timer = setTimeout(
-          () => expired.abort(),
-          this.#options.closeTimeout ?? 5000,
+        this.#finish(
+          { closeCode: item.c, reason: item.r },
+          this.#answer({ c: item.c, r: item.r }),
         );
-        const answered = this.#post(
-          ENDPOINTS.close,
-          { c: item.c, r: item.r },
-          expired.signal,
-        ).catch(() => {}).finally(() => clearTimeout(timer));
-        this.#finish({ closeCode: item.c, reason: item.r }, answered);
         return;
       }
       // After our /close, it is the answer: we end with our own code.
@@ -980,13 +977,34 @@ class CometClient implements RealtimeConnection {
     else this.#resolveClosed(info);
   }
 
-  #fail(error: unknown): void {
+  /**
+   * Fails: the downstream stops and `readable` errors at once; `closed`
+   * rejects with `error` once `answered` (a close sent on the way out) has
+   * settled.
+   */
+  #fail(error: unknown, answered?: Promise<unknown>): void {
     if (this.#ended) return;
     this.#shutdown();
     try {
       this.#controller.error(error);
     } catch { /* cancelled */ }
-    this.#rejectClosed(error);
+    if (answered) answered.then(() => this.#rejectClosed(error));
+    else this.#rejectClosed(error);
+  }
+
+  /**
+   * Sends a `/close` on the way out (no `w`: we read nothing more), within
+   * closeTimeout; settles, never rejects, once it is through or abandoned.
+   */
+  #answer(body: { c: number; r: string }): Promise<unknown> {
+    const expired = new AbortController();
+    const timer = setTimeout(
+      () => expired.abort(),
+      this.#options.closeTimeout ?? 5000,
+    );
+    return this.#post(ENDPOINTS.close, body, expired.signal)
+      .catch(() => {})
+      .finally(() => clearTimeout(timer));
   }
 
   #shutdown(): void {
