@@ -11,6 +11,7 @@ import { WebSocketError } from "../errors.ts";
 import type { MessageData } from "../codec/message.ts";
 import type { WebSocketCloseInfo } from "../net/connection_options.ts";
 import { reconnectDelay, sleep } from "../sse/_backoff.ts";
+import { before, deadline } from "../_deadline.ts";
 import {
   decodeBatch,
   encodeBatch,
@@ -253,21 +254,16 @@ export class PollingClientConnection {
     // hold this wait forever: closeTimeout bounds it, as it bounds a
     // WebSocket's closing handshake.
     const limit = this.#options.closeTimeout ?? 5000;
-    const started = Date.now();
+    // One deadline for both steps: delivering the outbox, then the
+    // handshake.
+    const time = deadline(limit);
     let lost: WebSocketError | undefined;
     try {
       if (this.#out.length > 0) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const delivered = await Promise.race([
-          new Promise<boolean>((resolve) =>
-            this.#flushed.push(() => resolve(true))
-          ),
-          new Promise<boolean>((resolve) =>
-            timer = setTimeout(() => resolve(false), limit)
-          ),
-        ]);
-        clearTimeout(timer);
-        if (!delivered) {
+        const flushed = new Promise<void>((resolve) =>
+          this.#flushed.push(resolve)
+        );
+        if (!(await before(flushed, time.signal))) {
           lost = new WebSocketError(
             `Cannot close cleanly: the server had not taken the last ${this.#out.length} messages written before close() after ${limit} ms (closeTimeout)`,
             { code: "ERR_CLOSE_TIMEOUT" },
@@ -281,7 +277,7 @@ export class PollingClientConnection {
         const response = await this.#request("DELETE", "", undefined, 0);
         await response.body?.cancel();
       } else {
-        lost = await this.#closeHandshake(limit - (Date.now() - started));
+        lost = await this.#closeHandshake(time.signal);
       }
     } catch (error) {
       // The server times the session out in the end. But the answer to our
@@ -294,6 +290,8 @@ export class PollingClientConnection {
           { code: "ERR_ABNORMAL_CLOSURE", cause: error },
         );
       }
+    } finally {
+      time.clear();
     }
     this.#end(lost);
   }
@@ -301,14 +299,13 @@ export class PollingClientConnection {
   // The close as a WebSocket's is (RFC 6455 §1.4, §7.1.2): what the server
   // wrote before it heard the close still arrives. The DELETE acknowledges
   // what we have, and its answer is a batch of the rest with `closed:
-  // true` (an older server answers `{"closed": true}` alone). The rest of
-  // closeTimeout bounds it; past it, ERR_CLOSE_TIMEOUT.
+  // true` (an older server answers `{"closed": true}` alone). The close's
+  // deadline (`expired`, closeTimeout from close()) bounds it; past it,
+  // ERR_CLOSE_TIMEOUT.
   async #closeHandshake(
-    remaining: number,
+    expired: AbortSignal,
   ): Promise<WebSocketError | undefined> {
     const limit = this.#options.closeTimeout ?? 5000;
-    const expired = new AbortController();
-    const timer = setTimeout(() => expired.abort(), Math.max(0, remaining));
     this.#closeSent = true;
     try {
       const response = await this.#request(
@@ -316,13 +313,13 @@ export class PollingClientConnection {
         `&ack=${this.#lastSeen}`,
         undefined,
         0,
-        expired.signal,
+        expired,
       );
       let text: string;
       try {
         text = await response.text();
       } catch (error) {
-        if (expired.signal.aborted) throw expired.signal.reason;
+        if (expired.aborted) throw expired.reason;
         // A body cut short: the answer is lost.
         throw new RequestFailed("close answer cut short", { cause: error });
       }
@@ -338,13 +335,11 @@ export class PollingClientConnection {
       this.#enqueue(batch);
       return undefined;
     } catch (error) {
-      if (!expired.signal.aborted) throw error;
+      if (!expired.aborted) throw error;
       return new WebSocketError(
         `Cannot close cleanly: the server did not answer the close in ${limit} ms (closeTimeout)`,
         { code: "ERR_CLOSE_TIMEOUT" },
       );
-    } finally {
-      clearTimeout(timer);
     }
   }
 

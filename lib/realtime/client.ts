@@ -11,6 +11,7 @@ import { checkOptions, type Rules, show } from "../_options.ts";
 import { closeBodyFor } from "../codec/close.ts";
 import type { MessageData } from "../codec/message.ts";
 import { WebSocketError } from "../errors.ts";
+import { before, deadline } from "../_deadline.ts";
 import { ServerSentEventClient } from "../sse/client.ts";
 import {
   ENDPOINTS,
@@ -509,26 +510,18 @@ class CometClient implements RealtimeConnection {
     // hold that wait forever: closeTimeout bounds it, as it bounds a
     // WebSocket's closing handshake.
     const limit = this.#options.closeTimeout ?? 5000;
-    const started = Date.now();
     const info = { closeCode: closeCode ?? 1005, reason };
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const flushed = this.#outbox.length === 0
-      ? Promise.resolve(true)
-      : Promise.race([
-        new Promise<boolean>((resolve) =>
-          this.#flushed.push(() => resolve(true))
-        ),
-        new Promise<boolean>((resolve) =>
-          timer = setTimeout(() => resolve(false), limit)
-        ),
-      ]);
+    // One deadline for both steps: delivering the outbox, then the
+    // handshake.
+    const time = deadline(limit);
+    const flushed = this.#outbox.length === 0 ? Promise.resolve(true) : before(
+      new Promise<void>((resolve) => this.#flushed.push(resolve)),
+      time.signal,
+    );
     flushed
       .then((delivered): Promise<void> | undefined => {
-        clearTimeout(timer);
         if (this.#ended) return;
-        if (delivered) {
-          return this.#closeHandshake(info, limit - (Date.now() - started));
-        }
+        if (delivered) return this.#closeHandshake(info, time.signal);
         // Ended anyway, so that the server does not wait out its
         // sessionTimeout; the outbox goes with the session. The downstream
         // stops now (a close item it brings changes nothing), and `closed`
@@ -542,6 +535,7 @@ class CometClient implements RealtimeConnection {
         );
         return undefined;
       })
+      .finally(() => time.clear())
       .then(() => this.#finish(info), (error) => this.#fail(error));
   }
 
@@ -553,34 +547,31 @@ class CometClient implements RealtimeConnection {
   // iframe) still gets what was queued, then the close, but a poll after
   // it gets only the close. The session ends when the close item is handed
   // out, not acknowledged: should that answer be lost, the retry gets the
-  // close alone, and what it carried is lost. The rest of closeTimeout
-  // bounds it; past it, ERR_CLOSE_TIMEOUT.
+  // close alone, and what it carried is lost. The close's deadline
+  // (`expired`, closeTimeout from close()) bounds it; past it,
+  // ERR_CLOSE_TIMEOUT.
   async #closeHandshake(
     info: RealtimeCloseInfo,
-    remaining: number,
+    expired: AbortSignal,
   ): Promise<void> {
     const limit = this.#options.closeTimeout ?? 5000;
     this.#closeInfo = info;
     // The downstream no longer waits for the reader, nor for the next poll.
     this.#draining.abort();
     this.#room?.();
-    const expired = new AbortController();
-    const timer = setTimeout(() => expired.abort(), Math.max(0, remaining));
     try {
       await this.#post(
         ENDPOINTS.close,
         { c: info.closeCode, r: info.reason, w: 1 },
-        expired.signal,
+        expired,
       );
-      await Promise.race([this.closed, aborted(expired.signal)]);
+      await Promise.race([this.closed, aborted(expired)]);
     } catch (error) {
-      if (!expired.signal.aborted) throw error;
+      if (!expired.aborted) throw error;
       throw new WebSocketError(
         `Cannot close cleanly: the server did not answer the close in ${limit} ms (closeTimeout)`,
         { code: "ERR_CLOSE_TIMEOUT" },
       );
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -997,14 +988,10 @@ class CometClient implements RealtimeConnection {
    * closeTimeout; settles, never rejects, once it is through or abandoned.
    */
   #answer(body: { c: number; r: string }): Promise<unknown> {
-    const expired = new AbortController();
-    const timer = setTimeout(
-      () => expired.abort(),
-      this.#options.closeTimeout ?? 5000,
-    );
-    return this.#post(ENDPOINTS.close, body, expired.signal)
+    const time = deadline(this.#options.closeTimeout ?? 5000);
+    return this.#post(ENDPOINTS.close, body, time.signal)
       .catch(() => {})
-      .finally(() => clearTimeout(timer));
+      .finally(() => time.clear());
   }
 
   #shutdown(): void {
