@@ -229,18 +229,22 @@ export class RedisBackplane implements Backplane {
     const settings = {
       maxRetriesPerRequest: options.maxRetriesPerRequest ?? 20,
       disconnectTimeout: DISCONNECT_TIMEOUT,
+      // ioredis 5.9.3's ready check (INFO) cut by close() makes it
+      // "recover" with a second disconnect of the closed socket, whose
+      // destroy timer no "close" clears: it outlived `finished`. Without
+      // it, a Redis still loading answers our commands with LOADING errors,
+      // which fail that publish (or are retried, for the reader).
+      enableReadyCheck: false,
     };
     this.#command = new Redis(options.url, settings);
     this.#listen = new Redis(options.url, {
       ...settings,
-      // ioredis 5.9.3 (issue #2037): its ready check (INFO) races a
-      // SUBSCRIBE sent while the connection starts; the INFO then fails
-      // ("Connection in subscriber mode…"), ioredis drops and redoes the
-      // connection, and messages published meanwhile are lost. The
-      // subscriber connection skips the check: a Redis still loading its
-      // data answers SUBSCRIBE and XREAD all the same (a failed XREAD is
-      // retried).
-      enableReadyCheck: false,
+      // Without the ready check (above) the subscriber connection also
+      // avoids ioredis 5.9.3's issue #2037: the INFO raced a SUBSCRIBE
+      // sent while the connection started, failed ("Connection in
+      // subscriber mode…"), and ioredis redid the connection, losing what
+      // was published meanwhile. A Redis still loading answers SUBSCRIBE
+      // and XREAD all the same.
       // An XREAD cut by a lost connection is sent again once reconnected
       // (autoResendUnfulfilledCommands: with it off, ioredis 5.9.3 drops the
       // cut commands and never settles their promises). That XREAD blocks
